@@ -1,0 +1,419 @@
+//! A Kubernetes `audit.k8s.io` Event (v1 or v1beta1), borrowed from the message it came in.
+//!
+//! Only the fields the schemas read are parsed; request and response bodies are skipped and
+//! reach the output through `RawEvent`, which is the original text. Real events are messy
+//! (missing `apiVersion`, missing annotations, `kind` of the wrong type), so every field is
+//! lenient: a value of an unexpected type reads as absent instead of failing the event. What
+//! does fail is text that is not a JSON object, an object that says it is another `kind`, and
+//! duplicate fields, which would let two readers of the same event see different values.
+//!
+//! Reference: <https://kubernetes.io/docs/reference/config-api/apiserver-audit.v1/#audit-k8s-io-v1-Event>
+
+use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+/// Visitor methods answering `$absent` for every scalar.
+macro_rules! scalars_are_absent {
+    ($absent:expr) => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($absent)
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($absent)
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($absent)
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($absent)
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($absent)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok($absent)
+        }
+    };
+}
+
+/// Visitor methods answering `$absent` for numbers, booleans, null, lists and objects.
+macro_rules! other_types_are_absent {
+    ($absent:expr) => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($absent)
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($absent)
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($absent)
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($absent)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok($absent)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok($absent)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok($absent)
+        }
+    };
+}
+
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AuditEvent<'a> {
+    #[serde(borrow)]
+    pub kind: Text<'a>,
+    #[serde(borrow)]
+    pub level: Text<'a>,
+    #[serde(rename = "auditID", borrow)]
+    pub audit_id: Text<'a>,
+    #[serde(borrow)]
+    pub stage: Text<'a>,
+    #[serde(rename = "requestURI", borrow)]
+    pub request_uri: Text<'a>,
+    #[serde(borrow)]
+    pub verb: Text<'a>,
+    #[serde(borrow)]
+    pub user: Lenient<UserInfo<'a>>,
+    #[serde(borrow)]
+    pub impersonated_user: Lenient<UserInfo<'a>>,
+    #[serde(rename = "sourceIPs", borrow)]
+    pub source_ips: Texts<'a>,
+    #[serde(borrow)]
+    pub user_agent: Text<'a>,
+    #[serde(borrow)]
+    pub object_ref: Lenient<ObjectReference<'a>>,
+    #[serde(borrow)]
+    pub response_status: Lenient<Status<'a>>,
+    #[serde(borrow)]
+    pub request_received_timestamp: Text<'a>,
+    #[serde(borrow)]
+    pub stage_timestamp: Text<'a>,
+    #[serde(borrow)]
+    pub annotations: Lenient<Annotations<'a>>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct UserInfo<'a> {
+    #[serde(borrow)]
+    pub username: Text<'a>,
+    #[serde(borrow)]
+    pub uid: Text<'a>,
+    #[serde(borrow)]
+    pub groups: Texts<'a>,
+    #[serde(borrow)]
+    pub extra: Lenient<UserExtra<'a>>,
+}
+
+/// `user.extra`: on EKS, the IAM identity behind the Kubernetes user.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct UserExtra<'a> {
+    #[serde(borrow)]
+    pub arn: Texts<'a>,
+    #[serde(rename = "canonicalArn", borrow)]
+    pub canonical_arn: Texts<'a>,
+    #[serde(rename = "sessionName", borrow)]
+    pub session_name: Texts<'a>,
+    #[serde(rename = "accessKeyId", borrow)]
+    pub access_key_id: Texts<'a>,
+    #[serde(rename = "principalId", borrow)]
+    pub principal_id: Texts<'a>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ObjectReference<'a> {
+    #[serde(borrow)]
+    pub resource: Text<'a>,
+    #[serde(borrow)]
+    pub namespace: Text<'a>,
+    #[serde(borrow)]
+    pub name: Text<'a>,
+    #[serde(borrow)]
+    pub uid: Text<'a>,
+    #[serde(borrow)]
+    pub api_group: Text<'a>,
+    #[serde(borrow)]
+    pub api_version: Text<'a>,
+    #[serde(borrow)]
+    pub resource_version: Text<'a>,
+    #[serde(borrow)]
+    pub subresource: Text<'a>,
+}
+
+/// `responseStatus`, a `meta/v1` Status.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct Status<'a> {
+    pub code: Integer,
+    #[serde(borrow)]
+    pub reason: Text<'a>,
+    #[serde(borrow)]
+    pub message: Text<'a>,
+    #[serde(borrow)]
+    pub status: Text<'a>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct Annotations<'a> {
+    #[serde(rename = "authorization.k8s.io/decision", borrow)]
+    pub decision: Text<'a>,
+    #[serde(rename = "authorization.k8s.io/reason", borrow)]
+    pub reason: Text<'a>,
+}
+
+/// Why a message is not an audit event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotAnAuditEvent {
+    #[error("not a JSON audit event: {0}")]
+    Json(String),
+    #[error("not an audit event: kind is {0:?}, expected \"Event\"")]
+    OtherKind(String),
+}
+
+impl<'a> AuditEvent<'a> {
+    /// Parses one audit event from its JSON text, borrowing strings from it.
+    pub fn parse(text: &'a str) -> Result<AuditEvent<'a>, NotAnAuditEvent> {
+        let event: AuditEvent<'a> =
+            serde_json::from_str(text).map_err(|e| NotAnAuditEvent::Json(e.to_string()))?;
+        match event.kind.as_deref() {
+            None | Some("Event") => Ok(event),
+            Some(other) => Err(NotAnAuditEvent::OtherKind(other.to_owned())),
+        }
+    }
+
+    pub fn user(&self) -> Option<&UserInfo<'a>> {
+        self.user.as_ref()
+    }
+
+    pub fn object_ref(&self) -> Option<&ObjectReference<'a>> {
+        self.object_ref.as_ref()
+    }
+
+    pub fn annotations(&self) -> Option<&Annotations<'a>> {
+        self.annotations.as_ref()
+    }
+}
+
+/// A string field: `None` when absent, null or of another type.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Text<'a>(pub Option<Cow<'a, str>>);
+
+impl<'a> std::ops::Deref for Text<'a> {
+    type Target = Option<Cow<'a, str>>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl Text<'_> {
+    /// The string, treating `""` like a missing value.
+    pub fn non_empty(&self) -> Option<&str> {
+        self.0.as_deref().filter(|s| !s.is_empty())
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Some(Cow::Borrowed(v))))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Text(Some(Cow::Owned(v.to_owned()))))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Text(Some(Cow::Owned(v))))
+            }
+            other_types_are_absent!(Text(None));
+        }
+        deserializer.deserialize_any(TextVisitor)
+    }
+}
+
+/// A list of strings: empty when absent or not a list; items that are not strings are skipped.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Texts<'a>(pub Vec<Cow<'a, str>>);
+
+impl<'a> std::ops::Deref for Texts<'a> {
+    type Target = [Cow<'a, str>];
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Texts<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextsVisitor;
+        impl<'de> Visitor<'de> for TextsVisitor {
+            type Value = Texts<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                let items = Vec::<Text<'de>>::deserialize(SeqAccessDeserializer::new(seq))?;
+                Ok(Texts(items.into_iter().filter_map(|t| t.0).collect()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Texts(Vec::new()))
+            }
+            scalars_are_absent!(Texts(Vec::new()));
+        }
+        deserializer.deserialize_any(TextsVisitor)
+    }
+}
+
+/// An integer field: `None` when absent, null, fractional, out of range or of another type.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Integer(pub Option<i64>);
+
+impl<'de> Deserialize<'de> for Integer {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct IntegerVisitor;
+        impl<'de> Visitor<'de> for IntegerVisitor {
+            type Value = Integer;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Integer(Some(v)))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Integer(i64::try_from(v).ok()))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Integer(None))
+            }
+            fn visit_borrowed_str<E: de::Error>(self, _: &'de str) -> Result<Self::Value, E> {
+                Ok(Integer(None))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(Integer(None))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Integer(None))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Integer(None))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Integer(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Integer(None))
+            }
+        }
+        deserializer.deserialize_any(IntegerVisitor)
+    }
+}
+
+/// A nested object: `None` when absent, null or not an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lenient<T>(pub Option<T>);
+
+impl<T> Default for Lenient<T> {
+    fn default() -> Self {
+        Lenient(None)
+    }
+}
+
+impl<T> std::ops::Deref for Lenient<T> {
+    type Target = Option<T>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Lenient<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct LenientVisitor<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for LenientVisitor<T> {
+            type Value = Lenient<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                Ok(Lenient(Some(T::deserialize(MapAccessDeserializer::new(map))?)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Lenient(None))
+            }
+            scalars_are_absent!(Lenient(None));
+        }
+        deserializer.deserialize_any(LenientVisitor(PhantomData))
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_of_the_wrong_type_read_as_absent() {
+        let event = AuditEvent::parse(
+            r#"{"kind":0,"stage":"ResponseComplete","sourceIPs":"10.0.0.1","user":"alice",
+                "responseStatus":{"code":"403"},"objectRef":{"resource":"pods","name":7}}"#,
+        )
+        .expect("lenient parse");
+        assert_eq!(event.kind.0, None);
+        assert_eq!(event.stage.as_deref(), Some("ResponseComplete"));
+        assert!(event.source_ips.is_empty());
+        assert!(event.user.is_none());
+        assert_eq!(event.response_status.as_ref().map(|s| s.code.0), Some(None));
+        let object_ref = event.object_ref().expect("objectRef is an object");
+        assert_eq!(object_ref.resource.as_deref(), Some("pods"));
+        assert_eq!(object_ref.name.0, None);
+    }
+
+    #[test]
+    fn escaped_strings_are_unescaped() {
+        let event = AuditEvent::parse(r#"{"requestURI":"/api/v1/namespaces/caf\u00e9\/pods"}"#).unwrap();
+        assert_eq!(event.request_uri.as_deref(), Some("/api/v1/namespaces/café/pods"));
+    }
+
+    #[test]
+    fn not_an_object_is_not_an_audit_event() {
+        assert!(matches!(AuditEvent::parse("[1,2]"), Err(NotAnAuditEvent::Json(_))));
+        assert!(matches!(AuditEvent::parse("plain text"), Err(NotAnAuditEvent::Json(_))));
+        assert!(matches!(AuditEvent::parse(r#"{"verb":"get"} trailing"#), Err(NotAnAuditEvent::Json(_))));
+    }
+
+    #[test]
+    fn another_kind_is_not_an_audit_event() {
+        assert_eq!(
+            AuditEvent::parse(r#"{"kind":"Pod","apiVersion":"v1"}"#).unwrap_err(),
+            NotAnAuditEvent::OtherKind("Pod".into())
+        );
+    }
+
+    #[test]
+    fn duplicate_fields_are_rejected() {
+        let err = AuditEvent::parse(r#"{"verb":"get","verb":"delete"}"#).unwrap_err();
+        assert!(err.to_string().contains("duplicate field `verb`"), "{err}");
+    }
+}

@@ -1,0 +1,4 @@
+//! Outcomes to deliverables: Firehose response records and S3 objects.
+
+pub mod firehose;
+pub mod objects;

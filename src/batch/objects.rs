@@ -1,0 +1,86 @@
+//! S3 objects (SPEC §6): gzip NDJSON under keys that are a pure function of the input, so a
+//! retried invocation overwrites its own objects instead of duplicating data.
+
+use std::io::Write;
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use time::macros::format_description;
+
+use crate::pipeline::{Group, Outcome, UNKNOWN_CLUSTER};
+
+pub const CONTENT_TYPE: &str = "application/x-ndjson";
+pub const CONTENT_ENCODING: &str = "gzip";
+
+/// An object ready to write: its key and gzip-compressed NDJSON body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object {
+    pub key: String,
+    pub body: Vec<u8>,
+    pub lines: usize,
+}
+
+/// One object per group (subscription message and UTC hour) of kept events.
+pub fn event_objects(outcome: &Outcome, prefix: &str) -> Vec<Object> {
+    let lines = outcome.kept.iter().map(|k| (k.group, &outcome.ndjson[k.bytes.clone()]));
+    build(&outcome.kept_groups, lines, prefix, "")
+}
+
+/// One object per group of quarantined events, under `<prefix>/quarantine/`.
+pub fn quarantine_objects(outcome: &Outcome, prefix: &str) -> Vec<Object> {
+    let lines = outcome.quarantined.iter().map(|q| (q.group, q.line.as_slice()));
+    build(&outcome.quarantine_groups, lines, prefix, "quarantine/")
+}
+
+fn build<'l>(
+    groups: &[Group],
+    lines: impl Iterator<Item = (usize, &'l [u8])> + Clone,
+    prefix: &str,
+    kind: &str,
+) -> Vec<Object> {
+    groups
+        .iter()
+        .enumerate()
+        .map(|(index, group)| {
+            let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+            let mut count = 0;
+            for (_, line) in lines.clone().filter(|(g, _)| *g == index) {
+                encoder.write_all(line).expect("writing into a Vec cannot fail");
+                count += 1;
+            }
+            let body = encoder.finish().expect("writing into a Vec cannot fail");
+            Object { key: object_key(prefix, kind, group), body, lines: count }
+        })
+        .collect()
+}
+
+/// `<prefix>/<kind>cluster=<cluster>/dt=<YYYY-MM-DD>/hour=<HH>/<logStream>-<first event id>.json.gz`
+pub fn object_key(prefix: &str, kind: &str, group: &Group) -> String {
+    let date_hour = group
+        .hour
+        .format(format_description!("dt=[year]-[month]-[day]/hour=[hour]"))
+        .expect("a UTC time between years 0 and 9999 always formats");
+    let cluster = group.cluster.as_deref().unwrap_or(UNKNOWN_CLUSTER);
+    let slash = if prefix.is_empty() { "" } else { "/" };
+    format!(
+        "{prefix}{slash}{kind}cluster={}/{date_hour}/{}-{}.json.gz",
+        key_safe(cluster),
+        key_safe(&group.log_stream),
+        key_safe(&group.first_event_id)
+    )
+}
+
+/// Replaces what would change the key's meaning (`/`) or needs escaping in S3 keys.
+fn key_safe(part: &str) -> String {
+    part.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "-_.=".contains(c) { c } else { '_' })
+        .collect()
+}
+
+/// Decompresses an object body written by [`event_objects`], for collectors and tests.
+pub fn gunzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(body).read_to_end(&mut out)?;
+    Ok(out)
+}

@@ -1,0 +1,148 @@
+//! Settings shared by the Lambda and every CLI command.
+//!
+//! One `clap` definition serves both: the CLI reads flags with the environment as fallback, and
+//! the Lambda parses an empty command line so that only the environment applies. A variable set
+//! to the empty string counts as unset (SPEC §7).
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use crate::filter::{Filter, StageFilter, UriPattern};
+use crate::pipeline::Limits;
+
+/// The filter pattern EKS audit subscriptions use in the field, as URI exclusions (SPEC §3).
+pub const DEFAULT_EXCLUDE_URIS: &str = "/version,/version?*,/metrics,/metrics?*,/logs,/logs?*,/swagger*,/livez*,/readyz*,/healthz*";
+
+/// Output schema of normalized events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum Format {
+    /// Microsoft Sentinel's `AWSEKSLogs_CL` columns plus extended columns (SPEC §4).
+    #[default]
+    Flat,
+}
+
+/// Flags and environment variables, as documented by `--help` and the README.
+#[derive(Debug, Clone, Args)]
+pub struct SettingsArgs {
+    /// Output schema.
+    #[arg(long, env = "EKS_AUDIT_FORMAT", value_enum, default_value_t = Format::Flat)]
+    pub format: Format,
+
+    /// Audit stages to keep, comma separated; `*` keeps every stage.
+    #[arg(long, env = "EKS_AUDIT_STAGES", default_value = "ResponseComplete")]
+    pub stages: String,
+
+    /// Request URIs to drop, comma separated, `*` matching any run of characters as in
+    /// CloudWatch filter patterns; `none` disables the exclusion.
+    #[arg(long, env = "EKS_AUDIT_EXCLUDE_URIS", default_value = DEFAULT_EXCLUDE_URIS)]
+    pub exclude_uris: String,
+
+    /// S3 bucket for objects and quarantine; without it objects go to the local `--out` directory.
+    #[arg(long, env = "EKS_AUDIT_BUCKET")]
+    pub bucket: Option<String>,
+
+    /// Key prefix of every object written.
+    #[arg(long, env = "EKS_AUDIT_PREFIX", default_value = "eks-audit")]
+    pub prefix: String,
+
+    /// Cluster name used when the log group is not `/aws/eks/<cluster>/cluster`.
+    #[arg(long, env = "EKS_AUDIT_CLUSTER_NAME")]
+    pub cluster_name: Option<String>,
+
+    /// KMS key for SSE-KMS on objects written to S3; without it objects use SSE-S3.
+    #[arg(long, env = "EKS_AUDIT_SSE_KMS_KEY_ID")]
+    pub sse_kms_key_id: Option<String>,
+
+    /// Largest audit event accepted, in bytes; bigger messages are quarantined.
+    #[arg(long, env = "EKS_AUDIT_MAX_EVENT_BYTES", default_value_t = Limits::default().max_event_bytes)]
+    pub max_event_bytes: usize,
+
+    /// Largest decompressed payload accepted per record, in bytes (gzip bomb guard).
+    #[arg(long, env = "EKS_AUDIT_MAX_PAYLOAD_BYTES", default_value_t = Limits::default().max_payload_bytes)]
+    pub max_payload_bytes: usize,
+
+    /// Local directory standing in for S3 when no bucket is configured.
+    #[arg(long = "out", env = "EKS_AUDIT_OUT_DIR", default_value = "out")]
+    pub out_dir: PathBuf,
+}
+
+/// Validated settings: what the core and the shells run with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub format: Format,
+    pub filter: Filter,
+    pub bucket: Option<String>,
+    pub prefix: String,
+    pub cluster_override: Option<String>,
+    pub sse_kms_key_id: Option<String>,
+    pub limits: Limits,
+    pub out_dir: PathBuf,
+}
+
+impl SettingsArgs {
+    /// Settings from the environment only, as the Lambda runs. Empty variables count as unset.
+    pub fn from_env() -> Result<Settings, clap::Error> {
+        use clap::{FromArgMatches, Parser};
+        #[derive(Parser)]
+        struct EnvOnly {
+            #[command(flatten)]
+            settings: SettingsArgs,
+        }
+        let matches = <EnvOnly as clap::CommandFactory>::command()
+            .no_binary_name(true)
+            .try_get_matches_from(std::iter::empty::<String>())?;
+        Ok(EnvOnly::from_arg_matches(&matches)?.settings.into_settings())
+    }
+
+    pub fn into_settings(self) -> Settings {
+        Settings {
+            format: self.format,
+            filter: Filter {
+                stages: StageFilter::parse(&self.stages),
+                exclude_uris: parse_uri_patterns(&self.exclude_uris),
+            },
+            bucket: non_empty(self.bucket),
+            prefix: self.prefix.trim_matches('/').to_owned(),
+            cluster_override: non_empty(self.cluster_name),
+            sse_kms_key_id: non_empty(self.sse_kms_key_id),
+            limits: Limits {
+                max_event_bytes: self.max_event_bytes,
+                max_payload_bytes: self.max_payload_bytes,
+            },
+            out_dir: self.out_dir,
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            format: Format::default(),
+            filter: Filter::default(),
+            bucket: None,
+            prefix: "eks-audit".to_owned(),
+            cluster_override: None,
+            sse_kms_key_id: None,
+            limits: Limits::default(),
+            out_dir: PathBuf::from("out"),
+        }
+    }
+}
+
+/// `none` disables URI exclusion: the empty string cannot, since empty means unset.
+pub fn parse_uri_patterns(list: &str) -> Vec<UriPattern> {
+    if list.trim().eq_ignore_ascii_case("none") {
+        return Vec::new();
+    }
+    list.split(',').map(str::trim).filter(|p| !p.is_empty()).map(UriPattern::new).collect()
+}
+
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.trim().is_empty())
+}
+
+/// The function's region as the Lambda runtime (and the AWS CLI convention) sets it.
+pub fn region_from_env() -> Option<String> {
+    ["AWS_REGION", "AWS_DEFAULT_REGION"].iter().find_map(|name| non_empty(std::env::var(name).ok()))
+}

@@ -1,0 +1,7 @@
+//! From a Lambda event to CloudWatch Logs subscription messages: event kinds, base64, gzip.
+
+pub mod models;
+pub mod payload;
+
+pub use models::{IncomingEvent, LogEvent, SubscriptionMessage};
+pub use payload::{DecodeError, decode_base64, decompress, parse_messages};

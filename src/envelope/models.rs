@@ -1,0 +1,149 @@
+//! Wire types of the Lambda events and CloudWatch Logs subscription messages.
+//!
+//! `aws_lambda_events` has types for these, but its deserializers decode `data` (base64, and
+//! gzip for `awslogs`) while parsing the event: one bad record would fail the whole batch, and
+//! the original `data` could not be returned untouched. These types borrow the text as it came
+//! and leave decoding to [`super::payload`], one record at a time. The tests check that
+//! `aws_lambda_events` reads the sample events the same way.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Any event the handler accepts, told apart by its fields.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IncomingEvent<'a> {
+    #[serde(borrow, default)]
+    pub records: Option<Vec<FirehoseRecord<'a>>>,
+    #[serde(borrow, default)]
+    pub invocation_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub delivery_stream_arn: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub region: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub awslogs: Option<AwsLogs<'a>>,
+}
+
+/// A record of a Kinesis Data Firehose data-transformation invocation. Kinesis-sourced streams
+/// add `kinesisRecordMetadata`, which is ignored.
+///
+/// <https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html>
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FirehoseRecord<'a> {
+    #[serde(borrow)]
+    pub record_id: Cow<'a, str>,
+    /// Base64, kept as received so a failed record can be returned byte for byte.
+    #[serde(borrow)]
+    pub data: Cow<'a, str>,
+    #[serde(default)]
+    pub approximate_arrival_timestamp: Option<i64>,
+}
+
+/// `{"awslogs":{"data":"<base64 gzip>"}}`, a CloudWatch Logs subscription delivered to Lambda.
+///
+/// <https://docs.aws.amazon.com/lambda/latest/dg/services-cloudwatchlogs.html>
+#[derive(Debug, Deserialize)]
+pub struct AwsLogs<'a> {
+    #[serde(borrow)]
+    pub data: Cow<'a, str>,
+}
+
+/// The JSON inside the gzip of every CloudWatch Logs subscription delivery.
+///
+/// <https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/SubscriptionFilters.html>
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionMessage<'a> {
+    #[serde(borrow)]
+    pub message_type: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub owner: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub log_group: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub log_stream: Cow<'a, str>,
+    #[serde(borrow)]
+    pub log_events: Vec<LogEvent<'a>>,
+}
+
+/// One CloudWatch log event; `message` is the audit event's JSON text.
+#[derive(Debug, Deserialize)]
+pub struct LogEvent<'a> {
+    #[serde(borrow)]
+    pub id: EventId<'a>,
+    pub timestamp: i64,
+    #[serde(borrow)]
+    pub message: Cow<'a, str>,
+}
+
+/// CloudWatch sends event ids as strings of digits; some emulators send JSON integers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventId<'a>(pub Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for EventId<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct IdVisitor;
+        impl<'de> serde::de::Visitor<'de> for IdVisitor {
+            type Value = EventId<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or an integer")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(EventId(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(EventId(Cow::Owned(v.to_owned())))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(EventId(Cow::Owned(v.to_string())))
+            }
+            // Integers past u64 arrive as floats; the id stays unique enough for the emulator
+            // that sends them, and AWS itself always sends strings.
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(EventId(Cow::Owned(format!("{v:.0}"))))
+            }
+        }
+        deserializer.deserialize_any(IdVisitor)
+    }
+}
+
+impl EventId<'_> {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What a transformation Lambda returns to Firehose.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct FirehoseResponse {
+    pub records: Vec<FirehoseResponseRecord>,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct FirehoseResponseRecord {
+    pub record_id: String,
+    pub result: FirehoseResult,
+    /// Base64 NDJSON for `Ok`, the original data for `ProcessingFailed`, empty for `Dropped`.
+    pub data: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<ResponseMetadata>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum FirehoseResult {
+    Ok,
+    Dropped,
+    ProcessingFailed,
+}
+
+/// Keys for Firehose dynamic partitioning, `!{partitionKeyFromLambda:cluster}` and `:account`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ResponseMetadata {
+    pub partition_keys: BTreeMap<String, String>,
+}

@@ -1,0 +1,150 @@
+//! Record data to subscription messages: base64, then gzip (or plain JSON when Firehose's
+//! Decompression option is on), then one or more concatenated JSON messages.
+
+use std::io::Read;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use flate2::read::MultiGzDecoder;
+
+use super::models::SubscriptionMessage;
+
+/// Why a record's data could not be read as subscription messages. The record is returned to
+/// Firehose as `ProcessingFailed` with its original data, or fails a direct invocation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("data is not valid base64: {0}")]
+    NotBase64(String),
+    #[error("data is empty")]
+    Empty,
+    #[error("data is neither gzip nor JSON (starts with {0:02x?})")]
+    NotGzipOrJson(Vec<u8>),
+    #[error("gzip stream is corrupt or truncated: {0}")]
+    CorruptGzip(String),
+    #[error("decompressed data exceeds the {limit}-byte limit (EKS_AUDIT_MAX_PAYLOAD_BYTES)")]
+    TooLarge { limit: usize },
+    #[error("not a CloudWatch Logs subscription message: {0}")]
+    NotSubscriptionMessage(String),
+    #[error("unknown messageType {0:?}, expected DATA_MESSAGE or CONTROL_MESSAGE")]
+    UnknownMessageType(String),
+}
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+pub fn decode_base64(data: &str) -> Result<Vec<u8>, DecodeError> {
+    STANDARD.decode(data).map_err(|e| DecodeError::NotBase64(e.to_string()))
+}
+
+/// Gunzips `bytes` when they are gzip, reading at most `limit` bytes of output so a small bomb
+/// cannot exhaust memory; returns plain JSON as it is.
+pub fn decompress(bytes: Vec<u8>, limit: usize) -> Result<Vec<u8>, DecodeError> {
+    if bytes.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    if bytes.starts_with(&GZIP_MAGIC) {
+        let mut out = Vec::with_capacity(bytes.len().saturating_mul(8).min(limit));
+        let read = MultiGzDecoder::new(bytes.as_slice())
+            .take(limit as u64 + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| DecodeError::CorruptGzip(e.to_string()))?;
+        if read > limit {
+            return Err(DecodeError::TooLarge { limit });
+        }
+        return Ok(out);
+    }
+    if bytes.len() > limit {
+        return Err(DecodeError::TooLarge { limit });
+    }
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => Ok(bytes),
+        _ => Err(DecodeError::NotGzipOrJson(bytes.iter().take(4).copied().collect())),
+    }
+}
+
+/// Parses the subscription messages of one payload: usually one, but a Firehose record may
+/// hold several concatenated ones. Any part that is not a message fails the whole payload, so
+/// the record is returned whole rather than partly lost.
+pub fn parse_messages(json: &[u8]) -> Result<Vec<SubscriptionMessage<'_>>, DecodeError> {
+    let mut messages = Vec::with_capacity(1);
+    for message in serde_json::Deserializer::from_slice(json).into_iter::<SubscriptionMessage>() {
+        let message = message.map_err(|e| DecodeError::NotSubscriptionMessage(e.to_string()))?;
+        match message.message_type.as_ref() {
+            "DATA_MESSAGE" | "CONTROL_MESSAGE" => messages.push(message),
+            other => return Err(DecodeError::UnknownMessageType(other.to_owned())),
+        }
+    }
+    if messages.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    Ok(messages)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::{Compression, write::GzEncoder};
+    use std::io::Write;
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    #[test]
+    fn gzip_and_plain_json_both_decode() {
+        let json = br#"{"messageType":"CONTROL_MESSAGE","logEvents":[]}"#;
+        assert_eq!(decompress(gzip(json), 1 << 20).unwrap(), json);
+        assert_eq!(decompress(json.to_vec(), 1 << 20).unwrap(), json);
+    }
+
+    #[test]
+    fn gzip_bomb_stops_at_the_limit() {
+        let bomb = gzip(&vec![b' '; 10 << 20]);
+        assert!(bomb.len() < 64 << 10, "10 MiB of spaces compress to a few KB");
+        assert_eq!(decompress(bomb, 1 << 20), Err(DecodeError::TooLarge { limit: 1 << 20 }));
+    }
+
+    #[test]
+    fn truncated_gzip_is_corrupt() {
+        let whole = gzip(br#"{"messageType":"DATA_MESSAGE","logEvents":[]}"#);
+        let cut = whole[..whole.len() - 6].to_vec();
+        assert!(matches!(decompress(cut, 1 << 20), Err(DecodeError::CorruptGzip(_))));
+    }
+
+    #[test]
+    fn text_that_is_neither_gzip_nor_json_is_rejected() {
+        assert!(matches!(decompress(b"Hello World".to_vec(), 1 << 20), Err(DecodeError::NotGzipOrJson(_))));
+        assert_eq!(decompress(Vec::new(), 1 << 20), Err(DecodeError::Empty));
+    }
+
+    #[test]
+    fn concatenated_messages_are_all_read() {
+        let two = br#"{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s","logEvents":[]}
+{"messageType":"CONTROL_MESSAGE","logEvents":[]}"#;
+        let messages = parse_messages(two).unwrap();
+        assert_eq!(messages.len(), 2);
+        assert_eq!(messages[1].message_type, "CONTROL_MESSAGE");
+    }
+
+    #[test]
+    fn unknown_message_type_and_missing_log_events_fail() {
+        assert_eq!(
+            parse_messages(br#"{"messageType":"SOMETHING","logEvents":[]}"#).unwrap_err(),
+            DecodeError::UnknownMessageType("SOMETHING".into())
+        );
+        assert!(matches!(
+            parse_messages(br#"{"messageType":"DATA_MESSAGE"}"#),
+            Err(DecodeError::NotSubscriptionMessage(_))
+        ));
+    }
+
+    #[test]
+    fn event_ids_may_be_integers() {
+        let messages = parse_messages(
+            br#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":42,"timestamp":1,"message":"{}"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(messages[0].log_events[0].id.as_str(), "42");
+    }
+}

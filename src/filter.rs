@@ -1,0 +1,159 @@
+//! Which audit events are kept (SPEC §3).
+//!
+//! The defaults equal the filter pattern EKS audit subscriptions use in the field, so the Lambda
+//! agrees with the subscription filter it sits behind and catches what slips past it.
+
+use crate::audit::AuditEvent;
+use crate::config::{DEFAULT_EXCLUDE_URIS, parse_uri_patterns};
+use crate::tally::DropReason;
+
+/// Log streams of an EKS control-plane log group that carry audit events. The other streams of
+/// the same group (`kube-apiserver-`, `authenticator-`, `kube-scheduler-`, ...) do not.
+pub const AUDIT_STREAM_PREFIX: &str = "kube-apiserver-audit-";
+
+pub fn is_audit_stream(log_stream: &str) -> bool {
+    log_stream.starts_with(AUDIT_STREAM_PREFIX)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StageFilter {
+    All,
+    Only(Vec<String>),
+}
+
+impl StageFilter {
+    /// A comma list of stage names, or `*` for all stages.
+    pub fn parse(list: &str) -> StageFilter {
+        let stages: Vec<String> =
+            list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+        if stages.iter().any(|s| s == "*") {
+            StageFilter::All
+        } else {
+            StageFilter::Only(stages)
+        }
+    }
+
+    fn keeps(&self, stage: Option<&str>) -> bool {
+        match self {
+            StageFilter::All => true,
+            StageFilter::Only(stages) => stage.is_some_and(|s| stages.iter().any(|k| k == s)),
+        }
+    }
+}
+
+/// A CloudWatch filter-pattern string: `*` matches any run of characters, every other character
+/// (including `?`) matches itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UriPattern {
+    pattern: String,
+}
+
+impl UriPattern {
+    pub fn new(pattern: &str) -> UriPattern {
+        UriPattern { pattern: pattern.to_owned() }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.pattern
+    }
+
+    pub fn matches(&self, text: &str) -> bool {
+        let mut parts = self.pattern.split('*');
+        // `split` always yields a first part; without a `*` the pattern is an exact match.
+        let first = parts.next().unwrap_or_default();
+        let Some(mut rest) = text.strip_prefix(first) else { return false };
+        let mut middle: Vec<&str> = parts.collect();
+        let Some(last) = middle.pop() else { return rest.is_empty() };
+        for part in middle {
+            match rest.find(part) {
+                Some(at) => rest = &rest[at + part.len()..],
+                None => return false,
+            }
+        }
+        rest.len() >= last.len() && rest.ends_with(last)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    pub stages: StageFilter,
+    pub exclude_uris: Vec<UriPattern>,
+}
+
+impl Default for Filter {
+    fn default() -> Self {
+        Filter {
+            stages: StageFilter::Only(vec!["ResponseComplete".to_owned()]),
+            exclude_uris: parse_uri_patterns(DEFAULT_EXCLUDE_URIS),
+        }
+    }
+}
+
+impl Filter {
+    /// `Ok` when the event is kept, otherwise why it is dropped.
+    pub fn check(&self, event: &AuditEvent<'_>) -> Result<(), DropReason> {
+        if !self.stages.keeps(event.stage.as_deref()) {
+            return Err(DropReason::Stage);
+        }
+        // As in CloudWatch, an event without `requestURI` is not excluded by `!=` comparisons.
+        if let Some(uri) = event.request_uri.as_deref() {
+            if self.exclude_uris.iter().any(|p| p.matches(uri)) {
+                return Err(DropReason::ExcludedUri);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn excluded(uri: &str) -> bool {
+        Filter::default().exclude_uris.iter().any(|p| p.matches(uri))
+    }
+
+    #[test]
+    fn default_exclusions_follow_cloudwatch_wildcards() {
+        assert!(excluded("/readyz?verbose"), "/readyz* covers query strings");
+        assert!(excluded("/healthz/etcd"), "/healthz* covers sub-paths");
+        assert!(excluded("/livez"));
+        assert!(excluded("/version?timeout=32s"), "/version?* with a literal `?`");
+        assert!(excluded("/version"));
+        assert!(excluded("/metrics"));
+        assert!(excluded("/swagger-2.0.0.pb-v1"));
+        assert!(!excluded("/versions"), "/version is exact and `?` is not a wildcard");
+        assert!(!excluded("/metricsx"));
+        assert!(!excluded("/logsearch"));
+        assert!(!excluded("/api/v1/namespaces/default/pods"));
+        assert!(!excluded("/apis/metrics.k8s.io/v1beta1/nodes"), "only a leading /metrics is noise");
+    }
+
+    #[test]
+    fn wildcard_in_the_middle_and_repeated() {
+        let p = UriPattern::new("/api*/pods*");
+        assert!(p.matches("/api/v1/namespaces/x/pods"));
+        assert!(p.matches("/apis/pods?watch=1"));
+        assert!(!p.matches("/api/v1/namespaces/x/secrets"));
+        assert!(UriPattern::new("*").matches(""));
+        assert!(UriPattern::new("a**b").matches("ab"));
+        assert!(!UriPattern::new("ab*ba").matches("aba"), "parts may not overlap");
+    }
+
+    #[test]
+    fn stage_list_and_star() {
+        assert_eq!(StageFilter::parse("*"), StageFilter::All);
+        let only = StageFilter::parse("ResponseComplete, Panic");
+        assert!(only.keeps(Some("Panic")));
+        assert!(!only.keeps(Some("RequestReceived")));
+        assert!(!only.keeps(None), "an event without a stage is not in any list");
+        assert!(StageFilter::All.keeps(None));
+    }
+
+    #[test]
+    fn only_kube_apiserver_audit_streams_are_audit() {
+        assert!(is_audit_stream("kube-apiserver-audit-0123456789abcdef"));
+        assert!(!is_audit_stream("kube-apiserver-0123456789abcdef"));
+        assert!(!is_audit_stream("authenticator-0123456789abcdef"));
+    }
+}

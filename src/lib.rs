@@ -1,0 +1,27 @@
+//! eks-audit-forwarder: Amazon EKS Kubernetes audit logs from CloudWatch Logs to S3, Firehose
+//! and the SIEMs behind them.
+//!
+//! The crate is a pure core wrapped in thin shells. Follow one audit event through it:
+//!
+//! 1. [`envelope`] reads the Lambda event (Firehose transformation or `awslogs`), base64 and
+//!    gzip, and the CloudWatch Logs subscription messages inside.
+//! 2. [`audit`] parses each log event's message into a borrowed [`audit::AuditEvent`].
+//! 3. [`filter`] keeps the stages and URIs the operator asked for (SPEC §3).
+//! 4. [`schema`] writes the event as one NDJSON line in the flat schema (SPEC §4).
+//! 5. [`pipeline`] ties 1–4 together per payload and accounts for every event ([`tally`]).
+//! 6. [`batch`] turns outcomes into a Firehose response or S3 objects with deterministic keys.
+//! 7. [`handler`] is the async shell the Lambda and the CLI share; [`sink`] writes objects to
+//!    S3 or a local directory.
+
+pub mod audit;
+pub mod batch;
+pub mod config;
+pub mod envelope;
+pub mod filter;
+pub mod handler;
+pub mod pipeline;
+pub mod schema;
+pub mod sink;
+pub mod tally;
+pub mod telemetry;
+pub mod transform;

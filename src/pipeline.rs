@@ -1,0 +1,231 @@
+//! The core, free of I/O: subscription messages in, normalized NDJSON and an account of every
+//! log event out.
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+use time::OffsetDateTime;
+
+use crate::audit::AuditEvent;
+use crate::config::Settings;
+use crate::envelope::{LogEvent, SubscriptionMessage};
+use crate::filter::is_audit_stream;
+use crate::schema::time::{event_time, from_epoch_millis};
+use crate::schema::{self, EventContext, cluster_from_log_group};
+use crate::tally::{DropReason, Tally};
+
+/// Bounds on what one record may cost, against hostile or broken input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest audit event (message) accepted; bigger ones are quarantined.
+    pub max_event_bytes: usize,
+    /// Largest decompressed payload accepted per record.
+    pub max_payload_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        // CloudWatch Logs events are at most 1 MiB, and a Firehose record at most 1,000 KiB of
+        // gzip, which real audit JSON inflates 4–10x; 64 MiB leaves room and bounds bombs.
+        Limits { max_event_bytes: 1 << 20, max_payload_bytes: 64 << 20 }
+    }
+}
+
+/// Where a batch of events was logged, shared by every event of one subscription message and
+/// one UTC hour: the unit of an S3 object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub cluster: Option<String>,
+    pub account: String,
+    pub log_stream: String,
+    /// UTC hour of the audit events (or, for quarantine, of their CloudWatch timestamps).
+    pub hour: OffsetDateTime,
+    /// CloudWatch id of the group's first event: names its object, so a retry rewrites it.
+    pub first_event_id: String,
+    message: usize,
+}
+
+/// One kept event's line in [`Outcome::ndjson`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptLine {
+    pub bytes: Range<usize>,
+    pub group: usize,
+}
+
+/// A log event that is not a valid audit event, kept verbatim with its CloudWatch envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuarantinedEvent {
+    pub reason: String,
+    /// One JSON line: the envelope fields, the reason and the original message.
+    pub line: Vec<u8>,
+    pub group: usize,
+}
+
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Every kept event, one line each, in input order.
+    pub ndjson: Vec<u8>,
+    pub kept: Vec<KeptLine>,
+    pub quarantined: Vec<QuarantinedEvent>,
+    pub kept_groups: Vec<Group>,
+    pub quarantine_groups: Vec<Group>,
+    pub tally: Tally,
+}
+
+impl Outcome {
+    /// Cluster and account of the first kept event: the record's Firehose partition keys.
+    pub fn partition(&self) -> Option<(&str, &str)> {
+        let group = &self.kept_groups[self.kept.first()?.group];
+        Some((group.cluster.as_deref().unwrap_or(UNKNOWN_CLUSTER), &group.account))
+    }
+}
+
+/// Stands in for the cluster in keys and partitions when neither the log group nor the
+/// configuration names one.
+pub const UNKNOWN_CLUSTER: &str = "_unknown";
+
+/// Where a payload came from, beyond what its messages say.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Origin<'a> {
+    pub region: Option<&'a str>,
+}
+
+/// Filters and normalizes every log event of `messages`.
+pub fn process_messages(messages: &[SubscriptionMessage<'_>], origin: Origin<'_>, settings: &Settings) -> Outcome {
+    let mut outcome = Outcome::default();
+    for (index, message) in messages.iter().enumerate() {
+        let events = message.log_events.len() as u64;
+        outcome.tally.events += events;
+        if message.message_type == "CONTROL_MESSAGE" {
+            outcome.tally.dropped.add(DropReason::ControlMessage, events);
+            continue;
+        }
+        if !is_audit_stream(&message.log_stream) {
+            outcome.tally.dropped.add(DropReason::NotAuditStream, events);
+            continue;
+        }
+        let cluster = cluster_from_log_group(&message.log_group).or(settings.cluster_override.as_deref());
+        for log_event in &message.log_events {
+            let context = EventContext {
+                account: Some(&message.owner).filter(|o| !o.is_empty()).map(|o| &**o),
+                region: origin.region,
+                cluster,
+                log_group: Some(&message.log_group),
+                log_stream: Some(&message.log_stream),
+                event_id: Some(log_event.id.as_str()),
+                cloudwatch_timestamp: Some(log_event.timestamp),
+            };
+            match process_event(&log_event.message, &context, settings, &mut outcome.ndjson) {
+                EventFate::Kept { bytes, time } => {
+                    let hour = time.or_else(|| from_epoch_millis(log_event.timestamp));
+                    let group = group_for(&mut outcome.kept_groups, index, message, log_event, cluster, hour);
+                    outcome.kept.push(KeptLine { bytes, group });
+                    outcome.tally.kept += 1;
+                }
+                EventFate::Dropped(reason) => outcome.tally.dropped.add(reason, 1),
+                EventFate::Quarantined(reason) => {
+                    let hour = from_epoch_millis(log_event.timestamp);
+                    let group = group_for(&mut outcome.quarantine_groups, index, message, log_event, cluster, hour);
+                    let line = quarantine_line(message, log_event, &reason);
+                    outcome.quarantined.push(QuarantinedEvent { reason, line, group });
+                    outcome.tally.quarantined += 1;
+                }
+            }
+        }
+    }
+    outcome
+}
+
+/// What became of one audit event.
+#[derive(Debug, PartialEq, Eq)]
+pub enum EventFate {
+    /// Written to the output at `bytes`; `time` is its audit time.
+    Kept { bytes: Range<usize>, time: Option<OffsetDateTime> },
+    Dropped(DropReason),
+    Quarantined(String),
+}
+
+/// CloudWatch Logs ends a message cut at its size limit with this marker.
+const TRUNCATION_MARKER: &str = "[Truncated...]";
+
+/// Parses, filters and normalizes one audit event's text, appending its line to `out`.
+pub fn process_event(text: &str, context: &EventContext<'_>, settings: &Settings, out: &mut Vec<u8>) -> EventFate {
+    if text.len() > settings.limits.max_event_bytes {
+        return EventFate::Quarantined(format!(
+            "event of {} bytes exceeds the {}-byte limit (EKS_AUDIT_MAX_EVENT_BYTES)",
+            text.len(),
+            settings.limits.max_event_bytes
+        ));
+    }
+    if text.trim_end().ends_with(TRUNCATION_MARKER) {
+        return EventFate::Quarantined("event was truncated by CloudWatch Logs ([Truncated...])".to_owned());
+    }
+    let event = match AuditEvent::parse(text) {
+        Ok(event) => event,
+        Err(e) => return EventFate::Quarantined(e.to_string()),
+    };
+    if let Err(reason) = settings.filter.check(&event) {
+        return EventFate::Dropped(reason);
+    }
+    let time = event_time(&event, context.cloudwatch_timestamp);
+    let start = out.len();
+    schema::write_line(settings.format, &event, text, time, context, out);
+    EventFate::Kept { bytes: start..out.len(), time }
+}
+
+/// The index of the group (message, UTC hour) the event belongs to, adding it when new.
+fn group_for(
+    groups: &mut Vec<Group>,
+    message_index: usize,
+    message: &SubscriptionMessage<'_>,
+    event: &LogEvent<'_>,
+    cluster: Option<&str>,
+    time: Option<OffsetDateTime>,
+) -> usize {
+    let hour = truncate_to_hour(time.unwrap_or(OffsetDateTime::UNIX_EPOCH));
+    if let Some(found) = groups.iter().position(|g| g.message == message_index && g.hour == hour) {
+        return found;
+    }
+    groups.push(Group {
+        cluster: cluster.map(str::to_owned),
+        account: message.owner.to_string(),
+        log_stream: message.log_stream.to_string(),
+        hour,
+        first_event_id: event.id.as_str().to_owned(),
+        message: message_index,
+    });
+    groups.len() - 1
+}
+
+fn truncate_to_hour(time: OffsetDateTime) -> OffsetDateTime {
+    time.replace_minute(0)
+        .and_then(|t| t.replace_second(0))
+        .and_then(|t| t.replace_nanosecond(0))
+        .unwrap_or(time)
+}
+
+fn quarantine_line(message: &SubscriptionMessage<'_>, event: &LogEvent<'_>, reason: &str) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Line<'a> {
+        reason: &'a str,
+        owner: &'a str,
+        log_group: &'a str,
+        log_stream: &'a str,
+        id: &'a str,
+        timestamp: i64,
+        message: &'a Cow<'a, str>,
+    }
+    let line = Line {
+        reason,
+        owner: &message.owner,
+        log_group: &message.log_group,
+        log_stream: &message.log_stream,
+        id: event.id.as_str(),
+        timestamp: event.timestamp,
+        message: &event.message,
+    };
+    let mut bytes = serde_json::to_vec(&line).expect("strings and numbers always serialize");
+    bytes.push(b'\n');
+    bytes
+}

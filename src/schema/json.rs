@@ -1,0 +1,107 @@
+//! A JSON object written field by field into an output buffer: columns keep their documented
+//! order, and the original event is embedded as raw text instead of being re-serialized.
+
+use serde::Serialize;
+
+pub struct ObjectWriter<'o> {
+    out: &'o mut Vec<u8>,
+    empty: bool,
+}
+
+impl<'o> ObjectWriter<'o> {
+    pub fn start(out: &'o mut Vec<u8>) -> ObjectWriter<'o> {
+        out.push(b'{');
+        ObjectWriter { out, empty: true }
+    }
+
+    fn key(&mut self, key: &str) {
+        if !self.empty {
+            self.out.push(b',');
+        }
+        self.empty = false;
+        put(self.out, key);
+        self.out.push(b':');
+    }
+
+    /// `"key": value`; `None` is written as `null`.
+    pub fn field<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> &mut Self {
+        self.key(key);
+        put(self.out, value);
+        self
+    }
+
+    /// `"key": raw`, where `raw` is valid JSON. Line breaks between tokens are removed so the
+    /// value fits on one NDJSON line; the JSON value stays the same.
+    pub fn raw_field(&mut self, key: &str, raw: &str) -> &mut Self {
+        self.key(key);
+        write_single_line(raw, self.out);
+        self
+    }
+
+    /// Starts a nested object under `key`; finish it with [`ObjectWriter::end`].
+    pub fn object(&mut self, key: &str) -> ObjectWriter<'_> {
+        self.key(key);
+        ObjectWriter::start(self.out)
+    }
+
+    pub fn end(&mut self) {
+        self.out.push(b'}');
+    }
+}
+
+/// Serializes a value that cannot fail to serialize: strings, numbers, options and lists of
+/// them, into a `Vec`, whose writes cannot fail either.
+fn put<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    serde_json::to_writer(out, value).expect("strings and numbers always serialize into a Vec");
+}
+
+/// Copies valid JSON text, dropping the whitespace between tokens when it holds a line break.
+/// Inside strings a line break is always escaped, so only inter-token whitespace is dropped.
+fn write_single_line(raw: &str, out: &mut Vec<u8>) {
+    let raw = raw.trim();
+    if !raw.bytes().any(|b| b == b'\n' || b == b'\r') {
+        out.extend_from_slice(raw.as_bytes());
+        return;
+    }
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in raw.as_bytes() {
+        if in_string {
+            out.push(b);
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else if !b.is_ascii_whitespace() {
+            in_string = b == b'"';
+            out.push(b);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pretty_printed_raw_json_becomes_one_line_with_the_same_value() {
+        let raw = "{\n  \"a\": \"x y\\\"\\n\",\n  \"b\": [1, 2]\n}\n";
+        let mut out = Vec::new();
+        ObjectWriter::start(&mut out).raw_field("Raw", raw).end();
+        let line = String::from_utf8(out).unwrap();
+        assert!(!line.contains('\n'));
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["Raw"], serde_json::from_str::<serde_json::Value>(raw).unwrap());
+    }
+
+    #[test]
+    fn fields_keep_their_order_and_none_is_null() {
+        let mut out = Vec::new();
+        let mut object = ObjectWriter::start(&mut out);
+        object.field("B", "x").field("A", &None::<&str>).field("C", &[1, 2]);
+        object.end();
+        assert_eq!(out, br#"{"B":"x","A":null,"C":[1,2]}"#);
+    }
+}

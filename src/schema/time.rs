@@ -1,0 +1,64 @@
+//! The time of an audit event: when the API server received the request.
+
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{OffsetDateTime, UtcOffset};
+
+use crate::audit::AuditEvent;
+
+/// `requestReceivedTimestamp`, else `stageTimestamp`, else the CloudWatch event timestamp
+/// (SPEC §4); `None` when none of them is a valid time.
+pub fn event_time(event: &AuditEvent<'_>, cloudwatch_ms: Option<i64>) -> Option<OffsetDateTime> {
+    [&event.request_received_timestamp, &event.stage_timestamp]
+        .into_iter()
+        .filter_map(|t| t.as_deref())
+        .find_map(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+        .or_else(|| cloudwatch_ms.and_then(from_epoch_millis))
+        .map(|t| t.to_offset(UtcOffset::UTC))
+}
+
+pub fn from_epoch_millis(ms: i64) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+}
+
+/// RFC 3339 in UTC with microseconds, the precision of Kubernetes audit timestamps.
+pub fn rfc3339_utc(time: OffsetDateTime) -> String {
+    let format = format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+    );
+    time.to_offset(UtcOffset::UTC)
+        .format(format)
+        .expect("a UTC time between years 0 and 9999 always formats")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> AuditEvent<'_> {
+        AuditEvent::parse(json).unwrap()
+    }
+
+    #[test]
+    fn request_received_wins_then_stage_then_cloudwatch() {
+        let both = parse(
+            r#"{"requestReceivedTimestamp":"2023-07-31T01:58:11.743936Z","stageTimestamp":"2023-07-31T01:58:11.751914Z"}"#,
+        );
+        assert_eq!(rfc3339_utc(event_time(&both, Some(0)).unwrap()), "2023-07-31T01:58:11.743936Z");
+        let stage_only = parse(r#"{"stageTimestamp":"2023-07-31T01:58:11.751914Z"}"#);
+        assert_eq!(rfc3339_utc(event_time(&stage_only, None).unwrap()), "2023-07-31T01:58:11.751914Z");
+        let neither = parse(r#"{"requestReceivedTimestamp":"yesterday"}"#);
+        // 1690768691743 ms is 2023-07-31T01:58:11.743Z.
+        assert_eq!(
+            rfc3339_utc(event_time(&neither, Some(1_690_768_691_743)).unwrap()),
+            "2023-07-31T01:58:11.743000Z"
+        );
+        assert_eq!(event_time(&neither, None), None);
+    }
+
+    #[test]
+    fn offsets_are_converted_to_utc() {
+        let event = parse(r#"{"requestReceivedTimestamp":"2024-03-01T01:30:00+02:00"}"#);
+        assert_eq!(rfc3339_utc(event_time(&event, None).unwrap()), "2024-02-29T23:30:00.000000Z");
+    }
+}

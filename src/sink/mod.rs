@@ -1,0 +1,57 @@
+//! Where objects go: S3 when a bucket is configured, a local directory otherwise.
+
+pub mod local;
+pub mod s3;
+
+use crate::batch::objects::Object;
+use crate::config::Settings;
+
+/// Why an object could not be stored. The invocation fails, so the source retries it and the
+/// deterministic keys make the retry overwrite rather than duplicate.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("cannot write {path}: {source}")]
+    Local { path: String, source: std::io::Error },
+    #[error("cannot put s3://{bucket}/{key}: {message}")]
+    S3 { bucket: String, key: String, message: String },
+}
+
+pub enum ObjectStore {
+    Local(local::LocalDir),
+    S3(s3::S3Store),
+}
+
+impl ObjectStore {
+    /// S3 when `settings` name a bucket, else the local output directory. The AWS
+    /// configuration (region, credentials, `AWS_ENDPOINT_URL`) is only loaded for a bucket, so
+    /// local runs never probe for credentials.
+    pub async fn from_settings(settings: &Settings) -> ObjectStore {
+        match &settings.bucket {
+            Some(bucket) => {
+                let aws = aws_config::load_from_env().await;
+                ObjectStore::S3(s3::S3Store::new(s3::client(&aws), bucket.clone(), settings.sse_kms_key_id.clone()))
+            }
+            None => ObjectStore::Local(local::LocalDir::new(&settings.out_dir)),
+        }
+    }
+
+    pub async fn put(&self, object: &Object) -> Result<(), SinkError> {
+        match self {
+            ObjectStore::Local(dir) => dir.put(object).await,
+            ObjectStore::S3(store) => store.put(object).await,
+        }
+    }
+
+    /// Where an object with `key` ends up, for logs and responses.
+    pub fn location(&self, key: &str) -> String {
+        match self {
+            ObjectStore::Local(dir) => dir.path_of(key).display().to_string(),
+            ObjectStore::S3(store) => format!("s3://{}/{key}", store.bucket()),
+        }
+    }
+
+    /// Whether this is a real bucket (Firehose mode only quarantines into one).
+    pub fn is_bucket(&self) -> bool {
+        matches!(self, ObjectStore::S3(_))
+    }
+}

@@ -1,0 +1,54 @@
+//! Objects to S3 with `aws-sdk-s3`: gzip NDJSON with its content type and encoding, and
+//! server-side encryption requested explicitly (SSE-S3, or SSE-KMS with a key).
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ServerSideEncryption;
+
+use super::SinkError;
+use crate::batch::objects::{CONTENT_ENCODING, CONTENT_TYPE, Object};
+
+/// An S3 client from the shared AWS configuration. With an endpoint override (a local AWS
+/// emulator) buckets are addressed by path, since `bucket.127.0.0.1` does not resolve.
+pub fn client(aws: &aws_config::SdkConfig) -> Client {
+    let config = aws_sdk_s3::config::Builder::from(aws).force_path_style(aws.endpoint_url().is_some()).build();
+    Client::from_conf(config)
+}
+
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+    kms_key_id: Option<String>,
+}
+
+impl S3Store {
+    pub fn new(client: Client, bucket: String, kms_key_id: Option<String>) -> S3Store {
+        S3Store { client, bucket, kms_key_id }
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// Transient errors are retried by the SDK's standard retry policy before this fails.
+    pub async fn put(&self, object: &Object) -> Result<(), SinkError> {
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&object.key)
+            .content_type(CONTENT_TYPE)
+            .content_encoding(CONTENT_ENCODING)
+            .body(ByteStream::from(object.body.clone()));
+        let request = match &self.kms_key_id {
+            Some(key) => request.server_side_encryption(ServerSideEncryption::AwsKms).ssekms_key_id(key),
+            None => request.server_side_encryption(ServerSideEncryption::Aes256),
+        };
+        request.send().await.map(drop).map_err(|e| SinkError::S3 {
+            bucket: self.bucket.clone(),
+            key: object.key.clone(),
+            message: DisplayErrorContext(&e).to_string(),
+        })
+    }
+}

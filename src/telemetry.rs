@@ -1,0 +1,16 @@
+//! Logging set-up shared by the binaries: JSON lines on Lambda (CloudWatch Logs Insights reads
+//! their fields), compact text on a terminal. Logs go to stderr so stdout stays the output.
+
+use tracing_subscriber::EnvFilter;
+
+pub fn init(json: bool) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let result = if json {
+        builder.json().flatten_event(true).with_current_span(false).without_time().try_init()
+    } else {
+        builder.compact().try_init()
+    };
+    // A second initialisation (tests) keeps the first subscriber.
+    drop(result);
+}

@@ -1,0 +1,132 @@
+//! `eks-audit transform`: any supported input to normalized NDJSON, for people looking at a
+//! saved payload. Accepts, gzip or not, a Lambda event (Firehose or `awslogs`), CloudWatch Logs
+//! subscription messages, and audit events as JSON, NDJSON, arrays or an `EventList`.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::config::Settings;
+use crate::envelope::models::IncomingEvent;
+use crate::envelope::{DecodeError, decode_base64, decompress, parse_messages};
+use crate::pipeline::{EventFate, Origin, process_event, process_messages};
+use crate::schema::EventContext;
+use crate::tally::Tally;
+
+#[derive(Debug, Default)]
+pub struct Transformed {
+    pub ndjson: Vec<u8>,
+    pub tally: Tally,
+    /// One line per record or event that could not be processed, saying which and why.
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransformError {
+    #[error("input is not JSON (or gzip of JSON): {0}")]
+    NotJson(String),
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+}
+
+/// Just enough of a top-level value to tell what it is.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Shape<'a> {
+    #[serde(borrow, default)]
+    records: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    awslogs: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    message_type: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    items: Option<Vec<&'a RawValue>>,
+}
+
+pub fn transform(input: Vec<u8>, settings: &Settings, region: Option<&str>) -> Result<Transformed, TransformError> {
+    let input = decompress(input, settings.limits.max_payload_bytes)?;
+    let text = std::str::from_utf8(&input).map_err(|e| TransformError::NotJson(e.to_string()))?;
+    let mut out = Transformed::default();
+    for value in serde_json::Deserializer::from_str(text).into_iter::<&RawValue>() {
+        let value = value.map_err(|e| TransformError::NotJson(e.to_string()))?;
+        transform_value(value, settings, region, &mut out);
+    }
+    Ok(out)
+}
+
+fn transform_value(value: &RawValue, settings: &Settings, region: Option<&str>, out: &mut Transformed) {
+    if let Ok(items) = serde_json::from_str::<Vec<&RawValue>>(value.get()) {
+        for item in items {
+            transform_value(item, settings, region, out);
+        }
+        return;
+    }
+    let shape = serde_json::from_str::<Shape>(value.get()).ok();
+    match shape {
+        Some(Shape { records: Some(_), .. }) | Some(Shape { awslogs: Some(_), .. }) => {
+            lambda_event(value.get(), settings, region, out)
+        }
+        Some(Shape { message_type: Some(_), .. }) => {
+            out.tally.records += 1;
+            payload(value.get().as_bytes(), "subscription message", settings, region, out)
+        }
+        Some(Shape { items: Some(items), .. }) => {
+            for item in items {
+                audit_event(item.get(), settings, region, out);
+            }
+        }
+        _ => audit_event(value.get(), settings, region, out),
+    }
+}
+
+fn lambda_event(text: &str, settings: &Settings, region: Option<&str>, out: &mut Transformed) {
+    let event: IncomingEvent = match serde_json::from_str(text) {
+        Ok(event) => event,
+        Err(e) => return out.problems.push(format!("Lambda event: {e}")),
+    };
+    let region = event.region.as_deref().or(region);
+    let payloads = event.records.iter().flatten().map(|r| (format!("record {}", r.record_id), &r.data));
+    let payloads = payloads.chain(event.awslogs.iter().map(|a| ("awslogs data".to_owned(), &a.data)));
+    for (what, data) in payloads {
+        out.tally.records += 1;
+        match decode_base64(data) {
+            Ok(bytes) => payload(&bytes, &what, settings, region, out),
+            Err(e) => {
+                out.tally.failed_records += 1;
+                out.problems.push(format!("{what}: {e}"));
+            }
+        }
+    }
+}
+
+fn payload(bytes: &[u8], what: &str, settings: &Settings, region: Option<&str>, out: &mut Transformed) {
+    let decoded = decompress(bytes.to_vec(), settings.limits.max_payload_bytes);
+    let result = decoded.and_then(|json| {
+        let messages = parse_messages(&json)?;
+        let outcome = process_messages(&messages, Origin { region }, settings);
+        for q in &outcome.quarantined {
+            out.problems.push(format!("{what}: {}", q.reason));
+        }
+        out.ndjson.extend_from_slice(&outcome.ndjson);
+        out.tally.merge(&outcome.tally);
+        out.tally.bytes_in += json.len() as u64;
+        Ok(())
+    });
+    if let Err(e) = result {
+        out.tally.failed_records += 1;
+        out.problems.push(format!("{what}: {e}"));
+    }
+}
+
+fn audit_event(text: &str, settings: &Settings, region: Option<&str>, out: &mut Transformed) {
+    let context = EventContext { region, cluster: settings.cluster_override.as_deref(), ..EventContext::default() };
+    out.tally.events += 1;
+    out.tally.bytes_in += text.len() as u64;
+    match process_event(text, &context, settings, &mut out.ndjson) {
+        EventFate::Kept { .. } => out.tally.kept += 1,
+        EventFate::Dropped(reason) => out.tally.dropped.add(reason, 1),
+        EventFate::Quarantined(reason) => {
+            out.tally.quarantined += 1;
+            out.problems.push(format!("event {}: {reason}", out.tally.events));
+        }
+    }
+}
