@@ -101,6 +101,9 @@ pub struct AuditEvent<'a> {
     pub request_received_timestamp: Text<'a>,
     #[serde(borrow)]
     pub stage_timestamp: Text<'a>,
+    /// The single time of `audit.k8s.io/v1alpha1` events, still seen in old logs.
+    #[serde(borrow)]
+    pub timestamp: Text<'a>,
     #[serde(borrow)]
     pub annotations: Lenient<Annotations<'a>>,
 }

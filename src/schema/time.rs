@@ -6,10 +6,10 @@ use time::{OffsetDateTime, UtcOffset};
 
 use crate::audit::AuditEvent;
 
-/// `requestReceivedTimestamp`, else `stageTimestamp`, else the CloudWatch event timestamp
-/// (SPEC §4); `None` when none of them is a valid time.
+/// `requestReceivedTimestamp`, else `stageTimestamp`, else the legacy v1alpha1 `timestamp`,
+/// else the CloudWatch event timestamp (SPEC §4); `None` when none of them is a valid time.
 pub fn event_time(event: &AuditEvent<'_>, cloudwatch_ms: Option<i64>) -> Option<OffsetDateTime> {
-    [&event.request_received_timestamp, &event.stage_timestamp]
+    [&event.request_received_timestamp, &event.stage_timestamp, &event.timestamp]
         .into_iter()
         .filter_map(|t| t.as_deref())
         .find_map(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
