@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The project's one test command (README, .ci/run): installs the tools the tests need into
+# .venv/, then runs every test stage on one shared debug build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup-tools.sh
+export PATH="$PWD/.venv/bin:$PATH"
+
+echo "== cargo test (unit, integration, emulator, CLI; benches compiled in test mode)"
+cargo test --locked --all-targets
+
+echo "== the Lambda binary under the real runtime interface (cargo lambda watch/invoke)"
+scripts/lambda-runtime-test.sh
+
+if [ -x scripts/check-template.sh ]; then
+    echo "== template.yaml: cfn-lint, checkov, sam validate --lint"
+    scripts/check-template.sh
+fi
+
+echo "== sample events are up to date with scripts/make-events.py"
+python3 scripts/make-events.py --check

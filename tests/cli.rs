@@ -1,0 +1,159 @@
+//! SPEC §7: the `eks-audit` commands as operators and scripts call them.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use common::*;
+use serde_json::Value;
+
+fn eks_audit(args: &[&str], envs: &[(&str, &str)], stdin: Option<&[u8]>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_eks-audit"));
+    command.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    // Start from a clean configuration so the developer's shell does not leak in.
+    for (name, _) in std::env::vars() {
+        if name.starts_with("EKS_AUDIT_") || name.starts_with("AWS_") {
+            command.env_remove(name);
+        }
+    }
+    command.env("RUST_LOG", "warn").envs(envs.iter().copied());
+    let mut child = command.spawn().expect("eks-audit runs");
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input).unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+fn stdout_lines(output: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&output.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn invoke_prints_the_firehose_response_of_the_sample_event() {
+    let event = repo_file("events/firehose-eks-audit.json");
+    let out = tempfile::tempdir().unwrap();
+    let output = eks_audit(&["invoke", event.to_str().unwrap(), "--out", out.path().to_str().unwrap()], &[], None);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let response: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let results: Vec<&str> = response["records"].as_array().unwrap().iter().map(|r| r["result"].as_str().unwrap()).collect();
+    // events/README.md: control message, mixed noise, forbidden secret read, exec, large
+    // RequestResponse, authenticator stream, decompressed record.
+    assert_eq!(results, ["Dropped", "Ok", "Ok", "Ok", "Ok", "Dropped", "Ok"]);
+}
+
+#[test]
+fn invoke_on_a_direct_event_writes_objects_to_the_out_directory() {
+    let event = repo_file("events/awslogs-eks-audit.json");
+    let out = tempfile::tempdir().unwrap();
+    let output = eks_audit(&["invoke", event.to_str().unwrap(), "--out", out.path().to_str().unwrap()], &[], None);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let objects = summary["objects"].as_array().unwrap();
+    assert_eq!(objects.len(), 2, "events/README.md: hours 13 and 14");
+    for object in objects {
+        let path = object.as_str().unwrap();
+        assert!(path.starts_with(out.path().to_str().unwrap()));
+        assert!(std::path::Path::new(path).is_file(), "{path}");
+    }
+}
+
+#[test]
+fn filters_come_from_flags_or_environment_alike() {
+    // A ResponseStarted event is dropped by default and kept when its stage is allowed.
+    let event = corpus_event("audit-events/falco-k8s_audit/exec_pod.json", 0); // ResponseStarted
+    let default = eks_audit(&["transform"], &[], Some(event.as_bytes()));
+    assert!(default.status.success());
+    assert!(stdout_lines(&default).is_empty(), "ResponseStarted is not kept by default");
+
+    let by_flag = eks_audit(&["transform", "--stages", "ResponseStarted"], &[], Some(event.as_bytes()));
+    let by_env = eks_audit(&["transform"], &[("EKS_AUDIT_STAGES", "*")], Some(event.as_bytes()));
+    assert_eq!(stdout_lines(&by_flag).len(), 1);
+    assert_eq!(stdout_lines(&by_env).len(), 1);
+
+    let empty_env = eks_audit(&["transform"], &[("EKS_AUDIT_STAGES", "")], Some(event.as_bytes()));
+    assert!(empty_env.status.success());
+    assert!(stdout_lines(&empty_env).is_empty(), "an empty variable counts as unset: the default applies");
+}
+
+#[test]
+fn uri_exclusions_can_be_replaced_or_disabled() {
+    let event = corpus_event("audit-events/eks-security-immersion-day/log-insights-result-1.json", 0);
+    let readyz = event.replace(
+        "/apis/apps/v1/namespaces/kube-system/deployments?fieldSelector=metadata.name%3Dvpc-resource-controller",
+        "/readyz?verbose",
+    );
+    let default = eks_audit(&["transform"], &[], Some(readyz.as_bytes()));
+    assert!(stdout_lines(&default).is_empty(), "/readyz* is excluded by default");
+    let none = eks_audit(&["transform"], &[("EKS_AUDIT_EXCLUDE_URIS", "none")], Some(readyz.as_bytes()));
+    assert_eq!(stdout_lines(&none).len(), 1);
+    let custom = eks_audit(&["transform", "--exclude-uris", "/apis/apps/*"], &[], Some(event.as_bytes()));
+    assert!(stdout_lines(&custom).is_empty());
+}
+
+#[test]
+fn transform_reads_a_saved_lambda_event_or_a_gzip_subscription_message() {
+    let lambda = eks_audit(&["transform", repo_file("events/firehose-eks-audit.json").to_str().unwrap()], &[], None);
+    assert!(lambda.status.success(), "{}", String::from_utf8_lossy(&lambda.stderr));
+    // events/README.md: 4 + 1 + 1 + 1 + 1 kept events.
+    assert_eq!(stdout_lines(&lambda).len(), 8);
+
+    let event = corpus_event("audit-events/eks-security-immersion-day/log-insights-result-1.json", 0);
+    let message = gzip(data_message(GROUP, STREAM, &[&event]).to_string().as_bytes());
+    let output = eks_audit(&["transform", "-"], &[("AWS_REGION", "eu-central-1")], Some(&message));
+    let lines = stdout_lines(&output);
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["ClusterName"], "prod-east");
+    assert_eq!(lines[0]["Region"], "eu-central-1");
+}
+
+#[test]
+fn problems_are_reported_one_line_each_and_exit_1() {
+    let ndjson = "{\"stage\":\"ResponseComplete\",\"verb\":\"get\"}\nnot json at all\n";
+    let output = eks_audit(&["transform"], &[], Some(ndjson.as_bytes()));
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("not JSON"), "{stderr}");
+
+    let missing = eks_audit(&["invoke", "/nonexistent/event.json"], &[], None);
+    assert_eq!(missing.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("/nonexistent/event.json"), "{stderr}");
+
+    let unsupported = eks_audit(
+        &["invoke", corpus().join("lambda-events/aws-lambda-rust-runtime__example-sqs-event.json").to_str().unwrap()],
+        &[],
+        None,
+    );
+    assert_eq!(unsupported.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unsupported.stderr).contains("unsupported event"));
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    assert_eq!(eks_audit(&["invoke"], &[], None).status.code(), Some(2));
+    assert_eq!(eks_audit(&["transform", "--format", "xml"], &[], None).status.code(), Some(2));
+    assert_eq!(eks_audit(&["frobnicate"], &[], None).status.code(), Some(2));
+}
+
+#[test]
+fn help_documents_every_variable() {
+    let help = eks_audit(&["invoke", "--help"], &[], None);
+    let text = String::from_utf8_lossy(&help.stdout);
+    for variable in [
+        "EKS_AUDIT_FORMAT",
+        "EKS_AUDIT_STAGES",
+        "EKS_AUDIT_EXCLUDE_URIS",
+        "EKS_AUDIT_BUCKET",
+        "EKS_AUDIT_PREFIX",
+        "EKS_AUDIT_CLUSTER_NAME",
+        "EKS_AUDIT_SSE_KMS_KEY_ID",
+        "EKS_AUDIT_MAX_EVENT_BYTES",
+        "EKS_AUDIT_MAX_PAYLOAD_BYTES",
+        "EKS_AUDIT_OUT_DIR",
+    ] {
+        assert!(text.contains(variable), "--help names {variable}");
+    }
+}
