@@ -192,6 +192,10 @@ pub enum NotAnAuditEvent {
 impl<'a> AuditEvent<'a> {
     /// Parses one audit event from its JSON text, borrowing strings from it.
     pub fn parse(text: &'a str) -> Result<AuditEvent<'a>, NotAnAuditEvent> {
+        // Derived struct deserializers also accept a JSON array of field values.
+        if !text.trim_start().starts_with('{') {
+            return Err(NotAnAuditEvent::Json("expected a JSON object".to_owned()));
+        }
         let event: AuditEvent<'a> =
             serde_json::from_str(text).map_err(|e| NotAnAuditEvent::Json(e.to_string()))?;
         match event.kind.as_deref() {
