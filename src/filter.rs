@@ -96,10 +96,10 @@ impl Filter {
             return Err(DropReason::Stage);
         }
         // As in CloudWatch, an event without `requestURI` is not excluded by `!=` comparisons.
-        if let Some(uri) = event.request_uri.as_deref() {
-            if self.exclude_uris.iter().any(|p| p.matches(uri)) {
-                return Err(DropReason::ExcludedUri);
-            }
+        if let Some(uri) = event.request_uri.as_deref()
+            && self.exclude_uris.iter().any(|p| p.matches(uri))
+        {
+            return Err(DropReason::ExcludedUri);
         }
         Ok(())
     }

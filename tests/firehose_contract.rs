@@ -119,7 +119,7 @@ async fn already_decompressed_records_are_accepted() {
 async fn malformed_audit_message_without_a_bucket_fails_the_record_with_its_original_data() {
     let message = data_message(GROUP, STREAM, &[&kept_event(), "{\"kind\":\"Event\",\"verb\":\"get\" [Truncated...]"]);
     let data = gzip_record(&message);
-    let response = handler(Settings::default()).firehose(&firehose_event(&[data.clone()])).await;
+    let response = handler(Settings::default()).firehose(&firehose_event(std::slice::from_ref(&data))).await;
     assert_eq!(response.records[0].result, FirehoseResult::ProcessingFailed);
     assert_eq!(response.records[0].data, data, "the good event travels with it to the error output");
 }
