@@ -12,7 +12,7 @@ use crate::config::Settings;
 use crate::envelope::models::{FirehoseRecord, FirehoseResponse, FirehoseResult, IncomingEvent};
 use crate::envelope::{DecodeError, decode_base64, decompress, parse_messages};
 use crate::pipeline::{Origin, Outcome, UNKNOWN_CLUSTER, process_messages};
-use crate::sink::firehose::{ReingestError, Reingester, stream_name};
+use crate::sink::firehose::{DeliveryStream, ReingestError, Reingester};
 use crate::sink::{ObjectStore, SinkError};
 use crate::tally::Tally;
 
@@ -148,10 +148,10 @@ impl Handler {
             tracing::warn!(%record_id, %reason, "record does not fit a response and cannot be split; returned to Firehose untouched");
         }
         if !plan.payloads.is_empty() {
-            let stream = stream_arn.and_then(stream_name).ok_or(HandlerError::NoDeliveryStream)?;
+            let stream = stream_arn.and_then(DeliveryStream::from_arn).ok_or(HandlerError::NoDeliveryStream)?;
             let done = self.reingester.put(stream, &plan.payloads).await?;
             tracing::info!(
-                stream,
+                stream = stream.name,
                 records = plan.reingested.len(),
                 payloads = done.records,
                 bytes = done.bytes,

@@ -24,10 +24,10 @@ pub mod object;
 use std::future::Future;
 use std::io::Write;
 
-use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 
 use crate::batch::objects::is_quarantine_key;
+use crate::sink::describe_sdk_error;
 use notification::{Notification, NotificationError};
 use object::ObjectError;
 
@@ -150,7 +150,7 @@ impl Collector {
             .await
             .map_err(|e| CollectError::Receive {
                 queue_url: self.options.queue_url.clone(),
-                message: DisplayErrorContext(&e).to_string(),
+                message: describe_sdk_error(&e),
             })?;
         Ok(output.messages.unwrap_or_default())
     }
@@ -190,7 +190,7 @@ impl Collector {
             let deleted = self.sqs.delete_message().queue_url(&self.options.queue_url).receipt_handle(receipt).send().await;
             if let Err(e) = deleted {
                 // Its events are out; the message comes back and they are written again.
-                tracing::error!(message_id, error = %DisplayErrorContext(&e), "cannot delete a collected message; it will be delivered again");
+                tracing::error!(message_id, error = %describe_sdk_error(&e), "cannot delete a collected message; it will be delivered again");
             }
         }
         Ok(())
@@ -238,7 +238,7 @@ impl Collector {
             .key(key)
             .send()
             .await
-            .map_err(|e| error(DisplayErrorContext(&e).to_string()))?;
+            .map_err(|e| error(describe_sdk_error(&e)))?;
         let body = object.body.collect().await.map_err(|e| error(e.to_string()))?;
         Ok(body.into_bytes().to_vec())
     }

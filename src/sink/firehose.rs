@@ -15,9 +15,10 @@ use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
 
 use aws_sdk_firehose::Client;
+use aws_sdk_firehose::config::Region;
 use aws_sdk_firehose::config::retry::RetryConfig;
 use aws_sdk_firehose::config::http::HttpResponse;
-use aws_sdk_firehose::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_firehose::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_firehose::primitives::Blob;
 use aws_sdk_firehose::types::Record;
 use tokio::sync::OnceCell;
@@ -125,9 +126,9 @@ impl Reingester {
     }
 
     /// Puts every payload into `stream`, in batches within the limits, retrying failures.
-    pub async fn put(&self, stream: &str, payloads: &[Vec<u8>]) -> Result<Reingested, ReingestError> {
+    pub async fn put(&self, stream: DeliveryStream<'_>, payloads: &[Vec<u8>]) -> Result<Reingested, ReingestError> {
         let Some(client) = self.client().await else {
-            return Err(ReingestError::NoClient { stream: stream.to_owned(), records: payloads.len() });
+            return Err(ReingestError::NoClient { stream: stream.name.to_owned(), records: payloads.len() });
         };
         let mut done = Reingested::default();
         for batch in batches(payloads, &self.limits) {
@@ -139,14 +140,25 @@ impl Reingester {
     }
 
     /// One batch until every record is accepted; returns the number of calls made.
-    async fn put_batch(&self, client: &Client, stream: &str, batch: &[Vec<u8>]) -> Result<usize, ReingestError> {
+    async fn put_batch(
+        &self,
+        client: &Client,
+        stream: DeliveryStream<'_>,
+        batch: &[Vec<u8>],
+    ) -> Result<usize, ReingestError> {
+        let elsewhere = stream.region.filter(|r| client.config().region().is_none_or(|own| own.as_ref() != *r));
+        let name = stream.name;
         let mut pending: Vec<&Vec<u8>> = batch.iter().collect();
         let mut attempt = 0;
         loop {
             attempt += 1;
             let records = pending.iter().map(|data| Record::builder().data(Blob::new(data.as_slice())).build());
             let records = records.collect::<Result<Vec<_>, _>>().expect("data, the one required field, is set");
-            let last_error = match client.put_record_batch().delivery_stream_name(stream).set_records(Some(records)).send().await {
+            let mut request = client.put_record_batch().delivery_stream_name(name).set_records(Some(records)).customize();
+            if let Some(region) = elsewhere {
+                request = request.config_override(aws_sdk_firehose::config::Builder::default().region(Region::new(region.to_owned())));
+            }
+            let last_error = match request.send().await {
                 Ok(output) => {
                     let answers = output.request_responses();
                     if answers.len() != pending.len() {
@@ -165,7 +177,7 @@ impl Reingester {
                         match first_error {
                             None => return Ok(attempt as usize),
                             Some(error) => {
-                                tracing::warn!(stream, failed = failed.len(), sent = pending.len(), attempt, %error, "PutRecordBatch: some records failed");
+                                tracing::warn!(stream = name, failed = failed.len(), sent = pending.len(), attempt, %error, "PutRecordBatch: some records failed");
                                 pending = failed;
                                 error
                             }
@@ -173,17 +185,17 @@ impl Reingester {
                     }
                 }
                 Err(error) => {
-                    let message = DisplayErrorContext(&error).to_string();
+                    let message = super::describe_sdk_error(&error);
                     if !is_transient(&error) {
-                        return Err(ReingestError::Refused { stream: stream.to_owned(), error: message });
+                        return Err(ReingestError::Refused { stream: name.to_owned(), error: message });
                     }
-                    tracing::warn!(stream, sent = pending.len(), attempt, error = %message, "PutRecordBatch failed");
+                    tracing::warn!(stream = name, sent = pending.len(), attempt, error = %message, "PutRecordBatch failed");
                     message
                 }
             };
             if attempt >= self.policy.max_attempts {
                 return Err(ReingestError::GaveUp {
-                    stream: stream.to_owned(),
+                    stream: name.to_owned(),
                     failed: pending.len(),
                     sent: batch.len(),
                     attempts: attempt,
@@ -209,11 +221,22 @@ fn is_transient<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> b
     }
 }
 
-/// The stream a Firehose event came from: the name at the end of its `deliveryStreamArn`
+/// The delivery stream a Firehose event came from, named by its `deliveryStreamArn`
 /// (`arn:aws:firehose:<region>:<account>:deliverystream/<name>`).
-pub fn stream_name(delivery_stream_arn: &str) -> Option<&str> {
-    let name = delivery_stream_arn.split_once(":deliverystream/")?.1;
-    (!name.is_empty()).then_some(name)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryStream<'a> {
+    pub name: &'a str,
+    /// The stream's region, when the ARN names one: calls go there, whatever the client's
+    /// own region.
+    pub region: Option<&'a str>,
+}
+
+impl<'a> DeliveryStream<'a> {
+    pub fn from_arn(arn: &'a str) -> Option<DeliveryStream<'a>> {
+        let (head, name) = arn.split_once(":deliverystream/")?;
+        let region = head.split(':').nth(3).filter(|r| !r.is_empty());
+        (!name.is_empty()).then_some(DeliveryStream { name, region })
+    }
 }
 
 #[cfg(test)]
@@ -221,10 +244,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stream_name_is_the_end_of_the_arn() {
-        assert_eq!(stream_name("arn:aws:firehose:eu-west-1:111122223333:deliverystream/eks-audit"), Some("eks-audit"));
-        assert_eq!(stream_name("arn:aws:firehose:eu-west-1:111122223333:deliverystream/"), None);
-        assert_eq!(stream_name("eks-audit"), None);
+    fn the_stream_and_its_region_come_from_the_arn() {
+        assert_eq!(
+            DeliveryStream::from_arn("arn:aws:firehose:eu-west-1:111122223333:deliverystream/eks-audit"),
+            Some(DeliveryStream { name: "eks-audit", region: Some("eu-west-1") })
+        );
+        assert_eq!(DeliveryStream::from_arn("arn:aws:firehose:eu-west-1:111122223333:deliverystream/"), None);
+        assert_eq!(DeliveryStream::from_arn("eks-audit"), None);
     }
 
     #[test]

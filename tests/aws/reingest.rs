@@ -29,6 +29,11 @@ struct Stream {
 }
 
 async fn new_stream() -> Stream {
+    new_stream_in(REGION).await
+}
+
+/// A delivery stream in `region` (its bucket is global, in moto's default region).
+async fn new_stream_in(region: &str) -> Stream {
     let s3 = moto::s3().await;
     let bucket = new_bucket(&s3).await;
     let name = unique("eks-audit");
@@ -40,7 +45,10 @@ async fn new_stream() -> Stream {
         .buffering_hints(BufferingHints::builder().size_in_mbs(1).interval_in_seconds(60).build())
         .build()
         .unwrap();
-    aws_sdk_firehose::Client::new(&moto::config().await)
+    let config = aws_sdk_firehose::config::Builder::from(&moto::config().await)
+        .region(aws_sdk_firehose::config::Region::new(region.to_owned()))
+        .build();
+    aws_sdk_firehose::Client::from_conf(config)
         .create_delivery_stream()
         .delivery_stream_name(&name)
         .delivery_stream_type(DeliveryStreamType::DirectPut)
@@ -48,7 +56,7 @@ async fn new_stream() -> Stream {
         .send()
         .await
         .expect("create delivery stream");
-    let arn = format!("arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/{name}");
+    let arn = format!("arn:aws:firehose:{region}:{ACCOUNT}:deliverystream/{name}");
     Stream { name, arn, bucket }
 }
 
@@ -243,6 +251,19 @@ async fn when_retries_run_out_the_invocation_fails_so_firehose_retries_it() {
     let text = error.to_string();
     assert!(text.contains(&stream.name) && text.contains("after 4 attempt(s)"), "{text}");
     assert!(delivered(&stream).await.calls.is_empty());
+}
+
+#[tokio::test]
+async fn records_go_back_to_the_region_the_stream_arn_names() {
+    // The client is configured for us-east-1; the stream lives in eu-west-1.
+    let stream = new_stream_in("eu-west-1").await;
+    let (event, expected, limits) = small_overflow(&stream, 8);
+    let (handler, _dir) = handler(moto::endpoint(), QUICK, limits).await;
+
+    let invocation = handler.invoke(&event).await.expect("re-ingested into eu-west-1");
+
+    assert!(invocation.tally.reingested_records > 0);
+    assert_exactly_once(&stream, &invocation, expected).await;
 }
 
 #[tokio::test]

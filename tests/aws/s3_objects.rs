@@ -132,7 +132,7 @@ async fn a_missing_bucket_fails_the_invocation_naming_bucket_and_key() {
     };
     assert_eq!(named, &bucket);
     assert!(key.starts_with("eks-audit/cluster=prod-east/dt=2024-05-21/hour="), "{key}");
-    assert!(message.contains("NoSuchBucket"), "{message}");
+    assert!(message.starts_with("NoSuchBucket (HTTP 404)"), "one line an operator can act on: {message}");
     let text = error.to_string();
     assert!(text.contains(&format!("s3://{bucket}/{key}")), "{text}");
 }
