@@ -31,11 +31,15 @@ pub struct Moto {
     _guard: Child,
 }
 
-static MOTO: LazyLock<Moto> = LazyLock::new(|| start().unwrap_or_else(|e| panic!("{e}")));
+/// The server, or why it could not start: every test then fails with that reason.
+static MOTO: LazyLock<Result<Moto, String>> = LazyLock::new(start);
 
 /// The endpoint of the shared server, starting it if needed.
 pub fn endpoint() -> &'static str {
-    &MOTO.endpoint
+    match &*MOTO {
+        Ok(moto) => &moto.endpoint,
+        Err(reason) => panic!("{reason}"),
+    }
 }
 
 /// Starts the server under its guard: the server's stdin is /dev/null, the guard's copy of the
