@@ -43,8 +43,8 @@ pub struct RetryPolicy {
 }
 
 impl Default for RetryPolicy {
-    /// Six attempts over at most ~6 s of backoff (0.1, 0.2, 0.4, 0.8, 1.6 s ceilings, 3.1 s on
-    /// average with jitter): well inside a transformation Lambda's timeout.
+    /// Six attempts, with at most 3.1 s of backoff in all (ceilings of 0.1, 0.2, 0.4, 0.8 and
+    /// 1.6 s; half that on average with jitter): well inside a transformation Lambda's timeout.
     fn default() -> Self {
         RetryPolicy { max_attempts: 6, base_delay: Duration::from_millis(100), max_delay: Duration::from_secs(5) }
     }
@@ -83,28 +83,35 @@ pub struct Reingested {
     pub calls: usize,
 }
 
-/// Sends records back into a delivery stream. The client is made on first use when it comes
-/// from the environment, so runs that never need re-ingestion never load AWS configuration.
+/// Sends records back into a delivery stream.
 pub struct Reingester {
-    client: OnceCell<Client>,
-    from_env: bool,
+    client: ClientSource,
     policy: RetryPolicy,
     limits: Limits,
 }
 
+enum ClientSource {
+    Given(Client),
+    /// Built from the standard AWS configuration on first use, so runs that never need
+    /// re-ingestion never load it.
+    FromEnv(OnceCell<Client>),
+    /// Re-ingestion fails the invocation, saying so.
+    Missing,
+}
+
 impl Reingester {
     pub fn new(client: Client, policy: RetryPolicy) -> Reingester {
-        Reingester { client: OnceCell::new_with(Some(client)), from_env: false, policy, limits: Limits::default() }
+        Reingester { client: ClientSource::Given(client), policy, limits: Limits::default() }
     }
 
     /// A re-ingester whose client is built from the standard AWS configuration when first needed.
     pub fn from_env() -> Reingester {
-        Reingester { client: OnceCell::new(), from_env: true, policy: RetryPolicy::default(), limits: Limits::default() }
+        Reingester { client: ClientSource::FromEnv(OnceCell::new()), policy: RetryPolicy::default(), limits: Limits::default() }
     }
 
-    /// None: a shell that cannot reach AWS; re-ingestion then fails the invocation clearly.
+    /// No client: for shells that cannot reach AWS; re-ingestion then fails the invocation.
     pub fn none() -> Reingester {
-        Reingester { client: OnceCell::new(), from_env: false, policy: RetryPolicy::default(), limits: Limits::default() }
+        Reingester { client: ClientSource::Missing, policy: RetryPolicy::default(), limits: Limits::default() }
     }
 
     /// Other batch limits, for tests of the batching against an emulator.
@@ -118,11 +125,11 @@ impl Reingester {
     }
 
     async fn client(&self) -> Option<&Client> {
-        if self.from_env {
-            let client = self.client.get_or_init(|| async { client(&aws_config::load_from_env().await) }).await;
-            return Some(client);
+        match &self.client {
+            ClientSource::Given(client) => Some(client),
+            ClientSource::FromEnv(cell) => Some(cell.get_or_init(|| async { client(&aws_config::load_from_env().await) }).await),
+            ClientSource::Missing => None,
         }
-        self.client.get()
     }
 
     /// Puts every payload into `stream`, in batches within the limits, retrying failures.
