@@ -59,7 +59,8 @@ pub struct Progress {
     pub bytes: u64,
     /// Messages or objects skipped on purpose (test events, other S3 events, quarantine).
     pub skipped: u64,
-    /// Messages that failed and were left in the queue for its redrive policy.
+    /// Messages that failed and were left in the queue for its redrive policy (each counted
+    /// once, however often it came back during the run).
     pub left: u64,
 }
 
@@ -172,8 +173,9 @@ impl Collector {
                     .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
                     .map_or("?", String::as_str);
                 tracing::error!(message_id, receive_count, %error, "message left in the queue for its redrive policy (dead-letter queue after maxReceiveCount)");
-                failed_ids.insert(message_id.to_owned());
-                totals.left += 1;
+                if failed_ids.insert(message_id.to_owned()) {
+                    totals.left += 1;
+                }
                 return Ok(());
             }
         };

@@ -158,13 +158,13 @@ async fn collect(args: CollectArgs) -> Result<ExitCode> {
         options,
     );
     let mut out: Box<dyn Write> = match &args.output {
-        Some(path) => Box::new(
+        Some(path) => Box::new(DurableFile(
             std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(path)
                 .with_context(|| format!("cannot open {}", path.display()))?,
-        ),
+        )),
         None => Box::new(std::io::stdout().lock()),
     };
     let terminal = std::io::stderr().is_terminal();
@@ -201,4 +201,18 @@ async fn collect(args: CollectArgs) -> Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A file whose `flush` reaches the disk. The collector flushes before it deletes a message,
+/// so a deleted message's events survive a crash of the machine, not only of the process.
+struct DurableFile(std::fs::File);
+
+impl Write for DurableFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.sync_data()
+    }
 }
