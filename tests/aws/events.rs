@@ -83,6 +83,9 @@ pub struct Traffic {
     random: Random,
     next_id: u64,
     pub stream: String,
+    /// Writes log their request and response bodies (`RequestResponse` level); without,
+    /// every event is at `Metadata` level, as most audit policies log most requests.
+    bodies: bool,
 }
 
 /// One generated CloudWatch log event, and whether the default filter keeps it.
@@ -95,6 +98,17 @@ pub struct LogEvent {
 const NAMESPACES: &[&str] = &["default", "kube-system", "payments", "checkout", "monitoring", "argocd", "team-data"];
 const VERBS: &[&str] = &["get", "list", "watch", "create", "update", "patch", "delete"];
 const RESOURCES: &[&str] = &["pods", "deployments", "configmaps", "secrets", "leases", "services", "events", "replicasets"];
+const ENV_NAMES: &[&str] =
+    &["AWS_REGION", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "LOG_LEVEL", "PORT", "DB_HOST", "FEATURE_FLAGS"];
+const ENV_VALUES: &[&str] = &[
+    "eu-west-1",
+    "arn:aws:iam::111122223333:role/payments-api",
+    "/var/run/secrets/eks.amazonaws.com/serviceaccount/token",
+    "info",
+    "8080",
+    "payments.cluster-abc123.eu-west-1.rds.amazonaws.com",
+    "checkout-v2,fast-path",
+];
 const AGENTS: &[&str] = &[
     "kubectl/v1.29.3 (linux/amd64) kubernetes/6813625",
     "kube-controller-manager/v1.29.3 (linux/amd64) kubernetes/6813625/leader-election",
@@ -107,7 +121,12 @@ impl Traffic {
     pub fn new(seed: u64) -> Traffic {
         let mut random = Random::new(seed);
         let stream = format!("kube-apiserver-audit-{}", random.hex(32));
-        Traffic { random, next_id: 38_000_000_000_000_000 + seed * 1_000_000, stream }
+        Traffic { random, next_id: 38_000_000_000_000_000 + seed * 1_000_000, stream, bodies: true }
+    }
+
+    /// Traffic logged at `Metadata` level only.
+    pub fn metadata_only(seed: u64) -> Traffic {
+        Traffic { bodies: false, ..Traffic::new(seed) }
     }
 
     pub fn events(&mut self, count: usize) -> Vec<LogEvent> {
@@ -146,7 +165,7 @@ impl Traffic {
         let code = [200, 200, 200, 200, 201, 404, 403, 409][r.below(8)];
         let mut event = json!({
             "kind": "Event", "apiVersion": "audit.k8s.io/v1",
-            "level": if matches!(verb, "create" | "update" | "patch") { "RequestResponse" } else { "Metadata" },
+            "level": if self.bodies && matches!(verb, "create" | "update" | "patch") { "RequestResponse" } else { "Metadata" },
             "auditID": format!("{}-{}-4{}-8{}-{}", r.hex(8), r.hex(4), r.hex(3), r.hex(3), r.hex(12)),
             "stage": stage, "requestURI": uri, "verb": verb,
             "user": {"username": user, "uid": format!("aws-iam-authenticator:111122223333:{}", r.hex(21).to_uppercase()), "groups": groups, "extra": extra},
@@ -155,7 +174,9 @@ impl Traffic {
             "objectRef": {"resource": resource, "namespace": namespace, "name": if named { name.clone() } else { String::new() }, "apiVersion": "v1"},
             "requestReceivedTimestamp": time, "stageTimestamp": time,
             "annotations": {"authorization.k8s.io/decision": if code == 403 { "forbid" } else { "allow" },
-                            "authorization.k8s.io/reason": format!("EKS Access Policy: allowed by ClusterRoleBinding \"{}\"", r.hex(6))},
+                            "authorization.k8s.io/reason": format!("RBAC: allowed by ClusterRoleBinding \"{}\" of ClusterRole \"{}\"",
+                                r.pick(&["system:controller:deployment-controller", "argocd-application-controller", "eks:k8s-metrics", "cluster-admin"]),
+                                r.pick(&["system:controller:deployment-controller", "argocd-application-controller", "eks:k8s-metrics", "cluster-admin"]))},
         });
         if stage == "ResponseComplete" {
             event["responseStatus"] = json!({"metadata": {}, "code": code});
@@ -178,16 +199,20 @@ impl Traffic {
         let containers: Vec<Value> = (0..1 + r.below(2))
             .map(|c| {
                 json!({"name": format!("app-{c}"), "image": format!("111122223333.dkr.ecr.eu-west-1.amazonaws.com/{}:{}", r.pick(&["api", "worker", "web"]), r.hex(12)),
-                       "env": (0..2 + r.below(5)).map(|e| json!({"name": format!("VAR_{e}_{}", r.hex(4).to_uppercase()), "value": r.hex(24)})).collect::<Vec<_>>(),
+                       "env": (0..2 + r.below(5)).map(|_| json!({"name": r.pick(ENV_NAMES), "value": r.pick(ENV_VALUES)})).collect::<Vec<_>>(),
                        "resources": {"requests": {"cpu": format!("{}m", 100 + r.below(900)), "memory": format!("{}Mi", 128 + r.below(900))}},
                        "ports": [{"containerPort": 8000 + r.below(1000), "protocol": "TCP"}]})
             })
             .collect();
+        let spec = json!({"containers": containers, "serviceAccountName": "default"});
+        let applied = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace}, "spec": spec});
+        let mut spec = spec;
+        spec["nodeName"] = json!(format!("ip-10-0-{}-{}.eu-west-1.compute.internal", r.below(256), r.below(256)));
         json!({"kind": "Pod", "apiVersion": "v1",
                "metadata": {"name": name, "namespace": namespace, "uid": format!("{}-{}-{}", r.hex(8), r.hex(4), r.hex(12)),
                             "labels": {"app": name.split('-').next().unwrap_or("app"), "pod-template-hash": r.hex(10)},
-                            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": r.hex(120)}},
-               "spec": {"containers": containers, "serviceAccountName": "default", "nodeName": format!("ip-10-0-{}-{}.eu-west-1.compute.internal", r.below(256), r.below(256))}})
+                            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": applied.to_string()}},
+               "spec": spec})
     }
 
     /// A DATA_MESSAGE of this stream holding `events`.
@@ -203,11 +228,6 @@ impl Traffic {
 /// Record data as Firehose sends it: base64 of the gzip subscription message.
 pub fn gzip_data(message: &Value) -> String {
     STANDARD.encode(gzip(message.to_string().as_bytes()))
-}
-
-/// Record data with Firehose's Decompression option on: base64 of the plain message.
-pub fn plain_data(message: &Value) -> String {
-    STANDARD.encode(message.to_string())
 }
 
 /// A Firehose event for `stream_arn` with one record per data.

@@ -16,7 +16,7 @@ use eks_audit_forwarder::sink::local::LocalDir;
 use serde_json::Value;
 
 use crate::common::ok_lines;
-use crate::events::{Traffic, firehose_event, gzip_data, plain_data};
+use crate::events::{Traffic, firehose_event, gzip_data};
 use crate::moto::{self, ACCOUNT, REGION, unique};
 use crate::proxy::{Fault, Proxy};
 use crate::s3_objects::new_bucket;
@@ -129,22 +129,23 @@ fn sorted(mut ids: Vec<String>) -> Vec<String> {
 #[tokio::test]
 async fn an_oversized_response_is_reingested_and_every_event_arrives_exactly_once() {
     let stream = new_stream().await;
-    // A busy minute: 1,700 small gzip records from one API server, then one big record from
-    // another with Firehose's Decompression on (plain JSON), whose output alone could never fit
-    // half a response.
-    let mut busy = Traffic::new(1);
+    // A busy minute: 3,000 records of one Metadata-level event each, then one record of 1,000
+    // events with request and response bodies whose output alone could never fit half a
+    // response. All gzip, as Firehose sends CloudWatch Logs data with Decompression off.
+    let mut busy = Traffic::metadata_only(1);
     let mut datas = vec![crate::common::gzip_record(&crate::common::control_message())];
     let mut expected = Vec::new();
-    for i in 0..1_700 {
-        let events = busy.events(1 + i % 2);
+    for _ in 0..3_000 {
+        let events = busy.events(1);
         expected.extend(events.iter().filter(|e| e.kept).map(|e| e.id.clone()));
         datas.push(gzip_data(&busy.message(&events)));
     }
     let mut big = Traffic::new(2);
-    let big_events = big.events(1_200);
+    let big_events = big.events(1_000);
     expected.extend(big_events.iter().filter(|e| e.kept).map(|e| e.id.clone()));
-    datas.push(plain_data(&big.message(&big_events)));
+    datas.push(gzip_data(&big.message(&big_events)));
     let event = firehose_event(&stream.arn, &datas);
+    assert!(event.len() < 6 << 20, "within Lambda's 6 MB request limit: {} bytes", event.len());
 
     let (handler, _dir) = handler(moto::endpoint(), RetryPolicy::default(), Limits::default()).await;
     let started = std::time::Instant::now();
