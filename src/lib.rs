@@ -11,10 +11,14 @@
 //! 5. [`pipeline`] ties 1–4 together per payload and accounts for every event ([`tally`]).
 //! 6. [`batch`] turns outcomes into a Firehose response or S3 objects with deterministic keys.
 //! 7. [`handler`] is the async shell the Lambda and the CLI share; [`sink`] writes objects to
-//!    S3 or a local directory.
+//!    S3 or a local directory, and re-ingests into Firehose what does not fit its response.
+//!
+//! Downstream, [`collect`] reads the objects back through their S3 notifications on SQS, and
+//! [`telemetry`] sets up logs and writes the Lambda's metrics.
 
 pub mod audit;
 pub mod batch;
+pub mod collect;
 pub mod config;
 pub mod envelope;
 pub mod filter;

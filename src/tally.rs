@@ -27,8 +27,12 @@ pub struct Tally {
     pub dropped: Dropped,
     /// Events that are not valid audit events, set aside with their envelope.
     pub quarantined: u64,
-    /// Records that could not be decoded at all (returned to Firehose untouched).
+    /// Records returned to Firehose untouched: undecodable, or holding an event too large to
+    /// re-ingest when the response overflowed.
     pub failed_records: u64,
+    /// Firehose records sent back into the delivery stream because the response would have
+    /// been too large; their events are counted on the pass that delivers them.
+    pub reingested_records: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
 }
@@ -69,6 +73,7 @@ impl Tally {
         self.dropped.excluded_uri += other.dropped.excluded_uri;
         self.quarantined += other.quarantined;
         self.failed_records += other.failed_records;
+        self.reingested_records += other.reingested_records;
         self.bytes_in += other.bytes_in;
         self.bytes_out += other.bytes_out;
     }

@@ -1,4 +1,6 @@
-//! Outcomes to deliverables: Firehose response records and S3 objects.
+//! Outcomes to deliverables: Firehose response records, S3 objects, and the records re-ingested
+//! when a response would be too large.
 
 pub mod firehose;
 pub mod objects;
+pub mod reingest;

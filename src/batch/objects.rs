@@ -12,6 +12,9 @@ use crate::pipeline::{Group, Outcome, UNKNOWN_CLUSTER};
 pub const CONTENT_TYPE: &str = "application/x-ndjson";
 pub const CONTENT_ENCODING: &str = "gzip";
 
+/// The key segment that sets quarantine objects apart: `<prefix>/quarantine/cluster=...`.
+const QUARANTINE: &str = "quarantine/";
+
 /// An object ready to write: its key and gzip-compressed NDJSON body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Object {
@@ -29,7 +32,7 @@ pub fn event_objects(outcome: &Outcome, prefix: &str) -> Vec<Object> {
 /// One object per group of quarantined events, under `<prefix>/quarantine/`.
 pub fn quarantine_objects(outcome: &Outcome, prefix: &str) -> Vec<Object> {
     let lines = outcome.quarantined.iter().map(|q| (q.group, q.line.as_slice()));
-    build(&outcome.quarantine_groups, lines, prefix, "quarantine/")
+    build(&outcome.quarantine_groups, lines, prefix, QUARANTINE)
 }
 
 fn build<'l>(
@@ -70,6 +73,13 @@ pub fn object_key(prefix: &str, kind: &str, group: &Group) -> String {
     )
 }
 
+/// Whether `key` names a quarantine object (messages that are not audit events) rather than
+/// normalized events, whatever the prefix.
+pub fn is_quarantine_key(key: &str) -> bool {
+    let marker = format!("{QUARANTINE}cluster=");
+    key.starts_with(&marker) || key.contains(&format!("/{marker}"))
+}
+
 /// Replaces what would change the key's meaning (`/`) or needs escaping in S3 keys.
 fn key_safe(part: &str) -> String {
     part.chars()
@@ -83,4 +93,19 @@ pub fn gunzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::new();
     flate2::read::MultiGzDecoder::new(body).read_to_end(&mut out)?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quarantine_keys_are_told_apart_whatever_the_prefix() {
+        assert!(is_quarantine_key("eks-audit/quarantine/cluster=prod/dt=2024-05-21/hour=15/s-1.json.gz"));
+        assert!(is_quarantine_key("quarantine/cluster=prod/dt=2024-05-21/hour=15/s-1.json.gz"));
+        assert!(!is_quarantine_key("eks-audit/cluster=prod/dt=2024-05-21/hour=15/s-1.json.gz"));
+        // A prefix or cluster named "quarantine" does not make events quarantine.
+        assert!(!is_quarantine_key("quarantine-x/cluster=prod/dt=2024-05-21/hour=15/s-1.json.gz"));
+        assert!(!is_quarantine_key("eks-audit/cluster=quarantine/dt=2024-05-21/hour=15/s-1.json.gz"));
+    }
 }

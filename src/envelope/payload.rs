@@ -29,7 +29,8 @@ pub enum DecodeError {
     UnknownMessageType(String),
 }
 
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+/// The first two bytes of every gzip stream.
+pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 pub fn decode_base64(data: &str) -> Result<Vec<u8>, DecodeError> {
     STANDARD.decode(data).map_err(|e| DecodeError::NotBase64(e.to_string()))

@@ -1,7 +1,12 @@
-//! Where objects go: S3 when a bucket is configured, a local directory otherwise.
+//! Where output goes: objects to S3 when a bucket is configured, a local directory otherwise;
+//! records that do not fit a Firehose response back into their delivery stream.
 
+pub mod firehose;
 pub mod local;
 pub mod s3;
+
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
 use crate::batch::objects::Object;
 use crate::config::Settings;
@@ -53,5 +58,25 @@ impl ObjectStore {
     /// Whether this is a real bucket (Firehose mode only quarantines into one).
     pub fn is_bucket(&self) -> bool {
         matches!(self, ObjectStore::S3(_))
+    }
+}
+
+/// A one-line account of an AWS SDK error for logs and error messages: the service's error
+/// code, HTTP status and message when it answered; else the whole chain (timeouts, connection
+/// failures, credentials).
+pub fn describe_sdk_error<E>(error: &SdkError<E, HttpResponse>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match error {
+        SdkError::ServiceError(service) => {
+            let (err, status) = (service.err(), service.raw().status().as_u16());
+            let code = err.code().unwrap_or("error");
+            match err.message() {
+                Some(message) => format!("{code} (HTTP {status}): {message}"),
+                None => format!("{code} (HTTP {status})"),
+            }
+        }
+        other => DisplayErrorContext(other).to_string(),
     }
 }

@@ -2,7 +2,6 @@
 //! server-side encryption requested explicitly (SSE-S3, or SSE-KMS with a key).
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
 
@@ -48,7 +47,7 @@ impl S3Store {
         request.send().await.map(drop).map_err(|e| SinkError::S3 {
             bucket: self.bucket.clone(),
             key: object.key.clone(),
-            message: DisplayErrorContext(&e).to_string(),
+            message: super::describe_sdk_error(&e),
         })
     }
 }

@@ -1,6 +1,8 @@
 //! Logging set-up shared by the binaries: JSON lines on Lambda (CloudWatch Logs Insights reads
 //! their fields), compact text on a terminal. Logs go to stderr so stdout stays the output.
 
+pub mod emf;
+
 use tracing_subscriber::EnvFilter;
 
 pub fn init(json: bool) {

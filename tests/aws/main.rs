@@ -1,0 +1,20 @@
+//! The AWS side against a real local emulator: one moto server, started once for this test
+//! binary and shared by every test (each uses its own buckets, queues and streams), so the
+//! whole suite pays moto's start-up once. Needs `scripts/setup-tools.sh` (moto in `.venv/`).
+//!
+//! - [`s3_objects`]: SPEC §6 objects, headers, encryption, idempotency, quarantine.
+//! - [`notifications`]: S3 `ObjectCreated` notifications on SQS.
+//! - [`collect`]: `eks-audit collect`, happy path and failures (dead-letter queue).
+//! - [`reingest`]: SPEC §2 re-ingestion through Firehose `PutRecordBatch`, with failures
+//!   injected by [`proxy`].
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod collect;
+mod events;
+mod moto;
+mod notifications;
+mod proxy;
+mod reingest;
+mod s3_objects;
