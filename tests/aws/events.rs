@@ -7,7 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
-use crate::common::{gzip, repo_file};
+use crate::common::repo_file;
 
 pub fn sample(name: &str) -> String {
     let path = repo_file(&format!("events/{name}"));
@@ -223,20 +223,4 @@ impl Traffic {
             "logEvents": events.iter().map(|e| e.value.clone()).collect::<Vec<_>>(),
         })
     }
-}
-
-/// Record data as Firehose sends it: base64 of the gzip subscription message.
-pub fn gzip_data(message: &Value) -> String {
-    STANDARD.encode(gzip(message.to_string().as_bytes()))
-}
-
-/// A Firehose event for `stream_arn` with one record per data.
-pub fn firehose_event(stream_arn: &str, datas: &[String]) -> String {
-    let records: Vec<Value> = datas
-        .iter()
-        .enumerate()
-        .map(|(i, d)| json!({"recordId": format!("r{i:05}"), "approximateArrivalTimestamp": 1_716_285_601_000_i64, "data": d}))
-        .collect();
-    json!({"invocationId": "6b1e8b5c-0000-4000-8000-000000000001", "deliveryStreamArn": stream_arn, "region": "us-east-1", "records": records})
-        .to_string()
 }

@@ -9,14 +9,12 @@ use eks_audit_forwarder::batch::reingest::Limits;
 use eks_audit_forwarder::config::Settings;
 use eks_audit_forwarder::envelope::models::{FirehoseResponse, FirehoseResult};
 use eks_audit_forwarder::envelope::{decompress, parse_messages};
-use eks_audit_forwarder::handler::{Handler, HandlerError, Invocation, Response};
-use eks_audit_forwarder::sink::ObjectStore;
+use eks_audit_forwarder::handler::{HandlerError, Invocation, Response};
 use eks_audit_forwarder::sink::firehose::{ReingestError, Reingester, RetryPolicy};
-use eks_audit_forwarder::sink::local::LocalDir;
 use serde_json::Value;
 
-use crate::common::ok_lines;
-use crate::events::{Traffic, firehose_event, gzip_data};
+use crate::common::{TestHandler, control_message, firehose_event_for, gzip_record, ok_lines};
+use crate::events::Traffic;
 use crate::moto::{self, ACCOUNT, REGION, unique};
 use crate::proxy::{Fault, Proxy};
 use crate::s3_objects::new_bucket;
@@ -66,12 +64,14 @@ const QUICK: RetryPolicy =
 
 /// A Firehose-mode handler (no bucket) re-ingesting through `endpoint` with the library's own
 /// client set-up.
-async fn handler(endpoint: &str, policy: RetryPolicy, limits: Limits) -> (Handler, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
+async fn handler(endpoint: &str, policy: RetryPolicy, limits: Limits) -> TestHandler {
     let client = eks_audit_forwarder::sink::firehose::client(&moto::config_for(endpoint).await);
-    let handler = Handler::new(Settings::default(), ObjectStore::Local(LocalDir::new(dir.path())), None)
-        .with_reingester(Reingester::new(client, policy).with_limits(limits));
-    (handler, dir)
+    with_reingester(Reingester::new(client, policy).with_limits(limits))
+}
+
+fn with_reingester(reingester: Reingester) -> TestHandler {
+    let TestHandler { handler, dir } = crate::common::handler(Settings::default());
+    TestHandler { handler: handler.with_reingester(reingester), dir }
 }
 
 fn firehose_response(invocation: &Invocation) -> &FirehoseResponse {
@@ -133,23 +133,23 @@ async fn an_oversized_response_is_reingested_and_every_event_arrives_exactly_onc
     // events with request and response bodies whose output alone could never fit half a
     // response. All gzip, as Firehose sends CloudWatch Logs data with Decompression off.
     let mut busy = Traffic::metadata_only(1);
-    let mut datas = vec![crate::common::gzip_record(&crate::common::control_message())];
+    let mut datas = vec![gzip_record(&control_message())];
     let mut expected = Vec::new();
     for _ in 0..3_000 {
         let events = busy.events(1);
         expected.extend(events.iter().filter(|e| e.kept).map(|e| e.id.clone()));
-        datas.push(gzip_data(&busy.message(&events)));
+        datas.push(gzip_record(&busy.message(&events)));
     }
     let mut big = Traffic::new(2);
     let big_events = big.events(1_000);
     expected.extend(big_events.iter().filter(|e| e.kept).map(|e| e.id.clone()));
-    datas.push(gzip_data(&big.message(&big_events)));
-    let event = firehose_event(&stream.arn, &datas);
+    datas.push(gzip_record(&big.message(&big_events)));
+    let event = firehose_event_for(&stream.arn, &datas);
     assert!(event.len() < 6 << 20, "within Lambda's 6 MB request limit: {} bytes", event.len());
 
-    let (handler, _dir) = handler(moto::endpoint(), RetryPolicy::default(), Limits::default()).await;
+    let test = handler(moto::endpoint(), RetryPolicy::default(), Limits::default()).await;
     let started = std::time::Instant::now();
-    let invocation = handler.invoke(&event).await.expect("the invocation succeeds");
+    let invocation = test.handler.invoke(&event).await.expect("the invocation succeeds");
     let took = started.elapsed();
     let response = firehose_response(&invocation);
 
@@ -192,10 +192,10 @@ fn small_overflow(stream: &Stream, seed: u64) -> (String, Vec<String>, Limits) {
         .map(|_| {
             let events = traffic.events(2);
             expected.extend(events.iter().filter(|e| e.kept).map(|e| e.id.clone()));
-            gzip_data(&traffic.message(&events))
+            gzip_record(&traffic.message(&events))
         })
         .collect();
-    (firehose_event(&stream.arn, &datas), expected, Limits { max_response_bytes: 20_000, ..Limits::default() })
+    (firehose_event_for(&stream.arn, &datas), expected, Limits { max_response_bytes: 20_000, ..Limits::default() })
 }
 
 async fn assert_exactly_once(stream: &Stream, invocation: &Invocation, expected: Vec<String>) {
@@ -209,9 +209,9 @@ async fn records_that_fail_in_a_batch_are_retried_alone_until_accepted() {
     let stream = new_stream().await;
     let (event, expected, limits) = small_overflow(&stream, 3);
     let proxy = Proxy::start(moto::endpoint(), Fault::FailEveryOtherRecord { calls: 2 }).await;
-    let (handler, _dir) = handler(&proxy.endpoint, QUICK, limits).await;
+    let test = handler(&proxy.endpoint, QUICK, limits).await;
 
-    let invocation = handler.invoke(&event).await.expect("retries succeed");
+    let invocation = test.handler.invoke(&event).await.expect("retries succeed");
 
     let calls: Vec<usize> = proxy.calls().iter().map(|c| c.records).collect();
     let first = invocation.tally.reingested_records as usize;
@@ -225,9 +225,9 @@ async fn server_errors_are_retried_with_backoff() {
     let stream = new_stream().await;
     let (event, expected, limits) = small_overflow(&stream, 4);
     let proxy = Proxy::start(moto::endpoint(), Fault::ServerError { calls: 2 }).await;
-    let (handler, _dir) = handler(&proxy.endpoint, QUICK, limits).await;
+    let test = handler(&proxy.endpoint, QUICK, limits).await;
 
-    let invocation = handler.invoke(&event).await.expect("the third call succeeds");
+    let invocation = test.handler.invoke(&event).await.expect("the third call succeeds");
 
     assert_eq!(proxy.calls().len(), 3, "two 500s, then success; the SDK's own retries are off");
     assert_exactly_once(&stream, &invocation, expected).await;
@@ -238,9 +238,9 @@ async fn when_retries_run_out_the_invocation_fails_so_firehose_retries_it() {
     let stream = new_stream().await;
     let (event, _, limits) = small_overflow(&stream, 5);
     let proxy = Proxy::start(moto::endpoint(), Fault::FailAllRecords).await;
-    let (handler, _dir) = handler(&proxy.endpoint, QUICK, limits).await;
+    let test = handler(&proxy.endpoint, QUICK, limits).await;
 
-    let error = handler.invoke(&event).await.unwrap_err();
+    let error = test.handler.invoke(&event).await.unwrap_err();
 
     let HandlerError::Reingest(ReingestError::GaveUp { stream: name, failed, sent, attempts, last_error }) = &error else {
         panic!("expected a give-up, got {error}")
@@ -259,9 +259,9 @@ async fn records_go_back_to_the_region_the_stream_arn_names() {
     // The client is configured for us-east-1; the stream lives in eu-west-1.
     let stream = new_stream_in("eu-west-1").await;
     let (event, expected, limits) = small_overflow(&stream, 8);
-    let (handler, _dir) = handler(moto::endpoint(), QUICK, limits).await;
+    let test = handler(moto::endpoint(), QUICK, limits).await;
 
-    let invocation = handler.invoke(&event).await.expect("re-ingested into eu-west-1");
+    let invocation = test.handler.invoke(&event).await.expect("re-ingested into eu-west-1");
 
     assert!(invocation.tally.reingested_records > 0);
     assert_exactly_once(&stream, &invocation, expected).await;
@@ -274,9 +274,9 @@ async fn a_missing_delivery_stream_is_refused_without_retrying() {
     let stream = Stream { name, arn, bucket: String::new() };
     let (event, _, limits) = small_overflow(&stream, 6);
     let proxy = Proxy::start(moto::endpoint(), Fault::FailEveryOtherRecord { calls: 0 }).await;
-    let (handler, _dir) = handler(&proxy.endpoint, QUICK, limits).await;
+    let test = handler(&proxy.endpoint, QUICK, limits).await;
 
-    let error = handler.invoke(&event).await.unwrap_err();
+    let error = test.handler.invoke(&event).await.unwrap_err();
 
     assert!(matches!(&error, HandlerError::Reingest(ReingestError::Refused { .. })), "{error}");
     assert!(error.to_string().contains("ResourceNotFoundException"), "{error}");
@@ -287,11 +287,9 @@ async fn a_missing_delivery_stream_is_refused_without_retrying() {
 async fn reingestion_without_a_firehose_client_fails_clearly() {
     let stream = Stream { name: "eks-audit".into(), arn: format!("arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/eks-audit"), bucket: String::new() };
     let (event, _, limits) = small_overflow(&stream, 7);
-    let dir = tempfile::tempdir().unwrap();
-    let handler = Handler::new(Settings::default(), ObjectStore::Local(LocalDir::new(dir.path())), None)
-        .with_reingester(Reingester::none().with_limits(limits));
+    let test = with_reingester(Reingester::none().with_limits(limits));
 
-    let error = handler.invoke(&event).await.unwrap_err();
+    let error = test.handler.invoke(&event).await.unwrap_err();
 
     assert!(matches!(&error, HandlerError::Reingest(ReingestError::NoClient { .. })), "{error}");
     assert!(error.to_string().contains("no Firehose client is configured"), "{error}");

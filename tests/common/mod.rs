@@ -82,6 +82,11 @@ pub fn control_message() -> Value {
 
 /// A Firehose transformation event with one record per `data` (already base64), ids `r0`, `r1`, ...
 pub fn firehose_event(datas: &[String]) -> String {
+    firehose_event_for("arn:aws:firehose:eu-west-1:111122223333:deliverystream/eks-audit", datas)
+}
+
+/// [`firehose_event`] from the delivery stream `stream_arn`, in the ARN's region.
+pub fn firehose_event_for(stream_arn: &str, datas: &[String]) -> String {
     let records: Vec<Value> = datas
         .iter()
         .enumerate()
@@ -89,8 +94,8 @@ pub fn firehose_event(datas: &[String]) -> String {
         .collect();
     json!({
         "invocationId": "00540a87-5050-496a-84e4-e7d92bbaf5e2",
-        "deliveryStreamArn": "arn:aws:firehose:eu-west-1:111122223333:deliverystream/eks-audit",
-        "region": "eu-west-1",
+        "deliveryStreamArn": stream_arn,
+        "region": stream_arn.split(':').nth(3).unwrap_or_default(),
         "records": records,
     })
     .to_string()
