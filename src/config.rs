@@ -20,12 +20,16 @@ pub enum Format {
     /// Microsoft Sentinel's `AWSEKSLogs_CL` columns plus extended columns (SPEC §4).
     #[default]
     Flat,
+    /// OCSF 1.1.0 API Activity (6003) with the cloud and datetime profiles, as Amazon Security
+    /// Lake's EKS source emits it, with its mapping errors fixed (SPEC §5).
+    Ocsf,
 }
 
 /// Flags and environment variables, as documented by `--help` and the README.
 #[derive(Debug, Clone, Args)]
 pub struct SettingsArgs {
-    /// Output schema.
+    /// Output schema: `flat` (Sentinel AWSEKSLogs_CL columns and more) or `ocsf` (OCSF 1.1.0
+    /// API Activity, as Amazon Security Lake stores EKS audit logs).
     #[arg(long, env = "EKS_AUDIT_FORMAT", value_enum, default_value_t = Format::Flat)]
     pub format: Format,
 
