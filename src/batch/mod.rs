@@ -2,3 +2,5 @@
 
 pub mod firehose;
 pub mod objects;
+#[cfg(feature = "security-lake")]
+pub mod parquet;

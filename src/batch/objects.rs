@@ -71,7 +71,7 @@ pub fn object_key(prefix: &str, kind: &str, group: &Group) -> String {
 }
 
 /// Replaces what would change the key's meaning (`/`) or needs escaping in S3 keys.
-fn key_safe(part: &str) -> String {
+pub(crate) fn key_safe(part: &str) -> String {
     part.chars()
         .map(|c| if c.is_ascii_alphanumeric() || "-_.=".contains(c) { c } else { '_' })
         .collect()

@@ -17,6 +17,8 @@
 //!   `api.response.data`, never parsed. The original event is not repeated in `raw_data`.
 
 pub mod activity;
+#[cfg(feature = "security-lake")]
+pub mod columns;
 
 use std::borrow::Cow;
 use std::net::IpAddr;
