@@ -189,3 +189,24 @@ fn non_empty(value: Option<String>) -> Option<String> {
 pub fn region_from_env() -> Option<String> {
     ["AWS_REGION", "AWS_DEFAULT_REGION"].iter().find_map(|name| non_empty(std::env::var(name).ok()))
 }
+
+#[cfg(all(test, feature = "security-lake"))]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        settings: SettingsArgs,
+    }
+
+    #[test]
+    fn parquet_output_writes_ocsf_under_the_trimmed_source_name() {
+        let args = ["eks-audit", "--output", "parquet", "--format", "flat", "--source-name", "/eks-audit/1.0/"];
+        let settings = Cli::try_parse_from(args).expect("valid flags").settings.into_settings();
+        assert_eq!((settings.output, settings.format), (Output::Parquet, Format::Ocsf));
+        assert_eq!(settings.source_name, "eks-audit/1.0");
+    }
+}

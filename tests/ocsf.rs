@@ -396,3 +396,25 @@ fn bodies_are_embedded_as_json_text_and_metadata_names_the_product() {
     assert!(event.get("raw_data").is_none(), "the original event is not repeated");
     assert_eq!((&event["severity_id"], &event["severity"]), (&json!(1), &json!("Informational")));
 }
+
+#[test]
+fn strings_too_long_for_ocsf_move_to_unmapped() {
+    // A client chooses its User-Agent; kube-apiserver logs it whole. OCSF strings hold at most
+    // 65,535 characters, so 70,000 of them go to `unmapped` under the attribute's path.
+    let agent = "a".repeat(70_000);
+    let event = single(&format!(
+        r#"{{"verb":"get","auditID":"a","user":{{"username":"u"}},"sourceIPs":["10.0.0.1"],"stageTimestamp":"2024-05-21T10:00:00Z","requestURI":"/api","userAgent":"{agent}"}}"#
+    ));
+    assert!(errors(&validator(), &event).is_empty());
+    assert_eq!(event["http_request"], json!({"url": {"path": "/api"}}));
+    assert_eq!(event["unmapped"]["http_request.user_agent"].as_str().map(str::len), Some(70_000));
+    // A verb that long cannot be the operation: the event is quarantined, not cut.
+    let verb = "v".repeat(70_000);
+    let transformed = run(
+        format!(r#"{{"verb":"{verb}","user":{{"username":"u"}},"sourceIPs":["10.0.0.1"],"stageTimestamp":"2024-05-21T10:00:00Z"}}"#)
+            .as_bytes(),
+        Format::Ocsf,
+    );
+    assert_eq!((transformed.tally.kept, transformed.tally.quarantined), (0, 1));
+    assert!(transformed.problems[0].contains("longer than OCSF allows"), "{:?}", transformed.problems);
+}

@@ -15,6 +15,9 @@
 //!   usable audit event. Nothing is invented to fill a required attribute.
 //! - Request and response bodies are embedded as JSON text in `api.request.data` and
 //!   `api.response.data`, never parsed. The original event is not repeated in `raw_data`.
+//! - OCSF strings hold at most 65,535 characters. A longer value (a client can send a
+//!   100 KB user agent) is moved to `unmapped` under its attribute's path, so the event stays
+//!   valid and loses nothing.
 
 pub mod activity;
 #[cfg(feature = "security-lake")]
@@ -29,7 +32,7 @@ use self::activity::{Activity, Status};
 use super::EventContext;
 use super::json::ObjectWriter;
 use super::time::{epoch_millis, from_epoch_millis, parse_utc, rfc3339_utc};
-use crate::audit::{AuditEvent, ObjectReference, Text, UserInfo};
+use crate::audit::{AuditEvent, Text, UserInfo};
 
 /// The OCSF version written in `metadata.version`.
 pub const OCSF_VERSION: &str = "1.1.0";
@@ -45,6 +48,8 @@ pub const LOG_PROVIDER: &str = "Amazon CloudWatch Logs";
 const USER_TYPE_UNKNOWN: i64 = 0;
 /// The longest text the OCSF `ip_t` type accepts.
 const MAX_IP_LEN: usize = 40;
+/// The longest string (in characters) any other OCSF string attribute accepts.
+const MAX_STRING_CHARS: usize = 65_535;
 
 /// Why an audit event cannot be an OCSF API Activity event: attributes OCSF requires that the
 /// event has nothing to fill with.
@@ -65,8 +70,9 @@ struct Required<'e> {
 
 impl<'e> Required<'e> {
     fn of(event: &'e AuditEvent<'e>, context: &EventContext<'_>) -> Result<Required<'e>, Unmappable> {
-        let operation = event.verb.non_empty();
-        let user = event.user().filter(|u| u.username.non_empty().is_some() || u.uid.non_empty().is_some());
+        let operation = event.verb.non_empty().filter(|v| fits(v));
+        let named = |text: &Text<'_>| text.non_empty().is_some_and(fits);
+        let user = event.user().filter(|u| named(&u.username) || named(&u.uid));
         let src_ip = event.source_ips.first().map(|ip| &**ip).filter(|ip| is_ip(ip));
         let time = ocsf_time(event, context.cloudwatch_timestamp).and_then(|t| Some((t, epoch_millis(t)?)));
         match (operation, user, src_ip, time) {
@@ -76,10 +82,10 @@ impl<'e> Required<'e> {
             _ => {
                 let mut missing = Vec::new();
                 if operation.is_none() {
-                    missing.push("no verb (api.operation)");
+                    missing.push("no verb (api.operation), or one longer than OCSF allows");
                 }
                 if user.is_none() {
-                    missing.push("no user.username or user.uid (actor.user)");
+                    missing.push("no user.username or user.uid (actor.user), or only ones longer than OCSF allows");
                 }
                 if src_ip.is_none() {
                     missing.push("sourceIPs[0] is missing or not an IP address (src_endpoint.ip)");
@@ -108,6 +114,11 @@ fn is_ip(text: &str) -> bool {
     text.len() <= MAX_IP_LEN && text.parse::<IpAddr>().is_ok()
 }
 
+/// Whether an OCSF string attribute can hold `text` (characters, not bytes).
+fn fits(text: &str) -> bool {
+    text.len() <= MAX_STRING_CHARS || text.chars().count() <= MAX_STRING_CHARS
+}
+
 /// Appends `event` as one OCSF JSON object (no line break) to `out`, or, when OCSF's required
 /// attributes cannot be filled, returns why and leaves `out` untouched.
 pub fn write(event: &AuditEvent<'_>, context: &EventContext<'_>, out: &mut Vec<u8>) -> Result<(), Unmappable> {
@@ -116,6 +127,7 @@ pub fn write(event: &AuditEvent<'_>, context: &EventContext<'_>, out: &mut Vec<u
     let status_code = event.response_status.as_ref().and_then(|s| s.code.0);
     let status = Status::from_code(status_code);
     let start = parse_utc(event.request_received_timestamp.as_deref());
+    let mut writer = Writer { event, context, spilled: Vec::new() };
 
     let mut line = ObjectWriter::start(out);
     line.field("class_uid", &activity::CLASS_UID)
@@ -135,85 +147,275 @@ pub fn write(event: &AuditEvent<'_>, context: &EventContext<'_>, out: &mut Vec<u
         .field("time_dt", &rfc3339_utc(required.time))
         .opt_field("start_time", start.and_then(epoch_millis).as_ref())
         .opt_field("start_time_dt", start.map(rfc3339_utc).as_ref())
-        .opt_field("message", event.stage.non_empty());
-    write_metadata(&mut line, event, context);
-    write_cloud(&mut line, context);
-    write_actor(&mut line, event, required.user);
-    write_api(&mut line, event, required.operation);
-    write_http_request(&mut line, event);
-    write_src_endpoint(&mut line, event, required.src_ip);
-    if let Some(object_ref) = event.object_ref() {
-        write_resources(&mut line, object_ref);
-    }
-    write_unmapped(&mut line, event, context);
+        .opt_field("message", writer.fit("message", event.stage.non_empty()));
+    writer.metadata(&mut line);
+    writer.cloud(&mut line);
+    writer.actor(&mut line, required.user);
+    writer.api(&mut line, required.operation);
+    writer.http_request(&mut line);
+    writer.src_endpoint(&mut line, required.src_ip);
+    writer.resources(&mut line);
+    writer.unmapped(&mut line);
     line.end();
     Ok(())
 }
 
-fn write_metadata(line: &mut ObjectWriter<'_>, event: &AuditEvent<'_>, context: &EventContext<'_>) {
-    let logged = context.cloudwatch_timestamp.and_then(from_epoch_millis);
-    let mut metadata = line.object("metadata");
-    metadata.field("version", OCSF_VERSION).field("profiles", &PROFILES);
-    let mut product = metadata.object("product");
-    product.field("name", PRODUCT_NAME).field("vendor_name", VENDOR_NAME);
-    product.object("feature").field("name", PRODUCT_FEATURE).end();
-    product.opt_field("version", event.api_version.non_empty());
-    product.end();
-    metadata
-        .opt_field("uid", event.audit_id.non_empty())
-        .opt_field("log_level", event.level.non_empty())
-        .opt_field("log_name", context.log_group.filter(|g| !g.is_empty()))
-        .opt_field("log_provider", context.log_group.filter(|g| !g.is_empty()).map(|_| LOG_PROVIDER))
-        .opt_field("logged_time", context.cloudwatch_timestamp.as_ref())
-        .opt_field("logged_time_dt", logged.map(rfc3339_utc).as_ref());
-    metadata.end();
+/// Writes the attributes of one event, setting aside strings too long for OCSF.
+struct Writer<'e> {
+    event: &'e AuditEvent<'e>,
+    context: &'e EventContext<'e>,
+    /// Values too long for their attribute, by attribute path, for `unmapped`.
+    spilled: Vec<(Cow<'static, str>, Cow<'e, str>)>,
 }
 
-fn write_cloud(line: &mut ObjectWriter<'_>, context: &EventContext<'_>) {
-    let mut cloud = line.object("cloud");
-    cloud.field("provider", CLOUD_PROVIDER).opt_field("region", context.region.filter(|r| !r.is_empty()));
-    if let Some(account) = context.account.filter(|a| !a.is_empty()) {
-        cloud.object("account").field("uid", account).end();
+impl<'e> Writer<'e> {
+    /// `value` when OCSF can hold it; else `None`, and the value goes to `unmapped` under
+    /// `attribute`. Empty strings count as absent.
+    fn fit(&mut self, attribute: &'static str, value: Option<&'e str>) -> Option<&'e str> {
+        let value = value.filter(|v| !v.is_empty())?;
+        if fits(value) {
+            return Some(value);
+        }
+        self.spilled.push((Cow::Borrowed(attribute), Cow::Borrowed(value)));
+        None
     }
-    cloud.end();
-}
 
-fn write_actor(line: &mut ObjectWriter<'_>, event: &AuditEvent<'_>, user: &UserInfo<'_>) {
-    let extra = user.extra.as_ref();
-    let mut actor = line.object("actor");
-    {
-        let mut ocsf_user = actor.object("user");
-        ocsf_user
-            .opt_field("name", user.username.non_empty())
-            .opt_field("uid", user.uid.non_empty())
-            .opt_field("uid_alt", first(extra.map(|e| &*e.principal_id)))
-            .field("type_id", &USER_TYPE_UNKNOWN);
-        write_names(&mut ocsf_user, "groups", &user.groups);
-        ocsf_user.end();
+    fn metadata(&mut self, line: &mut ObjectWriter<'_>) {
+        let (event, context) = (self.event, self.context);
+        let logged = context.cloudwatch_timestamp.and_then(from_epoch_millis);
+        let log_group = self.fit("metadata.log_name", context.log_group);
+        let mut metadata = line.object("metadata");
+        metadata.field("version", OCSF_VERSION).field("profiles", &PROFILES);
+        let mut product = metadata.object("product");
+        product.field("name", PRODUCT_NAME).field("vendor_name", VENDOR_NAME);
+        product.object("feature").field("name", PRODUCT_FEATURE).end();
+        product.opt_field("version", self.fit("metadata.product.version", event.api_version.non_empty()));
+        product.end();
+        metadata
+            .opt_field("uid", self.fit("metadata.uid", event.audit_id.non_empty()))
+            .opt_field("log_level", self.fit("metadata.log_level", event.level.non_empty()))
+            .opt_field("log_name", log_group)
+            .opt_field("log_provider", context.log_group.filter(|g| !g.is_empty()).map(|_| LOG_PROVIDER))
+            .opt_field("logged_time", context.cloudwatch_timestamp.as_ref())
+            .opt_field("logged_time_dt", logged.map(rfc3339_utc).as_ref());
+        metadata.end();
     }
-    let session = [
-        ("credential_uid", first(extra.map(|e| &*e.access_key_id))),
-        ("issuer", first(extra.map(|e| &*e.canonical_arn))),
-        ("uid", first(extra.map(|e| &*e.session_name))),
-    ];
-    if session.iter().any(|(_, value)| value.is_some()) {
-        let mut ocsf_session = actor.object("session");
-        for (key, value) in session {
-            ocsf_session.opt_field(key, value);
+
+    fn cloud(&mut self, line: &mut ObjectWriter<'_>) {
+        let region = self.fit("cloud.region", self.context.region);
+        let account = self.fit("cloud.account.uid", self.context.account);
+        let mut cloud = line.object("cloud");
+        cloud.field("provider", CLOUD_PROVIDER).opt_field("region", region);
+        if let Some(account) = account {
+            cloud.object("account").field("uid", account).end();
         }
-        ocsf_session.end();
+        cloud.end();
     }
-    if let Some(annotations) = event.annotations().filter(|a| a.decision.non_empty().is_some()) {
-        let mut list = actor.array("authorizations");
-        let mut authorization = list.object();
-        authorization.opt_field("decision", annotations.decision.non_empty());
-        if let Some(reason) = annotations.reason.non_empty() {
-            authorization.object("policy").field("name", reason).end();
+
+    fn actor(&mut self, line: &mut ObjectWriter<'_>, user: &'e UserInfo<'e>) {
+        let event = self.event;
+        let extra = user.extra.as_ref();
+        let mut actor = line.object("actor");
+        {
+            let mut ocsf_user = actor.object("user");
+            ocsf_user
+                .opt_field("name", self.fit("actor.user.name", user.username.non_empty()))
+                .opt_field("uid", self.fit("actor.user.uid", user.uid.non_empty()))
+                .opt_field("uid_alt", self.fit("actor.user.uid_alt", first(extra.map(|e| &*e.principal_id))))
+                .field("type_id", &USER_TYPE_UNKNOWN);
+            let groups: Vec<&str> =
+                user.groups.iter().filter_map(|g| self.fit("actor.user.groups[].name", Some(&**g))).collect();
+            if !groups.is_empty() {
+                let mut list = ocsf_user.array("groups");
+                for group in groups {
+                    list.object().field("name", group).end();
+                }
+                list.end();
+            }
+            ocsf_user.end();
         }
-        authorization.end();
+        let session = [
+            ("credential_uid", self.fit("actor.session.credential_uid", first(extra.map(|e| &*e.access_key_id)))),
+            ("issuer", self.fit("actor.session.issuer", first(extra.map(|e| &*e.canonical_arn)))),
+            ("uid", self.fit("actor.session.uid", first(extra.map(|e| &*e.session_name)))),
+        ];
+        if session.iter().any(|(_, value)| value.is_some()) {
+            let mut ocsf_session = actor.object("session");
+            for (key, value) in session {
+                ocsf_session.opt_field(key, value);
+            }
+            ocsf_session.end();
+        }
+        let annotations = event.annotations();
+        let decision = self.fit("actor.authorizations[].decision", annotations.and_then(|a| a.decision.non_empty()));
+        if let Some(decision) = decision {
+            let reason = self.fit("actor.authorizations[].policy.name", annotations.and_then(|a| a.reason.non_empty()));
+            let mut list = actor.array("authorizations");
+            let mut authorization = list.object();
+            authorization.field("decision", decision);
+            if let Some(reason) = reason {
+                authorization.object("policy").field("name", reason).end();
+            }
+            authorization.end();
+            list.end();
+        }
+        actor.end();
+    }
+
+    fn api(&mut self, line: &mut ObjectWriter<'_>, operation: &str) {
+        let event = self.event;
+        let object_ref = event.object_ref();
+        let status = event.response_status.as_ref();
+        let version = self.fit("api.version", object_ref.and_then(|o| o.api_version.non_empty()));
+        let group = self.fit("api.group.name", object_ref.and_then(|o| o.api_group.non_empty()));
+        let audit_id = self.fit("api.request.uid", event.audit_id.non_empty());
+        let response = [
+            ("error", self.fit("api.response.error", status.and_then(|s| s.reason.non_empty()))),
+            ("error_message", self.fit("api.response.error_message", status.and_then(|s| s.status.non_empty()))),
+            ("message", self.fit("api.response.message", status.and_then(|s| s.message.non_empty()))),
+            // json_t: no length limit.
+            ("data", event.response_object.map(|raw| raw.get())),
+        ];
+        let code = status.and_then(|s| s.code.0);
+        let mut api = line.object("api");
+        api.field("operation", operation).opt_field("version", version);
+        if let Some(group) = group {
+            api.object("group").field("name", group).end();
+        }
+        // `request.uid` is required when there is a request: without an audit ID the request (and
+        // its body) cannot be written.
+        if let Some(audit_id) = audit_id {
+            let mut request = api.object("request");
+            request.field("uid", audit_id).opt_field("data", event.request_object.map(|raw| raw.get()));
+            request.end();
+        }
+        if code.is_some() || response.iter().any(|(_, value)| value.is_some()) {
+            let mut ocsf_response = api.object("response");
+            ocsf_response.opt_field("code", code.as_ref());
+            for (key, value) in response {
+                ocsf_response.opt_field(key, value);
+            }
+            ocsf_response.end();
+        }
+        api.end();
+    }
+
+    fn http_request(&mut self, line: &mut ObjectWriter<'_>) {
+        let event = self.event;
+        let (path, query) = match event.request_uri.non_empty() {
+            Some(uri) => match uri.split_once('?') {
+                Some((path, query)) => (Some(path), Some(query)),
+                None => (Some(uri), None),
+            },
+            None => (None, None),
+        };
+        let path = self.fit("http_request.url.path", path);
+        let query = self.fit("http_request.url.query_string", query);
+        let user_agent = self.fit("http_request.user_agent", event.user_agent.non_empty());
+        if path.is_none() && user_agent.is_none() {
+            return;
+        }
+        let mut http_request = line.object("http_request");
+        // `url` needs a path (or a full URL string, which audit events do not have).
+        if let Some(path) = path {
+            let mut url = http_request.object("url");
+            url.field("path", path).opt_field("query_string", query);
+            url.end();
+        }
+        http_request.opt_field("user_agent", user_agent);
+        http_request.end();
+    }
+
+    fn src_endpoint(&mut self, line: &mut ObjectWriter<'_>, src_ip: &str) {
+        let mut endpoint = line.object("src_endpoint");
+        endpoint.field("ip", src_ip);
+        let intermediate: Vec<&str> =
+            self.event.source_ips.iter().skip(1).map(|ip| &**ip).filter(|ip| is_ip(ip)).collect();
+        if !intermediate.is_empty() {
+            endpoint.field("intermediate_ips", &intermediate);
+        }
+        endpoint.end();
+    }
+
+    /// One resource: the object the request acted on. OCSF requires a resource to have a name
+    /// or a uid; a request on a collection (`list`, `watch`, `deletecollection`, a `create`
+    /// before the name is known) names none, so the collection is named by its resource, e.g.
+    /// `pods`.
+    fn resources(&mut self, line: &mut ObjectWriter<'_>) {
+        let Some(object_ref) = self.event.object_ref() else { return };
+        let resource = object_ref.resource.non_empty();
+        let name = self.fit("resources[].name", object_ref.name.non_empty().or(resource));
+        let uid = self.fit("resources[].uid", object_ref.uid.non_empty());
+        let kind = match (resource, object_ref.subresource.non_empty()) {
+            (Some(resource), Some(sub)) => Some(format!("{resource}/{sub}")),
+            (Some(resource), None) => Some(resource.to_owned()),
+            (None, _) => None,
+        };
+        let kind = match kind {
+            Some(kind) if !fits(&kind) => {
+                self.spilled.push((Cow::Borrowed("resources[].type"), Cow::Owned(kind)));
+                None
+            }
+            kind => kind,
+        };
+        let namespace = self.fit("resources[].namespace", object_ref.namespace.non_empty());
+        let version = self.fit("resources[].version", object_ref.resource_version.non_empty());
+        if name.is_none() && uid.is_none() {
+            return;
+        }
+        let mut list = line.array("resources");
+        let mut item = list.object();
+        item.opt_field("name", name)
+            .opt_field("uid", uid)
+            .opt_field("type", kind.as_ref())
+            .opt_field("namespace", namespace)
+            .opt_field("version", version);
+        item.end();
         list.end();
     }
-    actor.end();
+
+    /// `unmapped`: a flat object of strings, keyed like Security Lake's source keys them
+    /// (`annotations.<key>`, `sourceIPs[]`, `eks_cluster_name`), so it is also the
+    /// `map<string,string>` column of the Parquet output. Left out when empty.
+    fn unmapped(&mut self, line: &mut ObjectWriter<'_>) {
+        let (event, context) = (self.event, self.context);
+        let mut entries = std::mem::take(&mut self.spilled);
+        if let Some(annotations) = event.annotations() {
+            for (key, value) in &annotations.entries {
+                entries.push((Cow::Owned(format!("annotations.{key}")), Cow::Borrowed(&**value)));
+            }
+        }
+        if let Some(impersonated) = event.impersonated_user.as_ref() {
+            push_text(&mut entries, "impersonatedUser.username", &impersonated.username);
+            push_text(&mut entries, "impersonatedUser.uid", &impersonated.uid);
+            push_list(&mut entries, "impersonatedUser.groups[]", &impersonated.groups);
+        }
+        if let Some(extra) = event.user().and_then(|u| u.extra.as_ref()) {
+            push_list(&mut entries, "user.extra.arn[]", &extra.arn);
+        }
+        // IPs OCSF could not take keep their place in the original list.
+        if event.source_ips.iter().any(|ip| !is_ip(ip)) {
+            push_list(&mut entries, "sourceIPs[]", &event.source_ips);
+        }
+        let envelope = [
+            ("eks_cluster_name", context.cluster),
+            ("cloudwatch.log_stream", context.log_stream),
+            ("cloudwatch.event_id", context.event_id),
+        ];
+        for (key, value) in envelope {
+            if let Some(value) = value.filter(|v| !v.is_empty()) {
+                entries.push((Cow::Borrowed(key), Cow::Owned(value.to_owned())));
+            }
+        }
+        if entries.is_empty() {
+            return;
+        }
+        let mut unmapped = line.object("unmapped");
+        for (key, value) in &entries {
+            unmapped.field(key, value);
+        }
+        unmapped.end();
+    }
 }
 
 /// The first item of a `user.extra` list, when there is a non-empty one.
@@ -221,163 +423,17 @@ fn first<'l>(list: Option<&'l [Cow<'_, str>]>) -> Option<&'l str> {
     list?.first().map(|s| &**s).filter(|s| !s.is_empty())
 }
 
-/// `"key": [{"name": ...}, ...]` for the non-empty names; nothing when there are none.
-fn write_names(object: &mut ObjectWriter<'_>, key: &str, names: &[Cow<'_, str>]) {
-    let mut names = names.iter().filter(|n| !n.is_empty()).peekable();
-    if names.peek().is_none() {
-        return;
-    }
-    let mut list = object.array(key);
-    for name in names {
-        list.object().field("name", name).end();
-    }
-    list.end();
-}
+type Entries<'e> = Vec<(Cow<'static, str>, Cow<'e, str>)>;
 
-fn write_api(line: &mut ObjectWriter<'_>, event: &AuditEvent<'_>, operation: &str) {
-    let object_ref = event.object_ref();
-    let status = event.response_status.as_ref();
-    let mut api = line.object("api");
-    api.field("operation", operation).opt_field("version", object_ref.and_then(|o| o.api_version.non_empty()));
-    if let Some(group) = object_ref.and_then(|o| o.api_group.non_empty()) {
-        api.object("group").field("name", group).end();
-    }
-    // `request.uid` is required when there is a request: without an audit ID the request (and
-    // its body) cannot be written.
-    if let Some(audit_id) = event.audit_id.non_empty() {
-        let mut request = api.object("request");
-        request.field("uid", audit_id).opt_field("data", event.request_object.map(|raw| raw.get()));
-        request.end();
-    }
-    let response = [
-        ("error", status.and_then(|s| s.reason.non_empty())),
-        ("error_message", status.and_then(|s| s.status.non_empty())),
-        ("message", status.and_then(|s| s.message.non_empty())),
-        ("data", event.response_object.map(|raw| raw.get())),
-    ];
-    let code = status.and_then(|s| s.code.0);
-    if code.is_some() || response.iter().any(|(_, value)| value.is_some()) {
-        let mut ocsf_response = api.object("response");
-        ocsf_response.opt_field("code", code.as_ref());
-        for (key, value) in response {
-            ocsf_response.opt_field(key, value);
-        }
-        ocsf_response.end();
-    }
-    api.end();
-}
-
-fn write_http_request(line: &mut ObjectWriter<'_>, event: &AuditEvent<'_>) {
-    let (path, query) = match event.request_uri.non_empty() {
-        Some(uri) => match uri.split_once('?') {
-            Some((path, query)) => (Some(path), Some(query)),
-            None => (Some(uri), None),
-        },
-        None => (None, None),
-    };
-    let path = path.filter(|p| !p.is_empty());
-    let user_agent = event.user_agent.non_empty();
-    if path.is_none() && user_agent.is_none() {
-        return;
-    }
-    let mut http_request = line.object("http_request");
-    // `url` needs a path (or a full URL string, which audit events do not have).
-    if let Some(path) = path {
-        let mut url = http_request.object("url");
-        url.field("path", path).opt_field("query_string", query.filter(|q| !q.is_empty()));
-        url.end();
-    }
-    http_request.opt_field("user_agent", user_agent);
-    http_request.end();
-}
-
-fn write_src_endpoint(line: &mut ObjectWriter<'_>, event: &AuditEvent<'_>, src_ip: &str) {
-    let mut endpoint = line.object("src_endpoint");
-    endpoint.field("ip", src_ip);
-    let intermediate: Vec<&str> = event.source_ips.iter().skip(1).map(|ip| &**ip).filter(|ip| is_ip(ip)).collect();
-    if !intermediate.is_empty() {
-        endpoint.field("intermediate_ips", &intermediate);
-    }
-    endpoint.end();
-}
-
-/// One resource: the object the request acted on. OCSF requires a resource to have a name or a
-/// uid; a request on a collection (`list`, `watch`, `deletecollection`, a `create` before the
-/// name is known) names none, so the collection is named by its resource, e.g. `pods`.
-fn write_resources(line: &mut ObjectWriter<'_>, object_ref: &ObjectReference<'_>) {
-    let resource = object_ref.resource.non_empty();
-    let name = object_ref.name.non_empty().or(resource);
-    let uid = object_ref.uid.non_empty();
-    if name.is_none() && uid.is_none() {
-        return;
-    }
-    let kind = match (resource, object_ref.subresource.non_empty()) {
-        (Some(resource), Some(sub)) => Some(format!("{resource}/{sub}")),
-        (Some(resource), None) => Some(resource.to_owned()),
-        (None, _) => None,
-    };
-    let mut list = line.array("resources");
-    let mut item = list.object();
-    item.opt_field("name", name)
-        .opt_field("uid", uid)
-        .opt_field("type", kind.as_ref())
-        .opt_field("namespace", object_ref.namespace.non_empty())
-        .opt_field("version", object_ref.resource_version.non_empty());
-    item.end();
-    list.end();
-}
-
-/// `unmapped`: a flat object of strings, keyed like Security Lake's source keys them
-/// (`annotations.<key>`, `sourceIPs[]`, `eks_cluster_name`), so it is also the
-/// `map<string,string>` column of the Parquet output. Left out when empty.
-fn write_unmapped(line: &mut ObjectWriter<'_>, event: &AuditEvent<'_>, context: &EventContext<'_>) {
-    let mut entries: Vec<(String, String)> = Vec::new();
-    if let Some(annotations) = event.annotations() {
-        for (key, value) in &annotations.entries {
-            entries.push((format!("annotations.{key}"), value.to_string()));
-        }
-    }
-    if let Some(impersonated) = event.impersonated_user.as_ref() {
-        push_text(&mut entries, "impersonatedUser.username", &impersonated.username);
-        push_text(&mut entries, "impersonatedUser.uid", &impersonated.uid);
-        push_list(&mut entries, "impersonatedUser.groups[]", &impersonated.groups);
-    }
-    if let Some(extra) = event.user().and_then(|u| u.extra.as_ref()) {
-        push_list(&mut entries, "user.extra.arn[]", &extra.arn);
-    }
-    // IPs OCSF could not take keep their place in the original list.
-    if event.source_ips.iter().any(|ip| !is_ip(ip)) {
-        push_list(&mut entries, "sourceIPs[]", &event.source_ips);
-    }
-    let envelope = [
-        ("eks_cluster_name", context.cluster),
-        ("cloudwatch.log_stream", context.log_stream),
-        ("cloudwatch.event_id", context.event_id),
-    ];
-    for (key, value) in envelope {
-        if let Some(value) = value.filter(|v| !v.is_empty()) {
-            entries.push((key.to_owned(), value.to_owned()));
-        }
-    }
-    if entries.is_empty() {
-        return;
-    }
-    let mut unmapped = line.object("unmapped");
-    for (key, value) in &entries {
-        unmapped.field(key, value);
-    }
-    unmapped.end();
-}
-
-fn push_text(entries: &mut Vec<(String, String)>, key: &str, value: &Text<'_>) {
+fn push_text<'e>(entries: &mut Entries<'e>, key: &'static str, value: &'e Text<'_>) {
     if let Some(value) = value.non_empty() {
-        entries.push((key.to_owned(), value.to_owned()));
+        entries.push((Cow::Borrowed(key), Cow::Borrowed(value)));
     }
 }
 
 /// A list as one string, comma separated, the way Security Lake's source flattens lists.
-fn push_list(entries: &mut Vec<(String, String)>, key: &str, values: &[Cow<'_, str>]) {
+fn push_list(entries: &mut Entries<'_>, key: &'static str, values: &[Cow<'_, str>]) {
     if !values.is_empty() {
-        entries.push((key.to_owned(), values.join(",")));
+        entries.push((Cow::Borrowed(key), Cow::Owned(values.join(","))));
     }
 }
