@@ -1,7 +1,8 @@
 //! A Kubernetes `audit.k8s.io` Event (v1 or v1beta1), borrowed from the message it came in.
 //!
-//! Only the fields the schemas read are parsed; request and response bodies are skipped and
-//! reach the output through `RawEvent`, which is the original text. Real events are messy
+//! Only the fields the schemas read are parsed. Request and response bodies are never parsed:
+//! they are kept as the raw JSON text they came in (the OCSF schema embeds them as strings) and
+//! reach the flat output through `RawEvent`, which is the original text. Real events are messy
 //! (missing `apiVersion`, missing annotations, `kind` of the wrong type), so every field is
 //! lenient: a value of an unexpected type reads as absent instead of failing the event. What
 //! does fail is text that is not a JSON object, an object that says it is another `kind`, and
@@ -15,6 +16,7 @@ use std::marker::PhantomData;
 
 use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 
 /// Visitor methods answering `$absent` for every scalar.
 macro_rules! scalars_are_absent {
@@ -75,6 +77,9 @@ macro_rules! other_types_are_absent {
 pub struct AuditEvent<'a> {
     #[serde(borrow)]
     pub kind: Text<'a>,
+    /// `audit.k8s.io/v1`, `audit.k8s.io/v1beta1`, ...
+    #[serde(borrow)]
+    pub api_version: Text<'a>,
     #[serde(borrow)]
     pub level: Text<'a>,
     #[serde(rename = "auditID", borrow)]
@@ -97,6 +102,12 @@ pub struct AuditEvent<'a> {
     pub object_ref: Lenient<ObjectReference<'a>>,
     #[serde(borrow)]
     pub response_status: Lenient<Status<'a>>,
+    /// The request body, as its raw JSON text (`null` reads as absent).
+    #[serde(borrow)]
+    pub request_object: Option<&'a RawValue>,
+    /// The response body, as its raw JSON text (`null` reads as absent).
+    #[serde(borrow)]
+    pub response_object: Option<&'a RawValue>,
     #[serde(borrow)]
     pub request_received_timestamp: Text<'a>,
     #[serde(borrow)]
@@ -171,13 +182,52 @@ pub struct Status<'a> {
     pub status: Text<'a>,
 }
 
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(default)]
+/// `annotations`: the authorization decision and reason by name, and every string annotation
+/// in order (the OCSF schema carries them all in `unmapped`). Values that are not strings read
+/// as absent; a key given twice fails the event, like any duplicate field.
+#[derive(Debug, Default)]
 pub struct Annotations<'a> {
-    #[serde(rename = "authorization.k8s.io/decision", borrow)]
     pub decision: Text<'a>,
-    #[serde(rename = "authorization.k8s.io/reason", borrow)]
     pub reason: Text<'a>,
+    pub entries: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+}
+
+const DECISION: &str = "authorization.k8s.io/decision";
+const REASON: &str = "authorization.k8s.io/reason";
+
+impl<'de: 'a, 'a> Deserialize<'de> for Annotations<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct AnnotationsVisitor;
+        impl<'de> Visitor<'de> for AnnotationsVisitor {
+            type Value = Annotations<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object of annotations")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut annotations = Annotations::default();
+                let mut keys: Vec<Cow<'de, str>> = Vec::new();
+                // JSON keys are always strings, so `Text` never reads one as absent.
+                while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
+                    let key = key.unwrap_or_default();
+                    if keys.contains(&key) {
+                        return Err(de::Error::custom(format_args!("duplicate field `{key}`")));
+                    }
+                    let value: Text<'de> = map.next_value()?;
+                    match &*key {
+                        DECISION => annotations.decision = value.clone(),
+                        REASON => annotations.reason = value.clone(),
+                        _ => {}
+                    }
+                    if let Some(value) = value.0 {
+                        annotations.entries.push((key.clone(), value));
+                    }
+                    keys.push(key);
+                }
+                Ok(annotations)
+            }
+        }
+        deserializer.deserialize_map(AnnotationsVisitor)
+    }
 }
 
 /// Why a message is not an audit event.
@@ -416,6 +466,29 @@ mod tests {
             AuditEvent::parse(r#"{"kind":"Pod","apiVersion":"v1"}"#).unwrap_err(),
             NotAnAuditEvent::OtherKind("Pod".into())
         );
+    }
+
+    #[test]
+    fn annotations_keep_every_string_entry_and_name_the_authorization_ones() {
+        let event = AuditEvent::parse(
+            r#"{"annotations":{"k8s.io/deprecated":"true","authorization.k8s.io/decision":"forbid",
+                "n":1,"authorization.k8s.io/reason":""}}"#,
+        )
+        .unwrap();
+        let annotations = event.annotations().expect("an object");
+        assert_eq!(annotations.decision.as_deref(), Some("forbid"));
+        assert_eq!(annotations.reason.as_deref(), Some(""));
+        let keys: Vec<&str> = annotations.entries.iter().map(|(k, _)| &**k).collect();
+        assert_eq!(keys, ["k8s.io/deprecated", "authorization.k8s.io/decision", "authorization.k8s.io/reason"]);
+        let twice = AuditEvent::parse(r#"{"annotations":{"a":"1","a":"2"}}"#).unwrap_err();
+        assert!(twice.to_string().contains("duplicate field `a`"), "{twice}");
+    }
+
+    #[test]
+    fn bodies_are_kept_as_raw_text() {
+        let event = AuditEvent::parse(r#"{"requestObject":{"kind":"Pod", "x":[1]},"responseObject":null}"#).unwrap();
+        assert_eq!(event.request_object.map(RawValue::get), Some(r#"{"kind":"Pod", "x":[1]}"#));
+        assert!(event.response_object.is_none());
     }
 
     #[test]

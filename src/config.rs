@@ -20,12 +20,28 @@ pub enum Format {
     /// Microsoft Sentinel's `AWSEKSLogs_CL` columns plus extended columns (SPEC §4).
     #[default]
     Flat,
+    /// OCSF 1.1.0 API Activity (6003) with the cloud and datetime profiles, as Amazon Security
+    /// Lake's EKS source emits it, with its mapping errors fixed (SPEC §5).
+    Ocsf,
+}
+
+/// What the objects the function writes itself (direct mode) hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum Output {
+    /// gzip NDJSON under `<prefix>/cluster=…/dt=…/hour=…/` (SPEC §6).
+    #[default]
+    Ndjson,
+    /// Amazon Security Lake custom-source objects: OCSF as zstd Parquet, one per log stream and
+    /// day, under `ext/<source-name>/region=…/accountId=…/eventDay=…/`. Implies `--format ocsf`.
+    #[cfg(feature = "security-lake")]
+    Parquet,
 }
 
 /// Flags and environment variables, as documented by `--help` and the README.
 #[derive(Debug, Clone, Args)]
 pub struct SettingsArgs {
-    /// Output schema.
+    /// Output schema: `flat` (Sentinel AWSEKSLogs_CL columns and more) or `ocsf` (OCSF 1.1.0
+    /// API Activity, as Amazon Security Lake stores EKS audit logs).
     #[arg(long, env = "EKS_AUDIT_FORMAT", value_enum, default_value_t = Format::Flat)]
     pub format: Format,
 
@@ -65,7 +81,21 @@ pub struct SettingsArgs {
     /// Local directory standing in for S3 when no bucket is configured.
     #[arg(long = "out", env = "EKS_AUDIT_OUT_DIR", default_value = "out")]
     pub out_dir: PathBuf,
+
+    /// What direct-mode objects hold: `ndjson` (gzip NDJSON) or, in builds with the
+    /// `security-lake` feature, `parquet` (Security Lake custom-source Parquet, OCSF). Firehose
+    /// records are NDJSON either way.
+    #[arg(long, env = "EKS_AUDIT_OUTPUT", value_enum, default_value_t = Output::Ndjson)]
+    pub output: Output,
+
+    /// Security Lake custom source name: Parquet objects go under `ext/<source-name>/` (the
+    /// bucket's custom-source location; `EKS_AUDIT_PREFIX` does not apply to them).
+    #[arg(long, env = "EKS_AUDIT_SOURCE_NAME", default_value = DEFAULT_SOURCE_NAME)]
+    pub source_name: String,
 }
+
+/// The Security Lake custom source name used when none is configured.
+pub const DEFAULT_SOURCE_NAME: &str = "eks-audit";
 
 /// Validated settings: what the core and the shells run with.
 #[derive(Debug, Clone)]
@@ -78,6 +108,9 @@ pub struct Settings {
     pub sse_kms_key_id: Option<String>,
     pub limits: Limits,
     pub out_dir: PathBuf,
+    pub output: Output,
+    /// Security Lake custom source name, without surrounding slashes.
+    pub source_name: String,
 }
 
 impl SettingsArgs {
@@ -96,8 +129,13 @@ impl SettingsArgs {
     }
 
     pub fn into_settings(self) -> Settings {
+        // Security Lake stores OCSF only.
+        #[cfg(feature = "security-lake")]
+        let format = if self.output == Output::Parquet { Format::Ocsf } else { self.format };
+        #[cfg(not(feature = "security-lake"))]
+        let format = self.format;
         Settings {
-            format: self.format,
+            format,
             filter: Filter {
                 stages: StageFilter::parse(&self.stages),
                 exclude_uris: parse_uri_patterns(&self.exclude_uris),
@@ -111,6 +149,9 @@ impl SettingsArgs {
                 max_payload_bytes: self.max_payload_bytes,
             },
             out_dir: self.out_dir,
+            output: self.output,
+            source_name: non_empty(Some(self.source_name))
+                .map_or_else(|| DEFAULT_SOURCE_NAME.to_owned(), |name| name.trim_matches('/').to_owned()),
         }
     }
 }
@@ -126,6 +167,8 @@ impl Default for Settings {
             sse_kms_key_id: None,
             limits: Limits::default(),
             out_dir: PathBuf::from("out"),
+            output: Output::default(),
+            source_name: DEFAULT_SOURCE_NAME.to_owned(),
         }
     }
 }
@@ -145,4 +188,25 @@ fn non_empty(value: Option<String>) -> Option<String> {
 /// The function's region as the Lambda runtime (and the AWS CLI convention) sets it.
 pub fn region_from_env() -> Option<String> {
     ["AWS_REGION", "AWS_DEFAULT_REGION"].iter().find_map(|name| non_empty(std::env::var(name).ok()))
+}
+
+#[cfg(all(test, feature = "security-lake"))]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        settings: SettingsArgs,
+    }
+
+    #[test]
+    fn parquet_output_writes_ocsf_under_the_trimmed_source_name() {
+        let args = ["eks-audit", "--output", "parquet", "--format", "flat", "--source-name", "/eks-audit/1.0/"];
+        let settings = Cli::try_parse_from(args).expect("valid flags").settings.into_settings();
+        assert_eq!((settings.output, settings.format), (Output::Parquet, Format::Ocsf));
+        assert_eq!(settings.source_name, "eks-audit/1.0");
+    }
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::batch::firehose::RecordFate;
 use crate::batch::objects::{self, Object};
 use crate::batch::reingest::{self, ResponseTooLarge};
-use crate::config::Settings;
+use crate::config::{Output, Settings};
 use crate::envelope::models::{FirehoseRecord, FirehoseResponse, FirehoseResult, IncomingEvent};
 use crate::envelope::{DecodeError, decode_base64, decompress, parse_messages};
 use crate::pipeline::{Origin, Outcome, UNKNOWN_CLUSTER, process_messages};
@@ -70,6 +70,9 @@ pub enum HandlerError {
     NoDeliveryStream,
     #[error(transparent)]
     Reingest(#[from] ReingestError),
+    #[cfg(feature = "security-lake")]
+    #[error(transparent)]
+    Encode(#[from] crate::batch::parquet::EncodeError),
 }
 
 impl Handler {
@@ -106,6 +109,9 @@ impl Handler {
         let mut clusters = BTreeSet::new();
         let (response, tally) = match (&incoming.records, &incoming.awslogs) {
             (Some(records), _) => {
+                if self.settings.output != Output::Ndjson {
+                    tracing::warn!("EKS_AUDIT_OUTPUT applies to direct mode; Firehose records stay NDJSON");
+                }
                 let region = firehose_region(&incoming).or(self.default_region.as_deref());
                 let stream_arn = incoming.delivery_stream_arn.as_deref();
                 let (response, tally) = self.firehose(records, stream_arn, Origin { region }, &mut clusters).await?;
@@ -203,7 +209,7 @@ impl Handler {
     async fn direct(&self, data: &str, clusters: &mut BTreeSet<String>) -> Result<DirectSummary, HandlerError> {
         let region = Origin { region: self.default_region.as_deref() };
         let outcome = self.decode_and_process(data, region)?;
-        let events = objects::event_objects(&outcome, &self.settings.prefix);
+        let events = self.event_objects(&outcome)?;
         let quarantine = objects::quarantine_objects(&outcome, &self.settings.prefix);
         self.put_all(&events).await?;
         self.put_all(&quarantine).await?;
@@ -216,6 +222,19 @@ impl Handler {
             quarantine_objects: quarantine.iter().map(|o| self.store.location(&o.key)).collect(),
             tally,
         })
+    }
+
+    /// The objects of the kept events, in the configured output.
+    fn event_objects(&self, outcome: &Outcome) -> Result<Vec<Object>, HandlerError> {
+        match self.settings.output {
+            Output::Ndjson => Ok(objects::event_objects(outcome, &self.settings.prefix)),
+            #[cfg(feature = "security-lake")]
+            Output::Parquet => Ok(crate::batch::parquet::security_lake_objects(
+                outcome,
+                &self.settings.source_name,
+                self.default_region.as_deref(),
+            )?),
+        }
     }
 
     fn decode_and_process(&self, data: &str, origin: Origin<'_>) -> Result<Outcome, DecodeError> {
@@ -283,6 +302,8 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
             HandlerError::ResponseTooLarge(_) => "ResponseTooLarge",
             HandlerError::NoDeliveryStream => "NoDeliveryStream",
             HandlerError::Reingest(_) => "ReingestFailed",
+            #[cfg(feature = "security-lake")]
+            HandlerError::Encode(_) => "EncodeFailed",
         };
         tracing::error!(error_type, error = %error, "invocation failed");
         lambda_runtime::Diagnostic { error_type: error_type.to_owned(), error_message: error.to_string() }

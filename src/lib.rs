@@ -7,7 +7,8 @@
 //!    gzip, and the CloudWatch Logs subscription messages inside.
 //! 2. [`audit`] parses each log event's message into a borrowed [`audit::AuditEvent`].
 //! 3. [`filter`] keeps the stages and URIs the operator asked for (SPEC §3).
-//! 4. [`schema`] writes the event as one NDJSON line in the flat schema (SPEC §4).
+//! 4. [`schema`] writes the event as one NDJSON line in the flat schema (SPEC §4) or as an
+//!    OCSF API Activity event (SPEC §5); OCSF quarantines events it cannot represent.
 //! 5. [`pipeline`] ties 1–4 together per payload and accounts for every event ([`tally`]).
 //! 6. [`batch`] turns outcomes into a Firehose response or S3 objects with deterministic keys.
 //! 7. [`handler`] is the async shell the Lambda and the CLI share; [`sink`] writes objects to

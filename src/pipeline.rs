@@ -169,7 +169,9 @@ pub fn process_event(text: &str, context: &EventContext<'_>, settings: &Settings
     }
     let time = event_time(&event, context.cloudwatch_timestamp);
     let start = out.len();
-    schema::write_line(settings.format, &event, text, time, context, out);
+    if let Err(unmappable) = schema::write_line(settings.format, &event, text, time, context, out) {
+        return EventFate::Quarantined(unmappable.to_string());
+    }
     EventFate::Kept { bytes: start..out.len(), time }
 }
 

@@ -4,3 +4,5 @@
 pub mod firehose;
 pub mod objects;
 pub mod reingest;
+#[cfg(feature = "security-lake")]
+pub mod parquet;

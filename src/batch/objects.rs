@@ -81,7 +81,7 @@ pub fn is_quarantine_key(key: &str) -> bool {
 }
 
 /// Replaces what would change the key's meaning (`/`) or needs escaping in S3 keys.
-fn key_safe(part: &str) -> String {
+pub(crate) fn key_safe(part: &str) -> String {
     part.chars()
         .map(|c| if c.is_ascii_alphanumeric() || "-_.=".contains(c) { c } else { '_' })
         .collect()

@@ -38,14 +38,51 @@ impl<'o> ObjectWriter<'o> {
         self
     }
 
+    /// `"key": value` when there is a value; nothing at all for `None`. For schemas such as
+    /// OCSF's, which reject `null` for typed attributes.
+    pub fn opt_field<T: Serialize + ?Sized>(&mut self, key: &str, value: Option<&T>) -> &mut Self {
+        if let Some(value) = value {
+            self.field(key, value);
+        }
+        self
+    }
+
     /// Starts a nested object under `key`; finish it with [`ObjectWriter::end`].
     pub fn object(&mut self, key: &str) -> ObjectWriter<'_> {
         self.key(key);
         ObjectWriter::start(self.out)
     }
 
+    /// Starts a list under `key`; finish it with [`ArrayWriter::end`].
+    pub fn array(&mut self, key: &str) -> ArrayWriter<'_> {
+        self.key(key);
+        self.out.push(b'[');
+        ArrayWriter { out: self.out, empty: true }
+    }
+
     pub fn end(&mut self) {
         self.out.push(b'}');
+    }
+}
+
+/// A JSON list of objects written item by item, for lists whose items are built like fields.
+pub struct ArrayWriter<'o> {
+    out: &'o mut Vec<u8>,
+    empty: bool,
+}
+
+impl ArrayWriter<'_> {
+    /// Starts the next item; finish it with [`ObjectWriter::end`].
+    pub fn object(&mut self) -> ObjectWriter<'_> {
+        if !self.empty {
+            self.out.push(b',');
+        }
+        self.empty = false;
+        ObjectWriter::start(self.out)
+    }
+
+    pub fn end(&mut self) {
+        self.out.push(b']');
     }
 }
 
@@ -94,6 +131,20 @@ mod tests {
         assert!(!line.contains('\n'));
         let value: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(value["Raw"], serde_json::from_str::<serde_json::Value>(raw).unwrap());
+    }
+
+    #[test]
+    fn opt_field_omits_none_and_arrays_hold_objects() {
+        let mut out = Vec::new();
+        let mut object = ObjectWriter::start(&mut out);
+        object.opt_field("A", None::<&str>).opt_field("B", Some("x"));
+        let mut list = object.array("L");
+        list.object().field("n", &1).end();
+        list.object().end();
+        list.end();
+        object.array("E").end();
+        object.end();
+        assert_eq!(out, br#"{"B":"x","L":[{"n":1},{}],"E":[]}"#);
     }
 
     #[test]

@@ -1,7 +1,9 @@
-//! Output schemas: one normalized JSON line per kept audit event.
+//! Output schemas: one normalized JSON line per kept audit event, flat (SPEC §4) or OCSF
+//! (SPEC §5).
 
 pub mod flat;
 pub mod json;
+pub mod ocsf;
 pub mod time;
 
 use ::time::OffsetDateTime;
@@ -32,6 +34,9 @@ pub fn cluster_from_log_group(log_group: &str) -> Option<&str> {
 
 /// Appends `event` as one line (ending in `\n`) in `format` to `out`. `raw` is the event's
 /// original JSON text, carried into the output unchanged; `time` is [`time::event_time`].
+///
+/// The flat schema takes any event. OCSF requires attributes some events cannot fill: then
+/// nothing is appended and the error says what is missing.
 pub fn write_line(
     format: Format,
     event: &AuditEvent<'_>,
@@ -39,11 +44,13 @@ pub fn write_line(
     time: Option<OffsetDateTime>,
     context: &EventContext<'_>,
     out: &mut Vec<u8>,
-) {
+) -> Result<(), ocsf::Unmappable> {
     match format {
         Format::Flat => flat::write(event, raw, time, context, out),
+        Format::Ocsf => ocsf::write(event, context, out)?,
     }
     out.push(b'\n');
+    Ok(())
 }
 
 #[cfg(test)]

@@ -31,6 +31,16 @@ pub fn rfc3339_utc(time: OffsetDateTime) -> String {
         .expect("a UTC time between years 0 and 9999 always formats")
 }
 
+/// An audit timestamp (RFC 3339, any offset) in UTC; `None` when absent or not a valid time.
+pub fn parse_utc(text: Option<&str>) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(text?, &Rfc3339).ok().map(|t| t.to_offset(UtcOffset::UTC))
+}
+
+/// Whole milliseconds since the Unix epoch (rounded down), as OCSF timestamps are.
+pub fn epoch_millis(time: OffsetDateTime) -> Option<i64> {
+    i64::try_from(time.unix_timestamp_nanos().div_euclid(1_000_000)).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,6 +64,16 @@ mod tests {
             "2023-07-31T01:58:11.743000Z"
         );
         assert_eq!(event_time(&neither, None), None);
+    }
+
+    #[test]
+    fn epoch_millis_drops_the_microseconds() {
+        // 2023-07-31T01:58:11Z is 1690768691 s after the epoch (see the test above); .743936 s
+        // adds 743 whole milliseconds.
+        let time = parse_utc(Some("2023-07-31T01:58:11.743936Z")).unwrap();
+        assert_eq!(epoch_millis(time), Some(1_690_768_691_743));
+        assert_eq!(parse_utc(Some("yesterday")), None);
+        assert_eq!(parse_utc(None), None);
     }
 
     #[test]

@@ -15,6 +15,17 @@ pub fn client(aws: &aws_config::SdkConfig) -> Client {
     Client::from_conf(config)
 }
 
+/// Parquet objects (Security Lake output) are compressed inside; everything else is gzip NDJSON.
+fn content_type(key: &str) -> &'static str {
+    if key.ends_with(".parquet") { PARQUET_CONTENT_TYPE } else { CONTENT_TYPE }
+}
+
+fn content_encoding(key: &str) -> Option<&'static str> {
+    (!key.ends_with(".parquet")).then_some(CONTENT_ENCODING)
+}
+
+const PARQUET_CONTENT_TYPE: &str = "application/vnd.apache.parquet";
+
 pub struct S3Store {
     client: Client,
     bucket: String,
@@ -37,8 +48,8 @@ impl S3Store {
             .put_object()
             .bucket(&self.bucket)
             .key(&object.key)
-            .content_type(CONTENT_TYPE)
-            .content_encoding(CONTENT_ENCODING)
+            .content_type(content_type(&object.key))
+            .set_content_encoding(content_encoding(&object.key).map(str::to_owned))
             .body(ByteStream::from(object.body.clone()));
         let request = match &self.kms_key_id {
             Some(key) => request.server_side_encryption(ServerSideEncryption::AwsKms).ssekms_key_id(key),
