@@ -15,6 +15,12 @@ pub fn is_audit_stream(log_stream: &str) -> bool {
     log_stream.starts_with(AUDIT_STREAM_PREFIX)
 }
 
+/// The CloudWatch Logs filter pattern EKS audit subscriptions use in the field (SPEC §3, on one
+/// line): the default [`Filter`] (`ResponseComplete`, [`DEFAULT_EXCLUDE_URIS`]) applied by
+/// CloudWatch before anything leaves it. `template.yaml`'s `FilterPattern` default and
+/// `eks-audit subscribe --filter-pattern` default are this string.
+pub const DEFAULT_SUBSCRIPTION_PATTERN: &str = r#"{ $.stage = "ResponseComplete" && $.requestURI != "/version" && $.requestURI != "/version?*" && $.requestURI != "/metrics" && $.requestURI != "/metrics?*" && $.requestURI != "/logs" && $.requestURI != "/logs?*" && $.requestURI != "/swagger*" && $.requestURI != "/livez*" && $.requestURI != "/readyz*" && $.requestURI != "/healthz*" }"#;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StageFilter {
     All,
@@ -148,6 +154,32 @@ mod tests {
         assert!(!only.keeps(Some("RequestReceived")));
         assert!(!only.keeps(None), "an event without a stage is not in any list");
         assert!(StageFilter::All.keeps(None));
+    }
+
+    #[test]
+    fn the_subscription_pattern_is_the_default_filter() {
+        let Filter { stages, exclude_uris } = Filter::default();
+        assert_eq!(stages, StageFilter::Only(vec!["ResponseComplete".to_owned()]));
+        let exclusions: String =
+            exclude_uris.iter().map(|uri| format!(r#" && $.requestURI != "{}""#, uri.as_str())).collect();
+        let expected = format!(r#"{{ $.stage = "ResponseComplete"{exclusions} }}"#);
+        assert_eq!(DEFAULT_SUBSCRIPTION_PATTERN, expected);
+        assert_eq!(exclude_uris.len(), DEFAULT_EXCLUDE_URIS.split(',').count());
+    }
+
+    #[test]
+    fn the_templates_filter_pattern_default_is_the_subscription_pattern() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("template.yaml");
+        let template = std::fs::read_to_string(&path).expect("template.yaml is readable");
+        let parameter = template.split_once("\n  FilterPattern:\n").expect("a FilterPattern parameter").1;
+        let default = parameter
+            .lines()
+            .take_while(|line| line.starts_with("    "))
+            .find_map(|line| line.trim().strip_prefix("Default: "))
+            .expect("FilterPattern has a Default");
+        // A YAML single-quoted scalar: '' stands for '.
+        let unquoted = default.strip_prefix('\'').and_then(|d| d.strip_suffix('\'')).expect("single-quoted");
+        assert_eq!(unquoted.replace("''", "'"), DEFAULT_SUBSCRIPTION_PATTERN);
     }
 
     #[test]

@@ -14,8 +14,9 @@
 //! 7. [`handler`] is the async shell the Lambda and the CLI share; [`sink`] writes objects to
 //!    S3 or a local directory, and re-ingests into Firehose what does not fit its response.
 //!
-//! Downstream, [`collect`] reads the objects back through their S3 notifications on SQS, and
-//! [`telemetry`] sets up logs and writes the Lambda's metrics.
+//! Upstream, [`subscribe`] puts the subscription filter on the clusters' log groups and checks
+//! that audit logs flow. Downstream, [`collect`] reads the objects back through their S3
+//! notifications on SQS, and [`telemetry`] sets up logs and writes the Lambda's metrics.
 
 pub mod audit;
 pub mod batch;
@@ -27,6 +28,7 @@ pub mod handler;
 pub mod pipeline;
 pub mod schema;
 pub mod sink;
+pub mod subscribe;
 pub mod tally;
 pub mod telemetry;
 pub mod transform;

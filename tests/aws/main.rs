@@ -5,6 +5,7 @@
 //! - [`s3_objects`]: SPEC §6 objects, headers, encryption, idempotency, quarantine.
 //! - [`notifications`]: S3 `ObjectCreated` notifications on SQS.
 //! - [`collect`]: `eks-audit collect`, happy path and failures (dead-letter queue).
+//! - [`subscribe`]: `eks-audit subscribe` on CloudWatch Logs log groups, and `--check`.
 //! - [`reingest`]: SPEC §2 re-ingestion through Firehose `PutRecordBatch`, with failures
 //!   injected by [`proxy`].
 
@@ -18,3 +19,4 @@ mod notifications;
 mod proxy;
 mod reingest;
 mod s3_objects;
+mod subscribe;

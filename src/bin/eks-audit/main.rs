@@ -5,15 +5,20 @@
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 use eks_audit_forwarder::collect::{Collector, Options, Progress};
 use eks_audit_forwarder::config::{SettingsArgs, region_from_env};
+use eks_audit_forwarder::filter::DEFAULT_SUBSCRIPTION_PATTERN;
 use eks_audit_forwarder::handler::Handler;
 use eks_audit_forwarder::pipeline::Limits;
 use eks_audit_forwarder::sink::ObjectStore;
 use eks_audit_forwarder::sink::firehose::Reingester;
+use eks_audit_forwarder::subscribe::check::{Expected, parse_duration};
+use eks_audit_forwarder::subscribe::plan::{DEFAULT_FILTER_NAME, FilterSpec};
+use eks_audit_forwarder::subscribe::{Clusters, Subscriber, parse_cluster};
 
 #[derive(Parser)]
 #[command(name = "eks-audit", version, about = "Forward Amazon EKS audit logs from CloudWatch Logs")]
@@ -51,6 +56,15 @@ enum Command {
     /// `s3:TestEvent` and other S3 events are deleted; quarantine objects are skipped. Stops on
     /// Ctrl-C, or with `--once` when the queue is drained. Exit code 1 when a message was left.
     Collect(CollectArgs),
+    /// Put the forwarder's subscription filter on EKS audit log groups, or check that logs flow.
+    ///
+    /// For each cluster's log group /aws/eks/<cluster>/cluster: creates the filter, leaves it
+    /// unchanged when it is already as asked, or updates it in place. Filters of other names
+    /// are kept and reported; a log group has two subscription filter slots, and when other
+    /// filters use both the cluster is skipped. When another filter already delivers to the
+    /// destination (the SAM stack's), none is added, so events do not arrive twice. One line
+    /// per cluster; exit code 1 when a cluster is not subscribed (or, with --check, not flowing).
+    Subscribe(SubscribeArgs),
 }
 
 #[derive(Args)]
@@ -78,6 +92,43 @@ struct CollectArgs {
     max_object_bytes: usize,
 }
 
+#[derive(Args)]
+#[command(group(ArgGroup::new("which").required(true).args(["clusters", "all"])))]
+struct SubscribeArgs {
+    /// EKS cluster names (or their log groups, /aws/eks/<cluster>/cluster).
+    #[arg(value_parser = parse_cluster)]
+    clusters: Vec<String>,
+    /// Every log group /aws/eks/<cluster>/cluster of the region.
+    #[arg(long, conflicts_with = "clusters")]
+    all: bool,
+    /// Where the filter delivers: the stack's DeliveryStreamArn (Firehose mode) or FunctionArn
+    /// (direct mode) output. Optional with --check: then a filter of any name delivering
+    /// there counts, and ours delivering elsewhere does not.
+    #[arg(long, required_unless_present = "check")]
+    destination_arn: Option<String>,
+    /// Role CloudWatch Logs assumes to deliver; required for Firehose and Kinesis (the stack's
+    /// SubscriptionRoleArn output), not for a Lambda function.
+    #[arg(long)]
+    role_arn: Option<String>,
+    /// Name of the subscription filter; a filter of this name is ours to update.
+    #[arg(long, default_value = DEFAULT_FILTER_NAME)]
+    filter_name: String,
+    /// CloudWatch Logs filter pattern; empty = every event. The default is SPEC section 3's, as
+    /// in template.yaml.
+    #[arg(long, default_value = DEFAULT_SUBSCRIPTION_PATTERN)]
+    filter_pattern: String,
+    /// Print what would be done, change nothing.
+    #[arg(long, conflicts_with = "check")]
+    dry_run: bool,
+    /// Report whether audit logs flow instead: log group present, a kube-apiserver-audit-*
+    /// stream with an event within --max-age, our filter present.
+    #[arg(long)]
+    check: bool,
+    /// With --check: the oldest last audit event that still counts as flowing (90s, 15m, 2h, 1d).
+    #[arg(long, default_value = "15m", value_parser = parse_duration, requires = "check")]
+    max_age: Duration,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     eks_audit_forwarder::telemetry::init(false);
@@ -90,6 +141,7 @@ fn main() -> ExitCode {
             Command::Invoke { event_file, settings } => invoke(&event_file, settings).await,
             Command::Transform { file, settings } => transform(&file, settings),
             Command::Collect(args) => collect(args).await,
+            Command::Subscribe(args) => subscribe(args).await,
         }
     });
     match result {
@@ -201,6 +253,51 @@ async fn collect(args: CollectArgs) -> Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn subscribe(args: SubscribeArgs) -> Result<ExitCode> {
+    let aws = aws_config::load_from_env().await;
+    let subscriber = Subscriber::new(&aws);
+    let which = if args.all { Clusters::All } else { Clusters::Named(args.clusters) };
+    let filter = args.destination_arn.map(|destination_arn| FilterSpec {
+        name: args.filter_name.clone(),
+        destination_arn,
+        role_arn: args.role_arn,
+        pattern: args.filter_pattern,
+    });
+    if !args.check
+        && let Some(filter) = &filter
+        && let Err(error) = subscriber.check_destination(filter)
+    {
+        eprintln!("eks-audit: {error}");
+        return Ok(ExitCode::from(2));
+    }
+    let clusters = subscriber.clusters(&which).await?;
+    let mut stdout = std::io::stdout().lock();
+    let mut all_ok = true;
+    if args.check {
+        let expected = Expected {
+            filter_name: args.filter_name,
+            destination_arn: filter.map(|f| f.destination_arn),
+            max_age: args.max_age,
+        };
+        for cluster in &clusters {
+            let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+            let report = subscriber.check(cluster, &expected, now_ms).await;
+            all_ok &= report.is_flowing();
+            writeln!(stdout, "{report}")?;
+            stdout.flush()?;
+        }
+    } else {
+        let filter = filter.context("--destination-arn is required")?;
+        for cluster in &clusters {
+            let report = subscriber.subscribe(cluster, &filter, args.dry_run).await;
+            all_ok &= report.is_subscribed();
+            writeln!(stdout, "{report}")?;
+            stdout.flush()?;
+        }
+    }
+    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// A file whose `flush` reaches the disk. The collector flushes before it deletes a message,
