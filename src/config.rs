@@ -58,7 +58,7 @@ pub struct SettingsArgs {
     #[arg(long, env = "EKS_AUDIT_BUCKET")]
     pub bucket: Option<String>,
 
-    /// Key prefix of every object written.
+    /// Key prefix of NDJSON and quarantine objects (Security Lake Parquet objects go under `ext/`).
     #[arg(long, env = "EKS_AUDIT_PREFIX", default_value = "eks-audit")]
     pub prefix: String,
 
