@@ -7,8 +7,8 @@ use crate::batch::firehose::RecordFate;
 use crate::batch::objects::{self, Object};
 use crate::config::Settings;
 use crate::envelope::models::{FirehoseRecord, FirehoseResponse, IncomingEvent};
-use crate::envelope::{DecodeError, decode_base64, decompress, parse_messages};
-use crate::pipeline::{Origin, Outcome, process_messages};
+use crate::envelope::DecodeError;
+use crate::pipeline::{Origin, process_data};
 use crate::sink::{ObjectStore, SinkError};
 use crate::tally::Tally;
 
@@ -107,7 +107,7 @@ impl Handler {
         origin: Origin<'_>,
         tally: &mut Tally,
     ) -> Result<RecordFate, SinkError> {
-        let outcome = match self.decode_and_process(&record.data, origin) {
+        let outcome = match process_data(&record.data, origin, &self.settings) {
             Ok(outcome) => outcome,
             Err(e) => return Ok(RecordFate::Failed(e.to_string())),
         };
@@ -130,7 +130,7 @@ impl Handler {
 
     async fn direct(&self, data: &str) -> Result<DirectSummary, HandlerError> {
         let region = Origin { region: self.default_region.as_deref() };
-        let outcome = self.decode_and_process(data, region)?;
+        let outcome = process_data(data, region, &self.settings)?;
         let events = objects::event_objects(&outcome, &self.settings.prefix);
         let quarantine = objects::quarantine_objects(&outcome, &self.settings.prefix);
         self.put_all(&events).await?;
@@ -143,14 +143,6 @@ impl Handler {
             quarantine_objects: quarantine.iter().map(|o| self.store.location(&o.key)).collect(),
             tally,
         })
-    }
-
-    fn decode_and_process(&self, data: &str, origin: Origin<'_>) -> Result<Outcome, DecodeError> {
-        let payload = decompress(decode_base64(data)?, self.settings.limits.max_payload_bytes)?;
-        let messages = parse_messages(&payload)?;
-        let mut outcome = process_messages(&messages, origin, &self.settings);
-        outcome.tally.bytes_in = payload.len() as u64;
-        Ok(outcome)
     }
 
     async fn put_all(&self, objects: &[Object]) -> Result<(), SinkError> {
