@@ -80,7 +80,7 @@ fn gigabyte_bomb() -> Vec<u8> {
 async fn a_gigabyte_gzip_bomb_fails_its_record_with_its_original_data_quickly_in_bounded_memory() {
     let data = b64(&gigabyte_bomb());
     let event = firehose_event(std::slice::from_ref(&data));
-    for (limit, budget) in [(MIB, 8 * MIB), (64 * MIB, 140 * MIB)] {
+    for limit in [MIB, 64 * MIB] {
         let mut settings = Settings::default();
         settings.limits.max_payload_bytes = limit;
         let test = handler(settings);
@@ -92,7 +92,11 @@ async fn a_gigabyte_gzip_bomb_fails_its_record_with_its_original_data_quickly_in
         let record = &response.records[0];
         assert_eq!(record.result, FirehoseResult::ProcessingFailed);
         assert_eq!(record.data, data, "the bomb goes to the error output as it came");
-        // Decompression stops one byte past the limit: the 1 GiB is never produced.
+        // Decompression stops one byte past the limit: the 1 GiB is never produced. Besides
+        // the output (at most 1/8 over the limit as it grows), the heap holds the decoded
+        // base64 (1 MB) and the response's copy of the data (1.4 MB).
+        let budget = limit + limit / 8 + 4 * MIB;
+        eprintln!("limit {limit}: peak heap {peak} bytes, {elapsed:?}");
         assert!(peak < budget, "limit {limit}: {peak} bytes at peak for a {}-byte event", event.len());
         assert!(elapsed < Duration::from_secs(30), "limit {limit}: {elapsed:?}");
     }

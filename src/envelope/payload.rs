@@ -53,7 +53,9 @@ pub fn decompress(bytes: Vec<u8>, limit: usize) -> Result<Vec<u8>, DecodeError> 
         return Err(DecodeError::Empty);
     }
     if is_gzip(&bytes) {
-        let mut out = Vec::with_capacity(bytes.len().saturating_mul(8).min(limit));
+        // Room for the usual 8x inflation, or for limit + 1 bytes at most: filling exactly that
+        // much never makes the vector double past the limit.
+        let mut out = Vec::with_capacity(bytes.len().saturating_mul(8).min(limit.saturating_add(1)));
         let read = MultiGzDecoder::new(bytes.as_slice())
             .take(limit as u64 + 1)
             .read_to_end(&mut out)
