@@ -4,7 +4,8 @@
 //!
 //! Holds: no panic; nothing is written for an event that is not kept; a kept event is exactly
 //! one line ending in `\n`, a JSON object that strict readers (serde_json) accept; in the flat
-//! format its `RawEvent` equals the input read as a `serde_json::Value`.
+//! format its `RawEvent` equals the input read as a `serde_json::Value`, but for redacted bodies,
+//! which are the marker when they were there and not null.
 #![no_main]
 
 use std::sync::LazyLock;
@@ -13,23 +14,29 @@ use clap::ValueEnum;
 use eks_audit_forwarder::config::{Format, Settings};
 use eks_audit_forwarder::filter::{Filter, StageFilter};
 use eks_audit_forwarder::pipeline::{EventFate, process_event};
+use eks_audit_forwarder::redact::Redaction;
 use eks_audit_forwarder::schema::EventContext;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
-/// Every format, once with the default filter and once keeping every event.
+/// Every format with the default filter, keeping every event, and keeping and redacting every
+/// event.
 static SETTINGS: LazyLock<Vec<Settings>> = LazyLock::new(|| {
     let keep_all = Filter { stages: StageFilter::All, exclude_uris: Vec::new() };
+    let redact_all = Redaction::parse("*").expect("a valid rule");
     Format::value_variants()
         .iter()
         .flat_map(|&format| {
             [
                 Settings { format, ..Settings::default() },
                 Settings { format, filter: keep_all.clone(), ..Settings::default() },
+                Settings { format, filter: keep_all.clone(), redaction: redact_all.clone(), ..Settings::default() },
             ]
         })
         .collect()
 });
+
+const BODIES: [&str; 2] = ["requestObject", "responseObject"];
 
 const CONTEXT: EventContext<'static> = EventContext {
     account: Some("111122223333"),
@@ -59,9 +66,23 @@ fuzz_target!(|input: &[u8]| {
         assert!(value.is_object());
         match settings.format {
             Format::Flat => {
-                let input: Value = serde_json::from_str(text)
+                let mut input: Value = serde_json::from_str(text)
                     .unwrap_or_else(|e| panic!("kept an event strict readers reject ({e}): {text}"));
-                assert_eq!(value["RawEvent"], input, "RawEvent is the input event");
+                let mut raw = value["RawEvent"].clone();
+                if !settings.redaction.is_off() {
+                    // Every body that was there is the marker now; nothing else changed.
+                    let marker = serde_json::json!({"redacted": "eks-audit-forwarder", "reason": "*"});
+                    for body in BODIES {
+                        match input.get(body) {
+                            None => assert!(raw.get(body).is_none(), "no {body} is made up"),
+                            Some(Value::Null) => assert_eq!(raw[body], Value::Null),
+                            Some(_) => assert_eq!(raw[body], marker, "{body} is redacted"),
+                        }
+                        input.as_object_mut().map(|o| o.remove(body));
+                        raw.as_object_mut().map(|o| o.remove(body));
+                    }
+                }
+                assert_eq!(raw, input, "RawEvent is the input event");
             }
             #[allow(unreachable_patterns)]
             _ => {}
