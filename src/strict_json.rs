@@ -74,11 +74,15 @@ fn is_number_byte(byte: u8) -> bool {
 }
 
 /// A float overflows only with an exponent or more than 308 digits; shorter plain numbers are
-/// not parsed at all.
+/// not parsed at all. Near `f64::MAX`, serde_json (which rounds less carefully than the
+/// standard library) has the last word.
 fn check_number(token: &str) -> Result<(), Rejection> {
     let may_overflow = token.len() > 308 || token.bytes().any(|b| b == b'e' || b == b'E');
+    if !may_overflow {
+        return Ok(());
+    }
     match token.parse::<f64>() {
-        Ok(value) if may_overflow && value.is_infinite() => {
+        Ok(value) if value.is_infinite() || serde_json::from_str::<f64>(token).is_err() => {
             let mut number: String = token.chars().take(40).collect();
             if number.len() < token.len() {
                 number.push('…');
@@ -162,5 +166,22 @@ mod tests {
         let Err(Rejection::NumberOutOfRange { number }) = check(&long, 8) else { panic!("400 digits overflow") };
         assert_eq!(number.chars().count(), 41, "the reason quotes the number's start only");
         assert_eq!(check(r#"{"a":"1e400"}"#, 8), Ok(()), "a string is not a number");
+    }
+
+    #[test]
+    fn numbers_near_the_largest_float_are_judged_as_serde_json_reads_them() {
+        let near_max = [
+            "1.7976931348623157e308",
+            "1.7976931348623158e308",
+            "1.7976931348623159e308",
+            "17976931348623157e292",
+            "179769313486231570814527423731704356798070567525844996598917476803157260780028538760589558632766878171540458953514382464234321326889464182768467546703537516986049910576551282076245490090389328944075868508455133942304583236903222948165808559332123348274797826204144723168738177180919299881250404026184124858368",
+            "-1.7976931348623157e308",
+        ];
+        for number in near_max {
+            let text = format!(r#"{{"a":{number}}}"#);
+            let serde_reads = serde_json::from_str::<serde_json::Value>(&text).is_ok();
+            assert_eq!(check(&text, 8).is_ok(), serde_reads, "{number}");
+        }
     }
 }
