@@ -10,6 +10,7 @@ use clap::{Args, ValueEnum};
 
 use crate::filter::{Filter, StageFilter, UriPattern};
 use crate::pipeline::Limits;
+use crate::redact::Redaction;
 
 /// The filter pattern EKS audit subscriptions use in the field, as URI exclusions (SPEC §3).
 pub const DEFAULT_EXCLUDE_URIS: &str = "/version,/version?*,/metrics,/metrics?*,/logs,/logs?*,/swagger*,/livez*,/readyz*,/healthz*";
@@ -78,6 +79,22 @@ pub struct SettingsArgs {
     #[arg(long, env = "EKS_AUDIT_MAX_PAYLOAD_BYTES", default_value_t = Limits::default().max_payload_bytes)]
     pub max_payload_bytes: usize,
 
+    /// Deepest nesting of objects and arrays accepted in an audit event; deeper events are
+    /// quarantined.
+    #[arg(long, env = "EKS_AUDIT_MAX_DEPTH", default_value_t = Limits::default().max_depth)]
+    pub max_depth: usize,
+
+    /// Most log events accepted in one record; a record with more fails whole (Firehose:
+    /// ProcessingFailed with its original data; direct mode: the invocation fails).
+    #[arg(long, env = "EKS_AUDIT_MAX_EVENTS_PER_RECORD", default_value_t = Limits::default().max_events_per_record)]
+    pub max_events_per_record: usize,
+
+    /// Resources whose request and response bodies are replaced by a marker in the output:
+    /// a comma list of `resource` or `resource/subresource`, `*` for all, `default` for
+    /// secrets,configmaps,tokenreviews,serviceaccounts/token; `none` (the default) redacts nothing.
+    #[arg(long, env = "EKS_AUDIT_REDACT", value_parser = Redaction::parse, default_value = "none")]
+    pub redact: Redaction,
+
     /// Local directory standing in for S3 when no bucket is configured.
     #[arg(long = "out", env = "EKS_AUDIT_OUT_DIR", default_value = "out")]
     pub out_dir: PathBuf,
@@ -107,6 +124,7 @@ pub struct Settings {
     pub cluster_override: Option<String>,
     pub sse_kms_key_id: Option<String>,
     pub limits: Limits,
+    pub redaction: Redaction,
     pub out_dir: PathBuf,
     pub output: Output,
     /// Security Lake custom source name, without surrounding slashes.
@@ -147,7 +165,10 @@ impl SettingsArgs {
             limits: Limits {
                 max_event_bytes: self.max_event_bytes,
                 max_payload_bytes: self.max_payload_bytes,
+                max_depth: self.max_depth,
+                max_events_per_record: self.max_events_per_record,
             },
+            redaction: self.redact,
             out_dir: self.out_dir,
             output: self.output,
             source_name: non_empty(Some(self.source_name))
@@ -166,6 +187,7 @@ impl Default for Settings {
             cluster_override: None,
             sse_kms_key_id: None,
             limits: Limits::default(),
+            redaction: Redaction::default(),
             out_dir: PathBuf::from("out"),
             output: Output::default(),
             source_name: DEFAULT_SOURCE_NAME.to_owned(),

@@ -10,8 +10,8 @@ use crate::batch::objects::{self, Object};
 use crate::batch::reingest::{self, ResponseTooLarge};
 use crate::config::{Output, Settings};
 use crate::envelope::models::{FirehoseRecord, FirehoseResponse, FirehoseResult, IncomingEvent};
-use crate::envelope::{DecodeError, decode_base64, decompress, parse_messages};
-use crate::pipeline::{Origin, Outcome, UNKNOWN_CLUSTER, process_messages};
+use crate::envelope::DecodeError;
+use crate::pipeline::{Origin, Outcome, UNKNOWN_CLUSTER, process_data};
 use crate::sink::firehose::{DeliveryStream, ReingestError, Reingester};
 use crate::sink::{ObjectStore, SinkError};
 use crate::tally::Tally;
@@ -189,7 +189,7 @@ impl Handler {
         origin: Origin<'_>,
         clusters: &mut BTreeSet<String>,
     ) -> Result<(RecordFate, Tally), SinkError> {
-        let outcome = match self.decode_and_process(&record.data, origin) {
+        let outcome = match process_data(&record.data, origin, &self.settings) {
             Ok(outcome) => outcome,
             Err(e) => return Ok((RecordFate::Failed(e.to_string()), Tally::default())),
         };
@@ -208,7 +208,7 @@ impl Handler {
 
     async fn direct(&self, data: &str, clusters: &mut BTreeSet<String>) -> Result<DirectSummary, HandlerError> {
         let region = Origin { region: self.default_region.as_deref() };
-        let outcome = self.decode_and_process(data, region)?;
+        let outcome = process_data(data, region, &self.settings)?;
         let events = self.event_objects(&outcome)?;
         let quarantine = objects::quarantine_objects(&outcome, &self.settings.prefix);
         self.put_all(&events).await?;
@@ -235,14 +235,6 @@ impl Handler {
                 self.default_region.as_deref(),
             )?),
         }
-    }
-
-    fn decode_and_process(&self, data: &str, origin: Origin<'_>) -> Result<Outcome, DecodeError> {
-        let payload = decompress(decode_base64(data)?, self.settings.limits.max_payload_bytes)?;
-        let messages = parse_messages(&payload)?;
-        let mut outcome = process_messages(&messages, origin, &self.settings);
-        outcome.tally.bytes_in = payload.len() as u64;
-        Ok(outcome)
     }
 
     async fn put_all(&self, objects: &[Object]) -> Result<(), SinkError> {

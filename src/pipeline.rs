@@ -8,8 +8,9 @@ use time::OffsetDateTime;
 
 use crate::audit::AuditEvent;
 use crate::config::Settings;
-use crate::envelope::{LogEvent, SubscriptionMessage};
+use crate::envelope::{DecodeError, LogEvent, SubscriptionMessage, decode_base64, decompress, parse_messages};
 use crate::filter::is_audit_stream;
+use crate::{redact, strict_json};
 use crate::schema::time::{event_time, from_epoch_millis};
 use crate::schema::{self, EventContext, cluster_from_log_group};
 use crate::tally::{DropReason, Tally};
@@ -21,13 +22,27 @@ pub struct Limits {
     pub max_event_bytes: usize,
     /// Largest decompressed payload accepted per record.
     pub max_payload_bytes: usize,
+    /// Deepest nesting of objects and arrays in an audit event; deeper ones are quarantined.
+    pub max_depth: usize,
+    /// Most log events in one record (all its messages together); more fail the record.
+    pub max_events_per_record: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        // CloudWatch Logs events are at most 1 MiB, and a Firehose record at most 1,000 KiB of
-        // gzip, which real audit JSON inflates 4–10x; 64 MiB leaves room and bounds bombs.
-        Limits { max_event_bytes: 1 << 20, max_payload_bytes: 64 << 20 }
+        Limits {
+            // CloudWatch Logs events are at most 1 MiB.
+            max_event_bytes: 1 << 20,
+            // A Firehose record is at most 1,000 KiB of gzip, which real audit JSON inflates
+            // 4–10x; 64 MiB leaves room and bounds bombs (deflate reaches 1,032x).
+            max_payload_bytes: 64 << 20,
+            // Real events nest a few dozen levels at most (CRD schemas). The output line adds
+            // its own levels around RawEvent, and common readers stop at 128 (serde_json).
+            max_depth: 100,
+            // PutLogEvents takes at most 10,000 events a call; a record holding several
+            // messages may carry a few batches. Each event costs about 60 bytes of bookkeeping.
+            max_events_per_record: 50_000,
+        }
     }
 }
 
@@ -88,6 +103,21 @@ pub const UNKNOWN_CLUSTER: &str = "_unknown";
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Origin<'a> {
     pub region: Option<&'a str>,
+}
+
+/// One record's `data` (or an `awslogs` event's) from base64 to an account of every log event:
+/// the pure core of both modes. An error means the data cannot be read at all.
+pub fn process_data(data: &str, origin: Origin<'_>, settings: &Settings) -> Result<Outcome, DecodeError> {
+    process_payload(decode_base64(data)?, origin, settings)
+}
+
+/// [`process_data`] after base64: gzip or plain JSON subscription messages.
+pub fn process_payload(bytes: Vec<u8>, origin: Origin<'_>, settings: &Settings) -> Result<Outcome, DecodeError> {
+    let payload = decompress(bytes, settings.limits.max_payload_bytes)?;
+    let messages = parse_messages(&payload, settings.limits.max_events_per_record)?;
+    let mut outcome = process_messages(&messages, origin, settings);
+    outcome.tally.bytes_in = payload.len() as u64;
+    Ok(outcome)
 }
 
 /// Filters and normalizes every log event of `messages`.
@@ -160,6 +190,9 @@ pub fn process_event(text: &str, context: &EventContext<'_>, settings: &Settings
     if text.trim_end().ends_with(TRUNCATION_MARKER) {
         return EventFate::Quarantined("event was truncated by CloudWatch Logs ([Truncated...])".to_owned());
     }
+    if let Err(rejection) = strict_json::check(text, settings.limits.max_depth) {
+        return EventFate::Quarantined(rejection.to_string());
+    }
     let event = match AuditEvent::parse(text) {
         Ok(event) => event,
         Err(e) => return EventFate::Quarantined(e.to_string()),
@@ -167,9 +200,13 @@ pub fn process_event(text: &str, context: &EventContext<'_>, settings: &Settings
     if let Err(reason) = settings.filter.check(&event) {
         return EventFate::Dropped(reason);
     }
+    let raw = match redact::apply(&settings.redaction, &event, text) {
+        Ok(raw) => raw,
+        Err(reason) => return EventFate::Quarantined(reason),
+    };
     let time = event_time(&event, context.cloudwatch_timestamp);
     let start = out.len();
-    if let Err(unmappable) = schema::write_line(settings.format, &event, text, time, context, out) {
+    if let Err(unmappable) = schema::write_line(settings.format, &event, &raw, time, context, out) {
         return EventFate::Quarantined(unmappable.to_string());
     }
     EventFate::Kept { bytes: start..out.len(), time }

@@ -7,8 +7,8 @@ use serde_json::value::RawValue;
 
 use crate::config::Settings;
 use crate::envelope::models::IncomingEvent;
-use crate::envelope::{DecodeError, decode_base64, decompress, parse_messages};
-use crate::pipeline::{EventFate, Origin, process_event, process_messages};
+use crate::envelope::{DecodeError, decode_base64, decompress, is_gzip};
+use crate::pipeline::{EventFate, Origin, process_event, process_payload};
 use crate::schema::EventContext;
 use crate::tally::Tally;
 
@@ -43,20 +43,34 @@ struct Shape<'a> {
 }
 
 pub fn transform(input: Vec<u8>, settings: &Settings, region: Option<&str>) -> Result<Transformed, TransformError> {
-    let input = decompress(input, settings.limits.max_payload_bytes)?;
+    let limit = settings.limits.max_payload_bytes;
+    // Unlike a record's payload, plain input may be any JSON text: an array, NDJSON.
+    let input = match input {
+        gzip if is_gzip(&gzip) => decompress(gzip, limit)?,
+        plain if plain.len() > limit => return Err(DecodeError::TooLarge { limit }.into()),
+        plain => plain,
+    };
     let text = std::str::from_utf8(&input).map_err(|e| TransformError::NotJson(e.to_string()))?;
+    if text.trim().is_empty() {
+        return Err(DecodeError::Empty.into());
+    }
     let mut out = Transformed::default();
     for value in serde_json::Deserializer::from_str(text).into_iter::<&RawValue>() {
         let value = value.map_err(|e| TransformError::NotJson(e.to_string()))?;
-        transform_value(value, settings, region, &mut out);
+        transform_value(value, 0, settings, region, &mut out);
     }
     Ok(out)
 }
 
-fn transform_value(value: &RawValue, settings: &Settings, region: Option<&str>, out: &mut Transformed) {
+/// Arrays are read as lists of inputs, nested up to `max_depth`. A value that deep is taken as
+/// one event (and quarantined for its depth), so hostile nesting cannot recurse without bound.
+fn transform_value(value: &RawValue, depth: usize, settings: &Settings, region: Option<&str>, out: &mut Transformed) {
+    if depth >= settings.limits.max_depth {
+        return audit_event(value.get(), settings, region, out);
+    }
     if let Ok(items) = serde_json::from_str::<Vec<&RawValue>>(value.get()) {
         for item in items {
-            transform_value(item, settings, region, out);
+            transform_value(item, depth + 1, settings, region, out);
         }
         return;
     }
@@ -99,21 +113,18 @@ fn lambda_event(text: &str, settings: &Settings, region: Option<&str>, out: &mut
 }
 
 fn payload(bytes: &[u8], what: &str, settings: &Settings, region: Option<&str>, out: &mut Transformed) {
-    let decoded = decompress(bytes.to_vec(), settings.limits.max_payload_bytes);
-    let result = decoded.and_then(|json| {
-        let messages = parse_messages(&json)?;
-        let outcome = process_messages(&messages, Origin { region }, settings);
-        for q in &outcome.quarantined {
-            out.problems.push(format!("{what}: {}", q.reason));
+    match process_payload(bytes.to_vec(), Origin { region }, settings) {
+        Ok(outcome) => {
+            for q in &outcome.quarantined {
+                out.problems.push(format!("{what}: {}", q.reason));
+            }
+            out.ndjson.extend_from_slice(&outcome.ndjson);
+            out.tally.merge(&outcome.tally);
         }
-        out.ndjson.extend_from_slice(&outcome.ndjson);
-        out.tally.merge(&outcome.tally);
-        out.tally.bytes_in += json.len() as u64;
-        Ok(())
-    });
-    if let Err(e) = result {
-        out.tally.failed_records += 1;
-        out.problems.push(format!("{what}: {e}"));
+        Err(e) => {
+            out.tally.failed_records += 1;
+            out.problems.push(format!("{what}: {e}"));
+        }
     }
 }
 

@@ -152,8 +152,56 @@ fn help_documents_every_variable() {
         "EKS_AUDIT_SSE_KMS_KEY_ID",
         "EKS_AUDIT_MAX_EVENT_BYTES",
         "EKS_AUDIT_MAX_PAYLOAD_BYTES",
+        "EKS_AUDIT_MAX_DEPTH",
+        "EKS_AUDIT_MAX_EVENTS_PER_RECORD",
+        "EKS_AUDIT_REDACT",
         "EKS_AUDIT_OUT_DIR",
     ] {
         assert!(text.contains(variable), "--help names {variable}");
     }
+}
+
+#[test]
+fn limits_are_flags_and_variables_alike() {
+    // Depth 3: the event, requestObject, and the list in it.
+    let event = r#"{"kind":"Event","stage":"ResponseComplete","requestObject":{"a":[]}}"#;
+    let default = eks_audit(&["transform"], &[], Some(event.as_bytes()));
+    assert_eq!(stdout_lines(&default).len(), 1);
+    for output in [
+        eks_audit(&["transform", "--max-depth", "2"], &[], Some(event.as_bytes())),
+        eks_audit(&["transform"], &[("EKS_AUDIT_MAX_DEPTH", "2")], Some(event.as_bytes())),
+    ] {
+        assert_eq!(output.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&output.stderr).contains("nested more than 2 levels"));
+    }
+    let message = data_message(GROUP, STREAM, &[event, event]).to_string();
+    for output in [
+        eks_audit(&["transform", "--max-events-per-record", "1"], &[], Some(message.as_bytes())),
+        eks_audit(&["transform"], &[("EKS_AUDIT_MAX_EVENTS_PER_RECORD", "1")], Some(message.as_bytes())),
+    ] {
+        assert_eq!(output.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&output.stderr).contains("more than 1 log events in one record"));
+    }
+    assert_eq!(eks_audit(&["transform", "--max-depth", "deep"], &[], None).status.code(), Some(2));
+}
+
+#[test]
+fn redaction_is_a_flag_and_a_variable_and_bad_rules_are_bad_usage() {
+    let event = corpus_event("audit-events/falco-k8s_audit/create_configmap_sensitive_values.json", 0);
+    let plain = eks_audit(&["transform"], &[], Some(event.as_bytes()));
+    assert!(String::from_utf8_lossy(&plain.stdout).contains("MY-KEY"), "off by default");
+    for output in [
+        eks_audit(&["transform", "--redact", "configmaps"], &[], Some(event.as_bytes())),
+        eks_audit(&["transform"], &[("EKS_AUDIT_REDACT", "default")], Some(event.as_bytes())),
+    ] {
+        assert!(output.status.success());
+        let lines = stdout_lines(&output);
+        assert_eq!(lines[0]["RawEvent"]["requestObject"]["redacted"], "eks-audit-forwarder");
+        assert!(!String::from_utf8_lossy(&output.stdout).contains("MY-KEY"));
+    }
+    let empty = eks_audit(&["transform"], &[("EKS_AUDIT_REDACT", "")], Some(event.as_bytes()));
+    assert!(String::from_utf8_lossy(&empty.stdout).contains("MY-KEY"), "an empty variable counts as unset");
+    let bad = eks_audit(&["transform", "--redact", "Secrets"], &[], None);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid redaction rule"));
 }

@@ -255,7 +255,7 @@ impl Splitter<'_> {
 
     /// The size of the `Ok` response entry the next pass would make of `json`.
     fn entry_bytes(&self, json: &[u8]) -> Result<usize, String> {
-        let messages = parse_messages(json).map_err(|e| e.to_string())?;
+        let messages = parse_messages(json, self.settings.limits.max_events_per_record).map_err(|e| e.to_string())?;
         let ndjson = process_messages(&messages, self.origin, self.settings).ndjson.len();
         Ok(ndjson.div_ceil(3) * 4 + ENTRY_OVERHEAD_BYTES)
     }
@@ -367,7 +367,7 @@ mod tests {
             .iter()
             .flat_map(|p| {
                 let json = decompress(p.clone(), 1 << 30).unwrap();
-                let messages = parse_messages(&json).unwrap();
+                let messages = parse_messages(&json, usize::MAX).unwrap();
                 messages.iter().flat_map(|m| m.log_events.iter().map(|e| e.id.as_str().to_owned())).collect::<Vec<_>>()
             })
             .collect()
@@ -452,7 +452,7 @@ mod tests {
         let records = event.records.unwrap();
         let settings = Settings::default();
         let json = decompress(STANDARD.decode(records[0].data.as_bytes()).unwrap(), 1 << 30).unwrap();
-        let ndjson = process_messages(&parse_messages(&json).unwrap(), Origin::default(), &settings).ndjson.len();
+        let ndjson = process_messages(&parse_messages(&json, usize::MAX).unwrap(), Origin::default(), &settings).ndjson.len();
         let mut entries = vec![ok_entry(&records[0], ndjson)];
         // The gzip fits a record easily, but the output is three times what one piece may
         // become: halves are still too big, quarters fit.
@@ -462,7 +462,7 @@ mod tests {
         assert!(plan.payloads.len() >= 4, "{} pieces", plan.payloads.len());
         for piece in &plan.payloads {
             let json = decompress(piece.clone(), 1 << 30).unwrap();
-            let out = process_messages(&parse_messages(&json).unwrap(), Origin::default(), &settings).ndjson.len();
+            let out = process_messages(&parse_messages(&json, usize::MAX).unwrap(), Origin::default(), &settings).ndjson.len();
             assert!(out.div_ceil(3) * 4 + ENTRY_OVERHEAD_BYTES <= per_piece, "each piece's output fits");
         }
         assert_eq!(ids_in(&plan.payloads).len(), 24);

@@ -52,21 +52,17 @@ pub struct AwsLogs<'a> {
     pub data: Cow<'a, str>,
 }
 
-/// The JSON inside the gzip of every CloudWatch Logs subscription delivery.
+/// The JSON inside the gzip of every CloudWatch Logs subscription delivery: `messageType`,
+/// `owner`, `logGroup`, `logStream`, `logEvents`. Read only by [`super::parse_messages`], which
+/// bounds the number of log events while it reads them.
 ///
 /// <https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/SubscriptionFilters.html>
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug)]
 pub struct SubscriptionMessage<'a> {
-    #[serde(borrow)]
     pub message_type: Cow<'a, str>,
-    #[serde(borrow, default)]
     pub owner: Cow<'a, str>,
-    #[serde(borrow, default)]
     pub log_group: Cow<'a, str>,
-    #[serde(borrow, default)]
     pub log_stream: Cow<'a, str>,
-    #[serde(borrow)]
     pub log_events: Vec<LogEvent<'a>>,
 }
 

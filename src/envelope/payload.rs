@@ -1,13 +1,17 @@
 //! Record data to subscription messages: base64, then gzip (or plain JSON when Firehose's
 //! Decompression option is on), then one or more concatenated JSON messages.
 
+use std::borrow::Cow;
+use std::fmt;
 use std::io::Read;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use flate2::read::MultiGzDecoder;
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::models::SubscriptionMessage;
+use super::models::{LogEvent, SubscriptionMessage};
 
 /// Why a record's data could not be read as subscription messages. The record is returned to
 /// Firehose as `ProcessingFailed` with its original data, or fails a direct invocation.
@@ -27,6 +31,8 @@ pub enum DecodeError {
     NotSubscriptionMessage(String),
     #[error("unknown messageType {0:?}, expected DATA_MESSAGE or CONTROL_MESSAGE")]
     UnknownMessageType(String),
+    #[error("more than {limit} log events in one record (EKS_AUDIT_MAX_EVENTS_PER_RECORD)")]
+    TooManyEvents { limit: usize },
 }
 
 /// The first two bytes of every gzip stream.
@@ -36,14 +42,21 @@ pub fn decode_base64(data: &str) -> Result<Vec<u8>, DecodeError> {
     STANDARD.decode(data).map_err(|e| DecodeError::NotBase64(e.to_string()))
 }
 
+/// Whether `bytes` start like a gzip stream (RFC 1952 magic number).
+pub fn is_gzip(bytes: &[u8]) -> bool {
+    bytes.starts_with(&GZIP_MAGIC)
+}
+
 /// Gunzips `bytes` when they are gzip, reading at most `limit` bytes of output so a small bomb
 /// cannot exhaust memory; returns plain JSON as it is.
 pub fn decompress(bytes: Vec<u8>, limit: usize) -> Result<Vec<u8>, DecodeError> {
     if bytes.is_empty() {
         return Err(DecodeError::Empty);
     }
-    if bytes.starts_with(&GZIP_MAGIC) {
-        let mut out = Vec::with_capacity(bytes.len().saturating_mul(8).min(limit));
+    if is_gzip(&bytes) {
+        // Room for the usual 8x inflation, or for limit + 1 bytes at most: filling exactly that
+        // much never makes the vector double past the limit.
+        let mut out = Vec::with_capacity(bytes.len().saturating_mul(8).min(limit.saturating_add(1)));
         let read = MultiGzDecoder::new(bytes.as_slice())
             .take(limit as u64 + 1)
             .read_to_end(&mut out)
@@ -64,20 +77,152 @@ pub fn decompress(bytes: Vec<u8>, limit: usize) -> Result<Vec<u8>, DecodeError> 
 
 /// Parses the subscription messages of one payload: usually one, but a Firehose record may
 /// hold several concatenated ones. Any part that is not a message fails the whole payload, so
-/// the record is returned whole rather than partly lost.
-pub fn parse_messages(json: &[u8]) -> Result<Vec<SubscriptionMessage<'_>>, DecodeError> {
+/// the record is returned whole rather than partly lost. More than `max_events` log events in
+/// all fail it too, found while parsing, so a payload of tiny events cannot make the list of
+/// events (about 60 bytes each) outgrow the payload many times over.
+pub fn parse_messages(json: &[u8], max_events: usize) -> Result<Vec<SubscriptionMessage<'_>>, DecodeError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(json);
+    if deserializer.end().is_ok() {
+        return Err(DecodeError::Empty);
+    }
+    let mut budget = EventBudget { left: max_events, exceeded: false };
     let mut messages = Vec::with_capacity(1);
-    for message in serde_json::Deserializer::from_slice(json).into_iter::<SubscriptionMessage>() {
-        let message = message.map_err(|e| DecodeError::NotSubscriptionMessage(e.to_string()))?;
+    loop {
+        let message = MessageSeed(&mut budget).deserialize(&mut deserializer).map_err(|e| {
+            if budget.exceeded {
+                DecodeError::TooManyEvents { limit: max_events }
+            } else {
+                DecodeError::NotSubscriptionMessage(e.to_string())
+            }
+        })?;
         match message.message_type.as_ref() {
             "DATA_MESSAGE" | "CONTROL_MESSAGE" => messages.push(message),
             other => return Err(DecodeError::UnknownMessageType(other.to_owned())),
         }
+        // Only whitespace left: done. Anything else is read as the next message.
+        if deserializer.end().is_ok() {
+            return Ok(messages);
+        }
     }
-    if messages.is_empty() {
-        return Err(DecodeError::Empty);
+}
+
+/// How many more log events the payload may hold.
+struct EventBudget {
+    left: usize,
+    exceeded: bool,
+}
+
+/// Reads one [`SubscriptionMessage`], spending the budget on its log events.
+struct MessageSeed<'b>(&'b mut EventBudget);
+
+impl<'de> DeserializeSeed<'de> for MessageSeed<'_> {
+    type Value = SubscriptionMessage<'de>;
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
     }
-    Ok(messages)
+}
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "camelCase")]
+enum Field {
+    MessageType,
+    Owner,
+    LogGroup,
+    LogStream,
+    LogEvents,
+    #[serde(other)]
+    Other,
+}
+
+impl<'de> Visitor<'de> for MessageSeed<'_> {
+    type Value = SubscriptionMessage<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a CloudWatch Logs subscription message (a JSON object)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (mut message_type, mut owner, mut log_group, mut log_stream, mut log_events) = (None, None, None, None, None);
+        while let Some(field) = map.next_key()? {
+            match field {
+                Field::MessageType => set_once(&mut message_type, map.next_value::<Text>()?.0, "messageType")?,
+                Field::Owner => set_once(&mut owner, map.next_value::<Text>()?.0, "owner")?,
+                Field::LogGroup => set_once(&mut log_group, map.next_value::<Text>()?.0, "logGroup")?,
+                Field::LogStream => set_once(&mut log_stream, map.next_value::<Text>()?.0, "logStream")?,
+                Field::LogEvents => set_once(&mut log_events, map.next_value_seed(EventsSeed(&mut *self.0))?, "logEvents")?,
+                Field::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(SubscriptionMessage {
+            message_type: message_type.ok_or_else(|| de::Error::missing_field("messageType"))?,
+            owner: owner.unwrap_or_default(),
+            log_group: log_group.unwrap_or_default(),
+            log_stream: log_stream.unwrap_or_default(),
+            log_events: log_events.ok_or_else(|| de::Error::missing_field("logEvents"))?,
+        })
+    }
+}
+
+fn set_once<T, E: de::Error>(slot: &mut Option<T>, value: T, name: &'static str) -> Result<(), E> {
+    match slot.replace(value) {
+        None => Ok(()),
+        Some(_) => Err(E::duplicate_field(name)),
+    }
+}
+
+/// A string field, borrowed from the payload unless it holds escapes.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor)
+    }
+}
+
+/// The `logEvents` list, failing as soon as it would go over the budget.
+struct EventsSeed<'b>(&'b mut EventBudget);
+
+impl<'de> DeserializeSeed<'de> for EventsSeed<'_> {
+    type Value = Vec<LogEvent<'de>>;
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EventsSeed<'_> {
+    type Value = Vec<LogEvent<'de>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list of log events")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut events = Vec::new();
+        while let Some(event) = seq.next_element()? {
+            if self.0.left == 0 {
+                self.0.exceeded = true;
+                return Err(de::Error::custom("too many log events"));
+            }
+            self.0.left -= 1;
+            events.push(event);
+        }
+        Ok(events)
+    }
 }
 
 #[cfg(test)]
@@ -123,7 +268,7 @@ mod tests {
     fn concatenated_messages_are_all_read() {
         let two = br#"{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s","logEvents":[]}
 {"messageType":"CONTROL_MESSAGE","logEvents":[]}"#;
-        let messages = parse_messages(two).unwrap();
+        let messages = parse_messages(two, 10).unwrap();
         assert_eq!(messages.len(), 2);
         assert_eq!(messages[1].message_type, "CONTROL_MESSAGE");
     }
@@ -131,11 +276,11 @@ mod tests {
     #[test]
     fn unknown_message_type_and_missing_log_events_fail() {
         assert_eq!(
-            parse_messages(br#"{"messageType":"SOMETHING","logEvents":[]}"#).unwrap_err(),
+            parse_messages(br#"{"messageType":"SOMETHING","logEvents":[]}"#, 10).unwrap_err(),
             DecodeError::UnknownMessageType("SOMETHING".into())
         );
         assert!(matches!(
-            parse_messages(br#"{"messageType":"DATA_MESSAGE"}"#),
+            parse_messages(br#"{"messageType":"DATA_MESSAGE"}"#, 10),
             Err(DecodeError::NotSubscriptionMessage(_))
         ));
     }
@@ -144,8 +289,29 @@ mod tests {
     fn event_ids_may_be_integers() {
         let messages = parse_messages(
             br#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":42,"timestamp":1,"message":"{}"}]}"#,
+            10,
         )
         .unwrap();
         assert_eq!(messages[0].log_events[0].id.as_str(), "42");
+    }
+
+    #[test]
+    fn log_events_past_the_limit_fail_the_payload_across_messages() {
+        let message = br#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","timestamp":1,"message":"{}"},{"id":"2","timestamp":1,"message":"{}"}]}"#;
+        assert_eq!(parse_messages(message, 2).unwrap()[0].log_events.len(), 2);
+        assert_eq!(parse_messages(message, 1).unwrap_err(), DecodeError::TooManyEvents { limit: 1 });
+        let twice = [message.as_slice(), message.as_slice()].concat();
+        assert_eq!(parse_messages(&twice, 3).unwrap_err(), DecodeError::TooManyEvents { limit: 3 }, "the budget spans messages");
+        assert_eq!(parse_messages(&twice, 4).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn messages_are_objects_with_each_field_once() {
+        assert!(matches!(parse_messages(br#"["DATA_MESSAGE","o","g","s",[]]"#, 10), Err(DecodeError::NotSubscriptionMessage(_))));
+        let twice = br#"{"messageType":"DATA_MESSAGE","logStream":"a","logStream":"b","logEvents":[]}"#;
+        let error = parse_messages(twice, 10).unwrap_err().to_string();
+        assert!(error.contains("duplicate field `logStream`"), "{error}");
+        assert_eq!(parse_messages(b"  \n", 10).unwrap_err(), DecodeError::Empty);
+        assert!(matches!(parse_messages(br#"{"messageType":"CONTROL_MESSAGE","logEvents":[]} x"#, 10), Err(DecodeError::NotSubscriptionMessage(_))));
     }
 }

@@ -12,13 +12,18 @@ pub fn event_time(event: &AuditEvent<'_>, cloudwatch_ms: Option<i64>) -> Option<
     [&event.request_received_timestamp, &event.stage_timestamp, &event.timestamp]
         .into_iter()
         .filter_map(|t| t.as_deref())
-        .find_map(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+        .find_map(|t| OffsetDateTime::parse(t, &Rfc3339).ok().and_then(in_utc))
         .or_else(|| cloudwatch_ms.and_then(from_epoch_millis))
-        .map(|t| t.to_offset(UtcOffset::UTC))
+}
+
+/// The time in UTC, if it is one RFC 3339 can write there: `9999-12-31T23:00:00-02:00` is a
+/// valid timestamp whose UTC year, 10000, is not (and `time` panics converting it).
+fn in_utc(time: OffsetDateTime) -> Option<OffsetDateTime> {
+    time.checked_to_offset(UtcOffset::UTC).filter(|t| (0..=9999).contains(&t.year()))
 }
 
 pub fn from_epoch_millis(ms: i64) -> Option<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok().and_then(in_utc)
 }
 
 /// RFC 3339 in UTC with microseconds, the precision of Kubernetes audit timestamps.
@@ -80,5 +85,16 @@ mod tests {
     fn offsets_are_converted_to_utc() {
         let event = parse(r#"{"requestReceivedTimestamp":"2024-03-01T01:30:00+02:00"}"#);
         assert_eq!(rfc3339_utc(event_time(&event, None).unwrap()), "2024-02-29T23:30:00.000000Z");
+    }
+
+    #[test]
+    fn times_whose_utc_year_rfc_3339_cannot_write_fall_back() {
+        // 10000-01-01T01:00:00Z and -0001-12-31T23:00:00Z in UTC: neither is an RFC 3339 time.
+        let event = parse(
+            r#"{"requestReceivedTimestamp":"9999-12-31T23:00:00-02:00","stageTimestamp":"0000-01-01T00:00:00+01:00"}"#,
+        );
+        assert_eq!(rfc3339_utc(event_time(&event, Some(0)).unwrap()), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(from_epoch_millis(-62_167_219_200_001), None, "a millisecond before year 0");
+        assert_eq!(from_epoch_millis(i64::MAX), None);
     }
 }

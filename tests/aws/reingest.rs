@@ -99,7 +99,7 @@ async fn delivered(stream: &Stream) -> Delivered {
         found.bytes.push(body.len());
         // Records are concatenated gzip members, as Firehose writes them to S3.
         let json = decompress(body.clone(), 1 << 30).expect("gzip payloads");
-        let messages = parse_messages(&json).expect("subscription messages");
+        let messages = parse_messages(&json, usize::MAX).expect("subscription messages");
         found.calls.push(messages.iter().map(|m| (m.log_stream.to_string(), m.log_events.len())).collect());
         // The next pass: the very transformation the handler runs.
         let next = eks_audit_forwarder::transform::transform(body, &Settings::default(), Some(REGION)).unwrap();

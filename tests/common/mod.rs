@@ -9,7 +9,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use eks_audit_forwarder::config::Settings;
 use eks_audit_forwarder::envelope::models::FirehoseResponse;
+use eks_audit_forwarder::filter::{Filter, StageFilter};
 use eks_audit_forwarder::handler::{Handler, Response};
+use eks_audit_forwarder::schema::EventContext;
 use eks_audit_forwarder::sink::{ObjectStore, local::LocalDir};
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -53,6 +55,23 @@ pub fn b64(bytes: &[u8]) -> String {
 pub const ACCOUNT: &str = "111122223333";
 pub const GROUP: &str = "/aws/eks/prod-east/cluster";
 pub const STREAM: &str = "kube-apiserver-audit-0123456789abcdef0123456789abcdef";
+
+/// Where a single event is said to come from when it is processed on its own.
+pub const CONTEXT: EventContext<'static> = EventContext {
+    account: Some(ACCOUNT),
+    region: Some("eu-west-1"),
+    cluster: Some("prod-east"),
+    log_group: Some(GROUP),
+    log_stream: Some(STREAM),
+    event_id: Some("1"),
+    // 2024-05-21T10:00:00Z
+    cloudwatch_timestamp: Some(1_716_285_600_000),
+};
+
+/// Settings that keep every event: every stage, no URI excluded.
+pub fn keep_all() -> Settings {
+    Settings { filter: Filter { stages: StageFilter::All, exclude_uris: Vec::new() }, ..Settings::default() }
+}
 
 /// A DATA_MESSAGE from `log_group`/`log_stream` holding `messages` as log events with ids
 /// `id-0`, `id-1`, ... and timestamps 1716285600000 + i (2024-05-21T10:00:00Z).

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs every fuzz target in turn for SECONDS each (default 60), on the corpora that
+# scripts/fuzz-seeds.sh makes. Needs cargo-fuzz (`cargo install cargo-fuzz --locked`).
+#
+# The toolchain is stable; cargo-fuzz passes unstable compiler flags, which RUSTC_BOOTSTRAP=1
+# allows on stable. No sanitizer: the code under test is safe Rust, so AddressSanitizer would
+# halve the executions and find nothing that a panic does not already report. Debug assertions
+# and overflow checks are on (cargo-fuzz's default).
+#
+# A crash is saved under fuzz/artifacts/<target>/; reproduce it with
+#   RUSTC_BOOTSTRAP=1 cargo fuzz run -s none <target> fuzz/artifacts/<target>/<file>
+# and turn it into a case of tests/regressions.rs.
+#
+# Usage: scripts/fuzz.sh [SECONDS] [TARGET...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SECONDS_EACH="${1:-60}"
+shift || true
+TARGETS=("$@")
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(subscription_decoder audit_normalizer firehose_handler)
+
+command -v cargo-fuzz >/dev/null || { echo "fuzz: cargo-fuzz not found (cargo install cargo-fuzz --locked)" >&2; exit 2; }
+[ -d fuzz/corpus ] || scripts/fuzz-seeds.sh
+
+export RUSTC_BOOTSTRAP=1
+status=0
+for target in "${TARGETS[@]}"; do
+    echo "== fuzz $target for ${SECONDS_EACH}s"
+    mkdir -p "fuzz/corpus/$target"
+    # -timeout: an input that takes over 10 s is a finding (default 20 min); -rss_limit_mb:
+    # so is one that needs over 1 GiB (the Lambda's memory is the real bound).
+    cargo fuzz run --sanitizer none "$target" "fuzz/corpus/$target" -- \
+        -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=1024 -max_len=65536 \
+        -print_final_stats=1 || status=$?
+done
+exit $status
