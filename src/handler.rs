@@ -7,7 +7,7 @@ use crate::batch::firehose::RecordFate;
 use crate::batch::objects::{self, Object};
 use crate::config::Settings;
 use crate::envelope::models::{FirehoseRecord, FirehoseResponse, IncomingEvent};
-use crate::envelope::{DecodeError, decode_base64, decompress, parse_messages};
+use crate::envelope::{DecodeBuffers, DecodeError, parse_messages};
 use crate::pipeline::{Origin, Outcome, process_messages};
 use crate::sink::{ObjectStore, SinkError};
 use crate::tally::Tally;
@@ -88,8 +88,9 @@ impl Handler {
     ) -> Result<(FirehoseResponse, Tally), HandlerError> {
         let mut tally = Tally { records: records.len() as u64, ..Tally::default() };
         let mut response = FirehoseResponse { records: Vec::with_capacity(records.len()) };
+        let mut buffers = DecodeBuffers::default();
         for record in records {
-            let fate = self.firehose_record(record, origin, &mut tally).await?;
+            let fate = self.firehose_record(record, origin, &mut tally, &mut buffers).await?;
             if let RecordFate::Failed(reason) = &fate {
                 tally.failed_records += 1;
                 tracing::warn!(record_id = %record.record_id, %reason, "record failed; returned to Firehose untouched");
@@ -106,8 +107,9 @@ impl Handler {
         record: &FirehoseRecord<'_>,
         origin: Origin<'_>,
         tally: &mut Tally,
+        buffers: &mut DecodeBuffers,
     ) -> Result<RecordFate, SinkError> {
-        let outcome = match self.decode_and_process(&record.data, origin) {
+        let outcome = match self.decode_and_process(&record.data, origin, buffers) {
             Ok(outcome) => outcome,
             Err(e) => return Ok(RecordFate::Failed(e.to_string())),
         };
@@ -130,7 +132,7 @@ impl Handler {
 
     async fn direct(&self, data: &str) -> Result<DirectSummary, HandlerError> {
         let region = Origin { region: self.default_region.as_deref() };
-        let outcome = self.decode_and_process(data, region)?;
+        let outcome = self.decode_and_process(data, region, &mut DecodeBuffers::default())?;
         let events = objects::event_objects(&outcome, &self.settings.prefix);
         let quarantine = objects::quarantine_objects(&outcome, &self.settings.prefix);
         self.put_all(&events).await?;
@@ -145,9 +147,14 @@ impl Handler {
         })
     }
 
-    fn decode_and_process(&self, data: &str, origin: Origin<'_>) -> Result<Outcome, DecodeError> {
-        let payload = decompress(decode_base64(data)?, self.settings.limits.max_payload_bytes)?;
-        let messages = parse_messages(&payload)?;
+    fn decode_and_process(
+        &self,
+        data: &str,
+        origin: Origin<'_>,
+        buffers: &mut DecodeBuffers,
+    ) -> Result<Outcome, DecodeError> {
+        let payload = buffers.decode(data, self.settings.limits.max_payload_bytes)?;
+        let messages = parse_messages(payload)?;
         let mut outcome = process_messages(&messages, origin, &self.settings);
         outcome.tally.bytes_in = payload.len() as u64;
         Ok(outcome)

@@ -4,4 +4,4 @@ pub mod models;
 pub mod payload;
 
 pub use models::{IncomingEvent, LogEvent, SubscriptionMessage};
-pub use payload::{DecodeError, decode_base64, decompress, parse_messages};
+pub use payload::{DecodeBuffers, DecodeError, decode_base64, decompress, parse_messages};

@@ -35,6 +35,30 @@ pub fn decode_base64(data: &str) -> Result<Vec<u8>, DecodeError> {
     STANDARD.decode(data).map_err(|e| DecodeError::NotBase64(e.to_string()))
 }
 
+/// Buffers kept across the records of one invocation, so decoding a record allocates nothing
+/// once they have grown to the largest record's size.
+#[derive(Debug, Default)]
+pub struct DecodeBuffers {
+    compressed: Vec<u8>,
+    payload: Vec<u8>,
+}
+
+impl DecodeBuffers {
+    /// [`decode_base64`] then [`decompress`], into these buffers: the returned payload borrows them.
+    pub fn decode(&mut self, data: &str, limit: usize) -> Result<&[u8], DecodeError> {
+        self.compressed.clear();
+        STANDARD.decode_vec(data, &mut self.compressed).map_err(|e| DecodeError::NotBase64(e.to_string()))?;
+        let bytes = &self.compressed;
+        if bytes.starts_with(&GZIP_MAGIC) {
+            self.payload.clear();
+            gunzip(bytes, limit, &mut self.payload)?;
+            return Ok(&self.payload);
+        }
+        check_plain_json(bytes, limit)?;
+        Ok(bytes)
+    }
+}
+
 /// Gunzips `bytes` when they are gzip, reading at most `limit` bytes of output so a small bomb
 /// cannot exhaust memory; returns plain JSON as it is.
 pub fn decompress(bytes: Vec<u8>, limit: usize) -> Result<Vec<u8>, DecodeError> {
@@ -42,21 +66,35 @@ pub fn decompress(bytes: Vec<u8>, limit: usize) -> Result<Vec<u8>, DecodeError> 
         return Err(DecodeError::Empty);
     }
     if bytes.starts_with(&GZIP_MAGIC) {
-        let mut out = Vec::with_capacity(bytes.len().saturating_mul(8).min(limit));
-        let read = MultiGzDecoder::new(bytes.as_slice())
-            .take(limit as u64 + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| DecodeError::CorruptGzip(e.to_string()))?;
-        if read > limit {
-            return Err(DecodeError::TooLarge { limit });
-        }
+        let mut out = Vec::new();
+        gunzip(&bytes, limit, &mut out)?;
         return Ok(out);
     }
+    check_plain_json(&bytes, limit)?;
+    Ok(bytes)
+}
+
+/// Inflates every gzip member of `bytes` onto `out`, failing past `limit` bytes of output.
+fn gunzip(bytes: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), DecodeError> {
+    out.reserve(bytes.len().saturating_mul(8).min(limit));
+    let read = MultiGzDecoder::new(bytes)
+        .take(limit as u64 + 1)
+        .read_to_end(out)
+        .map_err(|e| DecodeError::CorruptGzip(e.to_string()))?;
+    if read > limit {
+        return Err(DecodeError::TooLarge { limit });
+    }
+    Ok(())
+}
+
+/// Data that is not gzip must be JSON already (Firehose's Decompression option).
+fn check_plain_json(bytes: &[u8], limit: usize) -> Result<(), DecodeError> {
     if bytes.len() > limit {
         return Err(DecodeError::TooLarge { limit });
     }
     match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'{') => Ok(bytes),
+        Some(b'{') => Ok(()),
+        None if bytes.is_empty() => Err(DecodeError::Empty),
         _ => Err(DecodeError::NotGzipOrJson(bytes.iter().take(4).copied().collect())),
     }
 }
@@ -103,6 +141,20 @@ mod tests {
         let bomb = gzip(&vec![b' '; 10 << 20]);
         assert!(bomb.len() < 64 << 10, "10 MiB of spaces compress to a few KB");
         assert_eq!(decompress(bomb, 1 << 20), Err(DecodeError::TooLarge { limit: 1 << 20 }));
+    }
+
+    #[test]
+    fn reused_buffers_decode_each_record_alone() {
+        let mut buffers = DecodeBuffers::default();
+        let big = format!(r#"{{"messageType":"DATA_MESSAGE","pad":"{}"}}"#, "x".repeat(4096));
+        let small = br#"{"messageType":"CONTROL_MESSAGE","logEvents":[]}"#;
+        let encode = |bytes: &[u8]| STANDARD.encode(bytes);
+        assert_eq!(buffers.decode(&encode(&gzip(big.as_bytes())), 1 << 20).unwrap(), big.as_bytes());
+        assert_eq!(buffers.decode(&encode(&gzip(small)), 1 << 20).unwrap(), small);
+        assert_eq!(buffers.decode(&encode(small), 1 << 20).unwrap(), small);
+        assert_eq!(buffers.decode("", 1 << 20), Err(DecodeError::Empty));
+        assert!(matches!(buffers.decode("not*base64!", 1 << 20), Err(DecodeError::NotBase64(_))));
+        assert_eq!(buffers.decode(&encode(&gzip(big.as_bytes())), 1024), Err(DecodeError::TooLarge { limit: 1024 }));
     }
 
     #[test]
