@@ -4,6 +4,7 @@
 //!
 //! - `gunzip/flate2`: `flate2::read::MultiGzDecoder`, with whichever backend flate2 is built
 //!   with: miniz_oxide by default; run again with `--features flate2/zlib-rs` for zlib-rs.
+//! - `gunzip/zlib_rs`: zlib-rs's inflate, the engine of flate2's `zlib-rs` backend.
 //! - `gunzip/libdeflater`: libdeflate, whole buffer at once (the gzip trailer gives the size).
 //! - `parse_audit/*` and `parse_messages/*`: serde_json against sonic-rs on the very serde types
 //!   the forwarder uses (`AuditEvent`, `SubscriptionMessage`). Before timing, both parsers must
@@ -66,6 +67,25 @@ fn gunzip_flate2(bencher: Bencher) {
             out.clear();
             flate2::read::MultiGzDecoder::new(black_box(gzip.as_slice())).read_to_end(&mut out).expect("gzip");
             total += out.len();
+        }
+        total
+    });
+}
+
+#[divan::bench]
+fn gunzip_zlib_rs(bencher: Bencher) {
+    // flate2's `zlib-rs` backend is this inflate; called directly here so that both backends
+    // are measured from one build. Window bits 16 + 15: a gzip wrapper.
+    let mut out = Vec::new();
+    let config = zlib_rs::InflateConfig { window_bits: 16 + 15 };
+    counted(bencher).bench_local(|| {
+        let mut total = 0;
+        for gzip in &workload().gzips {
+            let size = u32::from_le_bytes(gzip[gzip.len() - 4..].try_into().expect("4 bytes")) as usize;
+            out.resize(size, 0);
+            let (inflated, code) = zlib_rs::decompress_slice(&mut out, black_box(gzip), config);
+            assert_eq!(code, zlib_rs::ReturnCode::Ok);
+            total += inflated.len();
         }
         total
     });
