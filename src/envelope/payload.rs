@@ -3,8 +3,6 @@
 
 use std::io::Read;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use flate2::read::MultiGzDecoder;
 
 use super::models::SubscriptionMessage;
@@ -32,7 +30,7 @@ pub enum DecodeError {
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 pub fn decode_base64(data: &str) -> Result<Vec<u8>, DecodeError> {
-    STANDARD.decode(data).map_err(|e| DecodeError::NotBase64(e.to_string()))
+    base64_simd::STANDARD.decode_to_vec(data).map_err(|e| DecodeError::NotBase64(e.to_string()))
 }
 
 /// Buffers kept across the records of one invocation, so decoding a record allocates nothing
@@ -47,7 +45,9 @@ impl DecodeBuffers {
     /// [`decode_base64`] then [`decompress`], into these buffers: the returned payload borrows them.
     pub fn decode(&mut self, data: &str, limit: usize) -> Result<&[u8], DecodeError> {
         self.compressed.clear();
-        STANDARD.decode_vec(data, &mut self.compressed).map_err(|e| DecodeError::NotBase64(e.to_string()))?;
+        base64_simd::STANDARD
+            .decode_append(data, &mut self.compressed)
+            .map_err(|e| DecodeError::NotBase64(e.to_string()))?;
         let bytes = &self.compressed;
         if bytes.starts_with(&GZIP_MAGIC) {
             self.payload.clear();
@@ -132,6 +132,8 @@ pub fn parse_messages(json: &[u8]) -> Result<Vec<SubscriptionMessage<'_>>, Decod
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
     use flate2::{Compression, write::GzEncoder};
     use std::io::Write;
 
@@ -167,6 +169,16 @@ mod tests {
         assert_eq!(buffers.decode("", 1 << 20), Err(DecodeError::Empty));
         assert!(matches!(buffers.decode("not*base64!", 1 << 20), Err(DecodeError::NotBase64(_))));
         assert_eq!(buffers.decode(&encode(&gzip(big.as_bytes())), 1024), Err(DecodeError::TooLarge { limit: 1024 }));
+    }
+
+    #[test]
+    fn only_padded_standard_base64_decodes() {
+        for (text, bytes) in [("", &b""[..]), ("eyJ9", b"{\"}"), ("eyI=", b"{\""), ("eyJhIjoxfQ==", b"{\"a\":1}"), ("+/8=", b"\xfb\xff")] {
+            assert_eq!(decode_base64(text).as_deref(), Ok(bytes), "{text}");
+        }
+        for text in ["not*base64!", "eyJ", "eyJhIjoxfQ", "eyJhIjoxfQ=", "ey J9", "eyJ9\n", "-_8=", "ab==cd=="] {
+            assert!(matches!(decode_base64(text), Err(DecodeError::NotBase64(_))), "{text}");
+        }
     }
 
     #[test]
