@@ -10,8 +10,8 @@ use crate::batch::objects::{self, Object};
 use crate::batch::reingest::{self, ResponseTooLarge};
 use crate::config::{Output, Settings};
 use crate::envelope::models::{FirehoseRecord, FirehoseResponse, FirehoseResult, IncomingEvent};
-use crate::envelope::DecodeError;
-use crate::pipeline::{Origin, Outcome, UNKNOWN_CLUSTER, process_data};
+use crate::envelope::{DecodeBuffers, DecodeError};
+use crate::pipeline::{Origin, Outcome, UNKNOWN_CLUSTER, process_data, process_data_into};
 use crate::sink::firehose::{DeliveryStream, ReingestError, Reingester};
 use crate::sink::{ObjectStore, SinkError};
 use crate::tally::Tally;
@@ -139,8 +139,10 @@ impl Handler {
     ) -> Result<(FirehoseResponse, Tally), HandlerError> {
         let mut entries = Vec::with_capacity(records.len());
         let mut record_tallies = Vec::with_capacity(records.len());
+        // Decode buffers reused across the records of the invocation.
+        let mut buffers = DecodeBuffers::default();
         for record in records {
-            let (fate, record_tally) = self.firehose_record(record, origin, clusters).await?;
+            let (fate, record_tally) = self.firehose_record(record, origin, clusters, &mut buffers).await?;
             if let RecordFate::Failed(reason) = &fate {
                 tracing::warn!(record_id = %record.record_id, %reason, "record failed; returned to Firehose untouched");
             }
@@ -188,8 +190,9 @@ impl Handler {
         record: &FirehoseRecord<'_>,
         origin: Origin<'_>,
         clusters: &mut BTreeSet<String>,
+        buffers: &mut DecodeBuffers,
     ) -> Result<(RecordFate, Tally), SinkError> {
-        let outcome = match process_data(&record.data, origin, &self.settings) {
+        let outcome = match process_data_into(&record.data, origin, &self.settings, buffers) {
             Ok(outcome) => outcome,
             Err(e) => return Ok((RecordFate::Failed(e.to_string()), Tally::default())),
         };

@@ -8,7 +8,9 @@ use time::OffsetDateTime;
 
 use crate::audit::AuditEvent;
 use crate::config::Settings;
-use crate::envelope::{DecodeError, LogEvent, SubscriptionMessage, decode_base64, decompress, parse_messages};
+use crate::envelope::{
+    DecodeBuffers, DecodeError, LogEvent, SubscriptionMessage, decode_base64, decompress, parse_messages,
+};
 use crate::filter::is_audit_stream;
 use crate::{redact, strict_json};
 use crate::schema::time::{event_time, from_epoch_millis};
@@ -109,6 +111,21 @@ pub struct Origin<'a> {
 /// the pure core of both modes. An error means the data cannot be read at all.
 pub fn process_data(data: &str, origin: Origin<'_>, settings: &Settings) -> Result<Outcome, DecodeError> {
     process_payload(decode_base64(data)?, origin, settings)
+}
+
+/// [`process_data`] into decode buffers reused across the records of one invocation, so that
+/// decoding allocates nothing once they have grown to the largest record.
+pub fn process_data_into(
+    data: &str,
+    origin: Origin<'_>,
+    settings: &Settings,
+    buffers: &mut DecodeBuffers,
+) -> Result<Outcome, DecodeError> {
+    let payload = buffers.decode(data, settings.limits.max_payload_bytes)?;
+    let messages = parse_messages(payload, settings.limits.max_events_per_record)?;
+    let mut outcome = process_messages(&messages, origin, settings);
+    outcome.tally.bytes_in = payload.len() as u64;
+    Ok(outcome)
 }
 
 /// [`process_data`] after base64: gzip or plain JSON subscription messages.

@@ -77,7 +77,7 @@ async fn parquet_rows_are_the_ocsf_events_sorted_by_time() {
     let wrapper: Value = serde_json::from_str(&event).expect("JSON");
     let payload = decompress(decode_base64(wrapper["awslogs"]["data"].as_str().expect("data")).expect("base64"), 1 << 26)
         .expect("gzip");
-    let messages = parse_messages(&payload).expect("a subscription message");
+    let messages = parse_messages(&payload, usize::MAX).expect("a subscription message");
     let message = &messages[0];
     let expected_key = format!(
         "ext/eks-audit/region=eu-west-1/accountId=111122223333/eventDay=20240521/{}-{}.parquet",
@@ -131,7 +131,7 @@ fn objects_split_by_day_and_sort_rows_by_time() {
         ]
     })
     .to_string();
-    let messages = parse_messages(message.as_bytes()).expect("a subscription message");
+    let messages = parse_messages(message.as_bytes(), usize::MAX).expect("a subscription message");
     let settings = Settings { format: Format::Ocsf, ..Settings::default() };
     let outcome = process_messages(&messages, Origin { region: Some("eu-west-1") }, &settings);
     let objects = security_lake_objects(&outcome, "eks-audit/1.0", Some("eu-west-1")).expect("Parquet");
@@ -176,7 +176,7 @@ fn objects_are_zstd_parquet_with_security_lake_column_types() {
     let wrapper: Value = serde_json::from_str(&message).expect("JSON");
     let payload = decompress(decode_base64(wrapper["awslogs"]["data"].as_str().expect("data")).expect("base64"), 1 << 26)
         .expect("gzip");
-    let messages = parse_messages(&payload).expect("a subscription message");
+    let messages = parse_messages(&payload, usize::MAX).expect("a subscription message");
     let settings = Settings { format: Format::Ocsf, ..Settings::default() };
     let outcome = process_messages(&messages, Origin { region: Some("eu-west-1") }, &settings);
     let objects = security_lake_objects(&outcome, "eks-audit", Some("eu-west-1")).expect("Parquet");

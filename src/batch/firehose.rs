@@ -3,8 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 
 use crate::envelope::models::{FirehoseRecord, FirehoseResponseRecord, FirehoseResult, ResponseMetadata};
 use crate::pipeline::Outcome;
@@ -49,7 +47,8 @@ impl RecordFate {
             RecordFate::Ok { ndjson, cluster, account } => FirehoseResponseRecord {
                 record_id,
                 result: FirehoseResult::Ok,
-                data: STANDARD.encode(ndjson),
+                // SIMD base64: a megabyte of NDJSON per record, the scalar encoder was 12% of a run.
+                data: base64_simd::STANDARD.encode_to_string(ndjson),
                 metadata: Some(ResponseMetadata {
                     partition_keys: BTreeMap::from([("cluster".into(), cluster), ("account".into(), account)]),
                 }),

@@ -30,7 +30,7 @@ pub fn write(
         .field("User", &user.and_then(|u| u.username.as_deref()))
         .field("SourceIPs", &*event.source_ips)
         .field("UserAgent", &event.user_agent.as_deref())
-        .field("ObjectRef", &object_ref.and_then(object_path))
+        .field("ObjectRef", &object_ref.and_then(ObjectPath::of))
         .field("ResponseCode", &status.and_then(|s| s.code.0))
         .field("Stage", &event.stage.as_deref())
         .field("AuthDecision", &annotations.and_then(|a| a.decision.as_deref()))
@@ -66,7 +66,56 @@ pub fn object_path(object_ref: &ObjectReference<'_>) -> Option<String> {
     (!path.is_empty()).then_some(path)
 }
 
+/// [`object_path`] written straight into the output line, without building a `String`.
+struct ObjectPath<'e>([Option<&'e str>; 4]);
+
+impl<'e> ObjectPath<'e> {
+    fn of(object_ref: &'e ObjectReference<'_>) -> Option<ObjectPath<'e>> {
+        let parts = [&object_ref.namespace, &object_ref.resource, &object_ref.name, &object_ref.subresource];
+        let parts = parts.map(|p| p.non_empty());
+        parts.iter().any(Option::is_some).then_some(ObjectPath(parts))
+    }
+}
+
+impl std::fmt::Display for ObjectPath<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        for (i, part) in self.0.iter().flatten().enumerate() {
+            if i > 0 {
+                f.write_str("/")?;
+            }
+            f.write_str(part)?;
+        }
+        Ok(())
+    }
+}
+
+impl serde::Serialize for ObjectPath<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 /// `user.extra.arn[0]`: on EKS, the IAM principal the Kubernetes user was mapped from.
 pub fn user_arn<'e>(event: &'e AuditEvent<'_>) -> Option<&'e str> {
     event.user()?.extra.as_ref()?.arn.first().map(|arn| &**arn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_ref_column_joins_the_non_empty_parts() {
+        for json in [
+            r#"{"objectRef":{"namespace":"default","resource":"pods","name":"nginx","subresource":"exec"}}"#,
+            r#"{"objectRef":{"resource":"namespaces","name":"foo","namespace":""}}"#,
+            r#"{"objectRef":{"namespace":"caf\u00e9","resource":"pods"}}"#,
+            r#"{"objectRef":{"apiGroup":"apps"}}"#,
+        ] {
+            let event = AuditEvent::parse(json).unwrap();
+            let object_ref = event.object_ref().unwrap();
+            let written = ObjectPath::of(object_ref).map(|p| serde_json::to_string(&p).unwrap());
+            assert_eq!(written, object_path(object_ref).map(|p| serde_json::to_string(&p).unwrap()), "{json}");
+        }
+    }
 }

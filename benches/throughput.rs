@@ -1,0 +1,261 @@
+//! Throughput of each stage of the Firehose path on generated realistic events
+//! (`benches/workload.rs`), from the whole handler down to the decode floor.
+//!
+//! ```sh
+//! CARGO_TARGET_DIR=... cargo bench --bench throughput             # typical (1 MiB) and max (6 MB)
+//! cargo bench --bench throughput -- handler decode                # a subset, by name
+//! ```
+//!
+//! Every benchmark counts the same two things per iteration, so their rates compare directly:
+//! the bytes of **decompressed input** (the subscription messages inside the records) and the
+//! **log events** in them. divan prints them as MB/s and item/s.
+//!
+//! - `firehose_handler`: `Handler::handle` on the whole event, plus serializing its response to
+//!   JSON bytes as the Lambda runtime does.
+//! - `decode`: base64 and gunzip of every record: the floor the handler cannot beat.
+//! - `parse_filter`: subscription messages and audit events parsed, filter applied.
+//! - `pipeline`: parse, filter and normalize every payload to NDJSON, per output format.
+//! - `normalize`: only writing the lines of the kept events, per output format.
+//! - `encode_base64`, `encode_response`, `encode_gzip_objects`: base64 of the records' NDJSON,
+//!   the response's JSON, and the gzip objects of direct mode.
+//!
+//! Formats are every `config::Format` variant, so a new one is benched without changes here.
+//! Under `cargo test --all-targets` each benchmark runs once on a small event.
+
+#[path = "workload.rs"]
+mod workload;
+
+use std::fmt;
+use std::sync::OnceLock;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use clap::ValueEnum;
+use divan::counter::{BytesCount, ItemsCount};
+use divan::{Bencher, black_box};
+use eks_audit_forwarder::audit::AuditEvent;
+use eks_audit_forwarder::batch::objects;
+use eks_audit_forwarder::config::{Format, Settings};
+use eks_audit_forwarder::envelope::{SubscriptionMessage, decode_base64, decompress, parse_messages};
+use eks_audit_forwarder::filter::is_audit_stream;
+use eks_audit_forwarder::handler::Handler;
+use eks_audit_forwarder::pipeline::{Origin, Outcome, process_messages};
+use eks_audit_forwarder::schema::time::event_time;
+use eks_audit_forwarder::schema::{self, EventContext, cluster_from_log_group};
+use eks_audit_forwarder::sink::ObjectStore;
+use eks_audit_forwarder::sink::local::LocalDir;
+use workload::{Size, Workload};
+
+fn main() {
+    if bench_mode() {
+        for size in sizes() {
+            eprintln!("workload {size}: {}", workload(size).summary());
+        }
+    }
+    divan::Divan::from_args().bytes_format(divan::counter::BytesFormat::Decimal).main();
+}
+
+/// Benchmarks run for real only under `cargo bench` (which passes `--bench`).
+fn bench_mode() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test")
+}
+
+fn sizes() -> Vec<&'static str> {
+    if bench_mode() { vec!["typical", "max"] } else { vec!["small"] }
+}
+
+fn workload(size: &str) -> &'static Workload {
+    static TYPICAL: OnceLock<Workload> = OnceLock::new();
+    static MAX: OnceLock<Workload> = OnceLock::new();
+    static SMALL: OnceLock<Workload> = OnceLock::new();
+    let (cell, size) = match size {
+        "typical" => (&TYPICAL, Size::TYPICAL),
+        "max" => (&MAX, Size::MAX),
+        _ => (&SMALL, Size::SMALL),
+    };
+    cell.get_or_init(|| workload::generate(size))
+}
+
+/// The two rates every benchmark reports.
+fn counted<'a, 'b>(bencher: Bencher<'a, 'b>, workload: &Workload) -> Bencher<'a, 'b> {
+    bencher.counter(BytesCount::new(workload.decompressed_bytes)).counter(ItemsCount::new(workload.log_events))
+}
+
+/// A workload size and an output format.
+#[derive(Clone, Copy)]
+struct Case {
+    size: &'static str,
+    format: Format,
+}
+
+impl fmt::Display for Case {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        let format = self.format.to_possible_value().map(|v| v.get_name().to_owned()).unwrap_or_default();
+        write!(f, "{}/{format}", self.size)
+    }
+}
+
+fn cases() -> Vec<Case> {
+    let formats = Format::value_variants();
+    sizes().into_iter().flat_map(|size| formats.iter().map(move |&format| Case { size, format })).collect()
+}
+
+fn settings(format: Format) -> Settings {
+    Settings { format, out_dir: std::env::temp_dir().join("eks-audit-bench-out"), ..Settings::default() }
+}
+
+fn record_data(workload: &Workload) -> Vec<String> {
+    workload.gzips.iter().map(|gzip| STANDARD.encode(gzip)).collect()
+}
+
+#[divan::bench(args = sizes())]
+fn firehose_handler(bencher: Bencher, size: &str) {
+    let workload = workload(size);
+    let settings = settings(Format::default());
+    let store = ObjectStore::Local(LocalDir::new(&settings.out_dir));
+    let handler = Handler::new(settings, store, None);
+    let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
+    counted(bencher, workload).bench_local(|| {
+        let response = runtime.block_on(handler.handle(&workload.event)).expect("the workload is valid");
+        serde_json::to_vec(&response).expect("responses serialize").len()
+    });
+}
+
+#[divan::bench(args = sizes())]
+fn decode(bencher: Bencher, size: &str) {
+    let workload = workload(size);
+    let data = record_data(workload);
+    let limit = Settings::default().limits.max_payload_bytes;
+    counted(bencher, workload).bench_local(|| {
+        data.iter()
+            .map(|d| decompress(decode_base64(black_box(d)).expect("base64"), limit).expect("gzip").len())
+            .sum::<usize>()
+    });
+}
+
+#[divan::bench(args = sizes())]
+fn parse_filter(bencher: Bencher, size: &str) {
+    let workload = workload(size);
+    let settings = settings(Format::default());
+    counted(bencher, workload).bench_local(|| {
+        let mut kept = 0;
+        for payload in &workload.payloads {
+            for message in parse_messages(black_box(payload), usize::MAX).expect("messages") {
+                if message.message_type != "DATA_MESSAGE" || !is_audit_stream(&message.log_stream) {
+                    continue;
+                }
+                for event in &message.log_events {
+                    let audit = AuditEvent::parse(&event.message).expect("audit event");
+                    kept += usize::from(settings.filter.check(&audit).is_ok());
+                }
+            }
+        }
+        kept
+    });
+}
+
+#[divan::bench(args = cases())]
+fn pipeline(bencher: Bencher, case: Case) {
+    let workload = workload(case.size);
+    let settings = settings(case.format);
+    let origin = Origin { region: Some(workload::REGION) };
+    counted(bencher, workload).bench_local(|| {
+        let mut bytes = 0;
+        for payload in &workload.payloads {
+            let messages = parse_messages(black_box(payload), usize::MAX).expect("messages");
+            bytes += process_messages(&messages, origin, &settings).ndjson.len();
+        }
+        bytes
+    });
+}
+
+/// A kept event ready to be written: what `process_event` has after parsing and filtering.
+struct Parsed {
+    event: AuditEvent<'static>,
+    raw: &'static str,
+    context: EventContext<'static>,
+}
+
+/// Every kept event of `workload`, parsed once; leaked, as it lives as long as the process.
+fn kept_events(workload: &'static Workload, settings: &Settings) -> Vec<Parsed> {
+    let mut kept = Vec::new();
+    for payload in &workload.payloads {
+        let messages: &'static [SubscriptionMessage<'static>] =
+            Box::leak(parse_messages(payload, usize::MAX).expect("messages").into_boxed_slice());
+        for message in messages.iter().filter(|m| m.message_type == "DATA_MESSAGE" && is_audit_stream(&m.log_stream)) {
+            for log_event in &message.log_events {
+                let raw: &'static str = &log_event.message;
+                let event = AuditEvent::parse(raw).expect("audit event");
+                if settings.filter.check(&event).is_err() {
+                    continue;
+                }
+                let context = EventContext {
+                    account: Some(&message.owner),
+                    region: Some(workload::REGION),
+                    cluster: cluster_from_log_group(&message.log_group),
+                    log_group: Some(&message.log_group),
+                    log_stream: Some(&message.log_stream),
+                    event_id: Some(log_event.id.as_str()),
+                    cloudwatch_timestamp: Some(log_event.timestamp),
+                };
+                kept.push(Parsed { event, raw, context });
+            }
+        }
+    }
+    kept
+}
+
+#[divan::bench(args = cases())]
+fn normalize(bencher: Bencher, case: Case) {
+    let workload = workload(case.size);
+    let settings = settings(case.format);
+    let kept = kept_events(workload, &settings);
+    let mut out = Vec::new();
+    counted(bencher, workload).bench_local(|| {
+        out.clear();
+        for parsed in &kept {
+            let time = event_time(&parsed.event, parsed.context.cloudwatch_timestamp);
+            schema::write_line(case.format, &parsed.event, parsed.raw, time, &parsed.context, &mut out)
+                .expect("workload events map to every format");
+        }
+        out.len()
+    });
+}
+
+/// Each record's outcome, as the handler has it before encoding.
+fn outcomes(workload: &Workload) -> Vec<Outcome> {
+    let settings = settings(Format::default());
+    let origin = Origin { region: Some(workload::REGION) };
+    workload
+        .payloads
+        .iter()
+        .map(|payload| process_messages(&parse_messages(payload, usize::MAX).expect("messages"), origin, &settings))
+        .collect()
+}
+
+#[divan::bench(args = sizes())]
+fn encode_base64(bencher: Bencher, size: &str) {
+    let workload = workload(size);
+    let outcomes = outcomes(workload);
+    counted(bencher, workload).bench_local(|| outcomes.iter().map(|o| STANDARD.encode(black_box(&o.ndjson)).len()).sum::<usize>());
+}
+
+#[divan::bench(args = sizes())]
+fn encode_response(bencher: Bencher, size: &str) {
+    let workload = workload(size);
+    let settings = settings(Format::default());
+    let handler = Handler::new(settings, ObjectStore::Local(LocalDir::new(std::env::temp_dir())), None);
+    let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
+    let response = runtime.block_on(handler.handle(&workload.event)).expect("the workload is valid");
+    counted(bencher, workload).bench_local(|| serde_json::to_vec(black_box(&response)).expect("serializes").len());
+}
+
+#[divan::bench(args = sizes())]
+fn encode_gzip_objects(bencher: Bencher, size: &str) {
+    let workload = workload(size);
+    let outcomes = outcomes(workload);
+    counted(bencher, workload).bench_local(|| {
+        outcomes.iter().map(|o| objects::event_objects(black_box(o), "eks-audit").len()).sum::<usize>()
+    });
+}
