@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 SECONDS_EACH="${1:-60}"
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(subscription_decoder audit_normalizer firehose_handler)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(subscription_decoder audit_normalizer firehose_handler transform)
 
 command -v cargo-fuzz >/dev/null || { echo "fuzz: cargo-fuzz not found (cargo install cargo-fuzz --locked)" >&2; exit 2; }
 [ -d fuzz/corpus ] || scripts/fuzz-seeds.sh
