@@ -102,7 +102,9 @@ pub struct AuditEvent<'a> {
     pub object_ref: Lenient<ObjectReference<'a>>,
     #[serde(borrow)]
     pub response_status: Lenient<Status<'a>>,
-    /// The request body, as its raw JSON text (`null` reads as absent).
+    /// The request body, as its raw JSON text (`null` reads as absent). Parsed so that a body
+    /// given twice fails the event; writers take bodies from the text they embed, which may be
+    /// redacted, not from here.
     #[serde(borrow)]
     pub request_object: Option<&'a RawValue>,
     /// The response body, as its raw JSON text (`null` reads as absent).
