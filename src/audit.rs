@@ -1,12 +1,13 @@
 //! A Kubernetes `audit.k8s.io` Event (v1 or v1beta1), borrowed from the message it came in.
 //!
-//! Only the fields the schemas read are parsed. Request and response bodies are never parsed:
-//! they are kept as the raw JSON text they came in (the OCSF schema embeds them as strings) and
-//! reach the flat output through `RawEvent`, which is the original text. Real events are messy
-//! (missing `apiVersion`, missing annotations, `kind` of the wrong type), so every field is
-//! lenient: a value of an unexpected type reads as absent instead of failing the event. What
-//! does fail is text that is not a JSON object, an object that says it is another `kind`, and
-//! duplicate fields, which would let two readers of the same event see different values.
+//! Only the fields the schemas read are parsed. Request and response bodies are not: they reach
+//! the output from the event's text as written (`RawEvent` in the flat schema, `api.*.data` in
+//! OCSF), which is where redaction, when on, has removed them; a parsed copy here could bring
+//! them back. Real events are messy (missing `apiVersion`, missing annotations, `kind` of the
+//! wrong type), so every field is lenient: a value of an unexpected type reads as absent
+//! instead of failing the event. What does fail is text that is not a JSON object, an object
+//! that says it is another `kind`, and duplicate fields, which would let two readers of the
+//! same event see different values.
 //!
 //! Reference: <https://kubernetes.io/docs/reference/config-api/apiserver-audit.v1/#audit-k8s-io-v1-Event>
 
@@ -16,7 +17,6 @@ use std::marker::PhantomData;
 
 use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
 
 /// Visitor methods answering `$absent` for every scalar.
 macro_rules! scalars_are_absent {
@@ -102,12 +102,6 @@ pub struct AuditEvent<'a> {
     pub object_ref: Lenient<ObjectReference<'a>>,
     #[serde(borrow)]
     pub response_status: Lenient<Status<'a>>,
-    /// The request body, as its raw JSON text (`null` reads as absent).
-    #[serde(borrow)]
-    pub request_object: Option<&'a RawValue>,
-    /// The response body, as its raw JSON text (`null` reads as absent).
-    #[serde(borrow)]
-    pub response_object: Option<&'a RawValue>,
     #[serde(borrow)]
     pub request_received_timestamp: Text<'a>,
     #[serde(borrow)]
@@ -482,13 +476,6 @@ mod tests {
         assert_eq!(keys, ["k8s.io/deprecated", "authorization.k8s.io/decision", "authorization.k8s.io/reason"]);
         let twice = AuditEvent::parse(r#"{"annotations":{"a":"1","a":"2"}}"#).unwrap_err();
         assert!(twice.to_string().contains("duplicate field `a`"), "{twice}");
-    }
-
-    #[test]
-    fn bodies_are_kept_as_raw_text() {
-        let event = AuditEvent::parse(r#"{"requestObject":{"kind":"Pod", "x":[1]},"responseObject":null}"#).unwrap();
-        assert_eq!(event.request_object.map(RawValue::get), Some(r#"{"kind":"Pod", "x":[1]}"#));
-        assert!(event.response_object.is_none());
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub fn write_line(
 ) -> Result<(), ocsf::Unmappable> {
     match format {
         Format::Flat => flat::write(event, raw, time, context, out),
-        Format::Ocsf => ocsf::write(event, context, out)?,
+        Format::Ocsf => ocsf::write(event, raw, context, out)?,
     }
     out.push(b'\n');
     Ok(())

@@ -26,6 +26,7 @@ pub mod columns;
 use std::borrow::Cow;
 use std::net::IpAddr;
 
+use serde_json::value::RawValue;
 use time::OffsetDateTime;
 
 use self::activity::{Activity, Status};
@@ -119,15 +120,40 @@ fn fits(text: &str) -> bool {
     text.len() <= MAX_STRING_CHARS || text.chars().count() <= MAX_STRING_CHARS
 }
 
+/// The request and response bodies as they leave the forwarder, read from `raw`: the event's
+/// text as the flat schema's `RawEvent` carries it, after redaction when redaction is on. Never
+/// from the parsed original, so a body removed from `raw` cannot reappear in OCSF. Text that
+/// does not parse (it always should) gives no bodies rather than the original ones.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Bodies<'r> {
+    #[serde(borrow, default)]
+    request_object: Option<&'r RawValue>,
+    #[serde(borrow, default)]
+    response_object: Option<&'r RawValue>,
+}
+
+impl<'r> Bodies<'r> {
+    fn of(raw: &'r str) -> Bodies<'r> {
+        serde_json::from_str(raw).unwrap_or_default()
+    }
+}
+
 /// Appends `event` as one OCSF JSON object (no line break) to `out`, or, when OCSF's required
-/// attributes cannot be filled, returns why and leaves `out` untouched.
-pub fn write(event: &AuditEvent<'_>, context: &EventContext<'_>, out: &mut Vec<u8>) -> Result<(), Unmappable> {
+/// attributes cannot be filled, returns why and leaves `out` untouched. `raw` is the text the
+/// event's bodies are taken from (see [`Bodies`]).
+pub fn write(
+    event: &AuditEvent<'_>,
+    raw: &str,
+    context: &EventContext<'_>,
+    out: &mut Vec<u8>,
+) -> Result<(), Unmappable> {
     let required = Required::of(event, context)?;
     let activity = Activity::from_verb(required.operation);
     let status_code = event.response_status.as_ref().and_then(|s| s.code.0);
     let status = Status::from_code(status_code);
     let start = parse_utc(event.request_received_timestamp.as_deref());
-    let mut writer = Writer { event, context, spilled: Vec::new() };
+    let mut writer = Writer { event, context, bodies: Bodies::of(raw), spilled: Vec::new() };
 
     let mut line = ObjectWriter::start(out);
     line.field("class_uid", &activity::CLASS_UID)
@@ -164,6 +190,7 @@ pub fn write(event: &AuditEvent<'_>, context: &EventContext<'_>, out: &mut Vec<u
 struct Writer<'e> {
     event: &'e AuditEvent<'e>,
     context: &'e EventContext<'e>,
+    bodies: Bodies<'e>,
     /// Values too long for their attribute, by attribute path, for `unmapped`.
     spilled: Vec<(Cow<'static, str>, Cow<'e, str>)>,
 }
@@ -274,7 +301,7 @@ impl<'e> Writer<'e> {
             ("error_message", self.fit("api.response.error_message", status.and_then(|s| s.status.non_empty()))),
             ("message", self.fit("api.response.message", status.and_then(|s| s.message.non_empty()))),
             // json_t: no length limit.
-            ("data", event.response_object.map(|raw| raw.get())),
+            ("data", self.bodies.response_object.map(RawValue::get)),
         ];
         let code = status.and_then(|s| s.code.0);
         let mut api = line.object("api");
@@ -286,7 +313,7 @@ impl<'e> Writer<'e> {
         // its body) cannot be written.
         if let Some(audit_id) = audit_id {
             let mut request = api.object("request");
-            request.field("uid", audit_id).opt_field("data", event.request_object.map(|raw| raw.get()));
+            request.field("uid", audit_id).opt_field("data", self.bodies.request_object.map(RawValue::get));
             request.end();
         }
         if code.is_some() || response.iter().any(|(_, value)| value.is_some()) {
@@ -435,5 +462,37 @@ fn push_text<'e>(entries: &mut Entries<'e>, key: &'static str, value: &'e Text<'
 fn push_list(entries: &mut Entries<'_>, key: &'static str, values: &[Cow<'_, str>]) {
     if !values.is_empty() {
         entries.push((Cow::Borrowed(key), Cow::Owned(values.join(","))));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MARKER: &str = r#"{"redacted":"eks-audit-forwarder","reason":"secrets"}"#;
+
+    #[test]
+    fn bodies_come_from_the_text_written_not_the_parsed_original() {
+        let original = r#"{"verb":"get","auditID":"a","user":{"username":"u"},"sourceIPs":["10.0.0.1"],
+            "stageTimestamp":"2024-05-21T10:00:00Z","requestObject":{"data":{"password":"hunter2"}},
+            "responseObject":{"kind":"Secret","data":{"password":"hunter2"}}}"#;
+        // What redaction hands the writers: the same text with both bodies replaced.
+        let redacted = original
+            .replace(r#"{"data":{"password":"hunter2"}}"#, MARKER)
+            .replace(r#"{"kind":"Secret","data":{"password":"hunter2"}}"#, MARKER);
+        let event = AuditEvent::parse(original).expect("an audit event");
+        let mut out = Vec::new();
+        write(&event, &redacted, &EventContext::default(), &mut out).expect("representable");
+        let line = String::from_utf8(out).expect("UTF-8");
+        assert!(!line.contains("hunter2"), "{line}");
+        let value: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+        assert_eq!(value["api"]["request"]["data"], MARKER);
+        assert_eq!(value["api"]["response"]["data"], MARKER);
+
+        // Text that does not parse gives no bodies, never the original ones.
+        let mut out = Vec::new();
+        write(&event, "not JSON", &EventContext::default(), &mut out).expect("representable");
+        let line = String::from_utf8(out).expect("UTF-8");
+        assert!(!line.contains("hunter2") && !line.contains("\"data\""), "{line}");
     }
 }
