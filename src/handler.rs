@@ -8,7 +8,7 @@ use crate::batch::objects::{self, Object};
 use crate::config::Settings;
 use crate::envelope::models::{FirehoseRecord, FirehoseResponse, IncomingEvent};
 use crate::envelope::{DecodeBuffers, DecodeError, parse_messages};
-use crate::pipeline::{Origin, Outcome, process_messages};
+use crate::pipeline::{Origin, Outcome, process_messages_into};
 use crate::sink::{ObjectStore, SinkError};
 use crate::tally::Tally;
 
@@ -88,14 +88,17 @@ impl Handler {
     ) -> Result<(FirehoseResponse, Tally), HandlerError> {
         let mut tally = Tally { records: records.len() as u64, ..Tally::default() };
         let mut response = FirehoseResponse { records: Vec::with_capacity(records.len()) };
-        let mut buffers = DecodeBuffers::default();
+        let mut buffers = RecordBuffers::default();
         for record in records {
             let fate = self.firehose_record(record, origin, &mut tally, &mut buffers).await?;
             if let RecordFate::Failed(reason) = &fate {
                 tally.failed_records += 1;
                 tracing::warn!(record_id = %record.record_id, %reason, "record failed; returned to Firehose untouched");
             }
-            response.records.push(fate.into_response(record));
+            response.records.push(fate.response(record));
+            if let RecordFate::Ok { ndjson, .. } = fate {
+                buffers.ndjson = ndjson;
+            }
         }
         Ok((response, tally))
     }
@@ -107,7 +110,7 @@ impl Handler {
         record: &FirehoseRecord<'_>,
         origin: Origin<'_>,
         tally: &mut Tally,
-        buffers: &mut DecodeBuffers,
+        buffers: &mut RecordBuffers,
     ) -> Result<RecordFate, SinkError> {
         let outcome = match self.decode_and_process(&record.data, origin, buffers) {
             Ok(outcome) => outcome,
@@ -132,7 +135,7 @@ impl Handler {
 
     async fn direct(&self, data: &str) -> Result<DirectSummary, HandlerError> {
         let region = Origin { region: self.default_region.as_deref() };
-        let outcome = self.decode_and_process(data, region, &mut DecodeBuffers::default())?;
+        let outcome = self.decode_and_process(data, region, &mut RecordBuffers::default())?;
         let events = objects::event_objects(&outcome, &self.settings.prefix);
         let quarantine = objects::quarantine_objects(&outcome, &self.settings.prefix);
         self.put_all(&events).await?;
@@ -151,11 +154,12 @@ impl Handler {
         &self,
         data: &str,
         origin: Origin<'_>,
-        buffers: &mut DecodeBuffers,
+        buffers: &mut RecordBuffers,
     ) -> Result<Outcome, DecodeError> {
-        let payload = buffers.decode(data, self.settings.limits.max_payload_bytes)?;
+        let payload = buffers.decode.decode(data, self.settings.limits.max_payload_bytes)?;
         let messages = parse_messages(payload)?;
-        let mut outcome = process_messages(&messages, origin, &self.settings);
+        let ndjson = std::mem::take(&mut buffers.ndjson);
+        let mut outcome = process_messages_into(&messages, origin, &self.settings, ndjson);
         outcome.tally.bytes_in = payload.len() as u64;
         Ok(outcome)
     }
@@ -166,6 +170,14 @@ impl Handler {
         }
         Ok(())
     }
+}
+
+/// Buffers one invocation reuses from record to record: decoding, and the NDJSON of the last
+/// kept record once its response has been encoded.
+#[derive(Default)]
+struct RecordBuffers {
+    decode: DecodeBuffers,
+    ndjson: Vec<u8>,
 }
 
 /// The region of a Firehose event: its `region` field, else the delivery stream ARN's.
