@@ -139,7 +139,19 @@ pub fn process_payload(bytes: Vec<u8>, origin: Origin<'_>, settings: &Settings) 
 
 /// Filters and normalizes every log event of `messages`.
 pub fn process_messages(messages: &[SubscriptionMessage<'_>], origin: Origin<'_>, settings: &Settings) -> Outcome {
-    let mut outcome = Outcome::default();
+    process_messages_into(messages, origin, settings, Vec::new())
+}
+
+/// [`process_messages`] writing the NDJSON into `ndjson` (cleared first): a buffer the caller
+/// keeps across records, so each record's output does not grow a new one from empty.
+pub fn process_messages_into(
+    messages: &[SubscriptionMessage<'_>],
+    origin: Origin<'_>,
+    settings: &Settings,
+    mut ndjson: Vec<u8>,
+) -> Outcome {
+    ndjson.clear();
+    let mut outcome = Outcome { ndjson, ..Outcome::default() };
     for (index, message) in messages.iter().enumerate() {
         let events = message.log_events.len() as u64;
         outcome.tally.events += events;
