@@ -10,6 +10,9 @@ export PATH="$PWD/.venv/bin:$PATH"
 echo "== cargo test (unit, integration, emulator, CLI; benches compiled in test mode)"
 cargo test --locked --all-targets
 
+echo "== Security Lake Parquet output (cargo feature security-lake; only its own test binary)"
+cargo test --locked --features security-lake --test security_lake
+
 echo "== the Lambda binary under the real runtime interface (cargo lambda watch/invoke)"
 scripts/lambda-runtime-test.sh
 
