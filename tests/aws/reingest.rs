@@ -20,9 +20,9 @@ use crate::proxy::{Fault, Proxy};
 use crate::s3_objects::new_bucket;
 
 /// A delivery stream writing to its own bucket, as moto delivers: one object per call.
-struct Stream {
+pub(crate) struct Stream {
     name: String,
-    arn: String,
+    pub(crate) arn: String,
     bucket: String,
 }
 
@@ -31,7 +31,7 @@ async fn new_stream() -> Stream {
 }
 
 /// A delivery stream in `region` (its bucket is global, in moto's default region).
-async fn new_stream_in(region: &str) -> Stream {
+pub(crate) async fn new_stream_in(region: &str) -> Stream {
     let s3 = moto::s3().await;
     let bucket = new_bucket(&s3).await;
     let name = unique("eks-audit");

@@ -7,14 +7,10 @@ use std::process::{Command, Output};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
-use aws_sdk_firehose::types::{
-    BufferingHints, CompressionFormat, DeliveryStreamType, ExtendedS3DestinationConfiguration,
-};
 use eks_audit_forwarder::filter::DEFAULT_SUBSCRIPTION_PATTERN;
 use eks_audit_forwarder::subscribe::log_group_of;
 
 use crate::moto::{self, ACCOUNT, REGION, unique};
-use crate::s3_objects::new_bucket;
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/cwl-to-firehose";
 const FILTER: &str = "eks-audit-forwarder";
@@ -33,27 +29,7 @@ async fn logs() -> aws_sdk_cloudwatchlogs::Client {
 /// A Firehose delivery stream in `region` writing to a bucket of its own; its ARN. moto checks
 /// that a subscription's Firehose destination exists.
 async fn delivery_stream_in(region: &str) -> String {
-    let bucket = new_bucket(&moto::s3().await).await;
-    let name = unique("eks-audit-sub");
-    let destination = ExtendedS3DestinationConfiguration::builder()
-        .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/firehose-delivery"))
-        .bucket_arn(format!("arn:aws:s3:::{bucket}"))
-        .compression_format(CompressionFormat::Uncompressed)
-        .buffering_hints(BufferingHints::builder().size_in_mbs(1).interval_in_seconds(60).build())
-        .build()
-        .unwrap();
-    let config = aws_sdk_firehose::config::Builder::from(&moto::config().await)
-        .region(aws_sdk_firehose::config::Region::new(region.to_owned()))
-        .build();
-    aws_sdk_firehose::Client::from_conf(config)
-        .create_delivery_stream()
-        .delivery_stream_name(&name)
-        .delivery_stream_type(DeliveryStreamType::DirectPut)
-        .extended_s3_destination_configuration(destination)
-        .send()
-        .await
-        .expect("create delivery stream");
-    format!("arn:aws:firehose:{region}:{ACCOUNT}:deliverystream/{name}")
+    crate::reingest::new_stream_in(region).await.arn
 }
 
 async fn delivery_stream() -> String {
