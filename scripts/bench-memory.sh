@@ -5,6 +5,9 @@
 # Usage: scripts/bench-memory.sh [RUNS]   (default 3; the largest peak is reported)
 source "$(dirname "$0")/bench-lib.sh"
 runs="${1:-3}"
+if [ ! -x /usr/bin/time ] && [ "$(id -u)" = 0 ]; then
+    apt-get install -y time >&2 || { apt-get update >&2 && apt-get install -y time >&2; } || true
+fi
 [ -x /usr/bin/time ] || { echo "GNU time is missing: apt-get install -y time" >&2; exit 1; }
 build_release
 forwarder_env

@@ -10,7 +10,7 @@ and logging set-up, settings, the first poll and the handler itself are all insi
 
 Usage: fake-lambda-runtime.py --event EVENT_FILE [--runs 20] [--warmup 2] [--env K=V ...] -- BINARY [ARGS...]
 Prints one line per run and a summary (median, min, max, p90) in milliseconds; with --json FILE,
-writes the raw timings too.
+writes the raw timings too, and with --response FILE the last response body.
 """
 
 import argparse
@@ -99,9 +99,14 @@ def make_handler(invocation):
     return Handler
 
 
+class QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass  # the function is killed mid-poll on purpose: connection resets are expected
+
+
 def run_once(binary_args, event, env):
     invocation = Invocation(event)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), make_handler(invocation))
+    server = QuietServer(("127.0.0.1", 0), make_handler(invocation))
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     env = dict(env, AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{server.server_address[1]}")
@@ -124,6 +129,7 @@ def main():
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the function")
     parser.add_argument("--json")
+    parser.add_argument("--response", help="write the last response body here")
     parser.add_argument("binary", nargs="+")
     args = parser.parse_args()
     with open(args.event, "rb") as f:
@@ -156,6 +162,9 @@ def main():
         f"min {timings_sorted[0]:.2f} ms, p90 {p90:.2f} ms, max {timings_sorted[-1]:.2f} ms "
         f"(response: {len(body)} bytes, results {results})"
     )
+    if args.response:
+        with open(args.response, "wb") as f:
+            f.write(body)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"timings_ms": timings, "median_ms": statistics.median(timings)}, f)

@@ -37,7 +37,24 @@ pub enum DecodeError {
 pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 pub fn decode_base64(data: &str) -> Result<Vec<u8>, DecodeError> {
-    base64_simd::STANDARD.decode_to_vec(data).map_err(|e| DecodeError::NotBase64(e.to_string()))
+    let mut out = Vec::new();
+    decode_base64_into(data, &mut out)?;
+    Ok(out)
+}
+
+/// Appends the bytes of `data` to `out`. base64-simd decodes; when it refuses, the base64 crate
+/// has the last word, so what is accepted never narrows and a refusal says what is wrong
+/// ("Invalid symbol 42, offset 3.") instead of base64-simd's bare "Base64Error".
+fn decode_base64_into(data: &str, out: &mut Vec<u8>) -> Result<(), DecodeError> {
+    let start = out.len();
+    if base64_simd::STANDARD.decode_append(data, out).is_ok() {
+        return Ok(());
+    }
+    out.truncate(start);
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode_vec(data, out)
+        .map_err(|e| DecodeError::NotBase64(e.to_string()))
 }
 
 /// Buffers kept across the records of one invocation, so decoding a record allocates nothing
@@ -52,9 +69,7 @@ impl DecodeBuffers {
     /// [`decode_base64`] then [`decompress`], into these buffers: the returned payload borrows them.
     pub fn decode(&mut self, data: &str, limit: usize) -> Result<&[u8], DecodeError> {
         self.compressed.clear();
-        base64_simd::STANDARD
-            .decode_append(data, &mut self.compressed)
-            .map_err(|e| DecodeError::NotBase64(e.to_string()))?;
+        decode_base64_into(data, &mut self.compressed)?;
         let bytes = &self.compressed;
         if bytes.starts_with(&GZIP_MAGIC) {
             self.payload.clear();
@@ -334,6 +349,10 @@ mod tests {
         for text in ["not*base64!", "eyJ", "eyJhIjoxfQ", "eyJhIjoxfQ=", "ey J9", "eyJ9\n", "-_8=", "ab==cd=="] {
             assert!(matches!(decode_base64(text), Err(DecodeError::NotBase64(_))), "{text}");
         }
+        assert_eq!(
+            decode_base64("not*base64!").unwrap_err().to_string(),
+            "data is not valid base64: Invalid symbol 42, offset 3."
+        );
     }
 
     #[test]
