@@ -9,6 +9,11 @@
                                    as CloudFormation would), using the parameters' defaults;
                                    writes the plain CloudFormation JSON to OUT.
 
+  expand SRC OUT                   expand AWS::LanguageExtensions only (Fn::ForEach over the
+                                   parameters' defaults) and keep the SAM transform: the input
+                                   `sam build` needs, since SAM CLI cannot parse Fn::ForEach
+                                   (aws/aws-sam-cli#5647).
+
 `sam validate` without --lint cannot do the second step: SAM CLI's validate hands Fn::ForEach
 to the translator unexpanded and fails ("All 'Resources' must be Objects").
 Nothing here uses the network: the managed-policy map that the SAM translator would fetch from
@@ -54,6 +59,26 @@ def variant(src: str, out: str, assignments: list[str]) -> None:
 def _plain(obj: Any) -> Any:
     """cfn-lint's node types -> plain dicts/lists/str (the SAM translator wants plain data)."""
     return json.loads(json.dumps(obj, default=str))
+
+
+def expand(src: str, out: str) -> None:
+    from cfnlint.decode import decode
+    from cfnlint.template import Template
+    from cfnlint.template.transforms._language_extensions import language_extension
+
+    template, matches = decode(src)
+    if matches:
+        sys.exit(f"{src}: could not be parsed: {matches}")
+    cfn = Template(src, template, ["eu-west-1"])
+    matches, expanded = language_extension(cfn)
+    if matches:
+        sys.exit(f"{src}: AWS::LanguageExtensions expansion failed: {matches}")
+    expanded = _plain(expanded)
+    transforms = expanded.get("Transform", [])
+    transforms = transforms if isinstance(transforms, list) else [transforms]
+    expanded["Transform"] = [t for t in transforms if t != "AWS::LanguageExtensions"]
+    with open(out, "w", encoding="utf-8") as f:
+        json.dump(expanded, f, indent=1)
 
 
 def translate(src: str, out: str) -> None:
@@ -114,6 +139,8 @@ def main(argv: list[str]) -> None:
         variant(argv[1], argv[2], argv[3:])
     elif len(argv) == 3 and argv[0] == "translate":
         translate(argv[1], argv[2])
+    elif len(argv) == 3 and argv[0] == "expand":
+        expand(argv[1], argv[2])
     else:
         sys.exit(__doc__)
 
