@@ -122,16 +122,18 @@ pub fn process_data_into(
     buffers: &mut DecodeBuffers,
 ) -> Result<Outcome, DecodeError> {
     let payload = buffers.decode(data, settings.limits.max_payload_bytes)?;
-    let messages = parse_messages(payload, settings.limits.max_events_per_record)?;
-    let mut outcome = process_messages(&messages, origin, settings);
-    outcome.tally.bytes_in = payload.len() as u64;
-    Ok(outcome)
+    process_decompressed(payload, origin, settings)
 }
 
 /// [`process_data`] after base64: gzip or plain JSON subscription messages.
 pub fn process_payload(bytes: Vec<u8>, origin: Origin<'_>, settings: &Settings) -> Result<Outcome, DecodeError> {
     let payload = decompress(bytes, settings.limits.max_payload_bytes)?;
-    let messages = parse_messages(&payload, settings.limits.max_events_per_record)?;
+    process_decompressed(&payload, origin, settings)
+}
+
+/// The decompressed payload's subscription messages, filtered and normalized.
+fn process_decompressed(payload: &[u8], origin: Origin<'_>, settings: &Settings) -> Result<Outcome, DecodeError> {
+    let messages = parse_messages(payload, settings.limits.max_events_per_record)?;
     let mut outcome = process_messages(&messages, origin, settings);
     outcome.tally.bytes_in = payload.len() as u64;
     Ok(outcome)
