@@ -3,7 +3,7 @@
 //! Shared by `benches/throughput.rs` (built in-process) and `examples/make-workload.rs` (writes
 //! the event to a file for `scripts/bench-*.sh` and `scripts/compare-python.sh`).
 //!
-//! The audit events mimic the shapes of the real ones in `../shared/corpus/audit-events`
+//! The audit events mimic the shapes of the real ones in `tests/fixtures/third-party/audit-events`
 //! (`eks-security-immersion-day/log-insights-result-1.json` and
 //! `kube-apiserver-audit-exporter/` for EKS controller and lease traffic, `falco-k8s_audit/` for
 //! `RequestResponse` bodies, exec and pods, `audit2rbac/` for forbidden reads,

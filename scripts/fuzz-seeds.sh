@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# Seeds the fuzz corpora in fuzz/corpus/<target>/ (gitignored) from ../shared/corpus and
-# events/, which are read in place and never committed as copies. Idempotent: a seed file is
+# Seeds the fuzz corpora in fuzz/corpus/<target>/ (gitignored) from the third-party corpus in
+# tests/fixtures/third-party (override with CORPUS_DIR) and events/. Idempotent: a seed file is
 # named by the hash of its content. Usage: scripts/fuzz-seeds.sh
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-SHARED="${SHARED:-$ROOT/../shared/corpus}"
-[ -d "$SHARED" ] || { echo "fuzz-seeds: $SHARED not found" >&2; exit 1; }
+CORPUS="${CORPUS_DIR:-$ROOT/tests/fixtures/third-party}"
+[ -d "$CORPUS" ] || { echo "fuzz-seeds: $CORPUS not found" >&2; exit 1; }
 
-python3 - "$ROOT" "$SHARED" <<'PY'
+python3 - "$ROOT" "$CORPUS" <<'PY'
 import base64, gzip, hashlib, json, pathlib, sys
 
-root, shared = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+root, corpus = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 out = root / "fuzz" / "corpus"
 counts = {}
 
@@ -41,7 +41,7 @@ def audit_events(value):
         yield value
 
 # audit_normalizer: every audit event of the corpus, compact and as found.
-for path in sorted((shared / "audit-events").rglob("*")):
+for path in sorted((corpus / "audit-events").rglob("*")):
     if not path.is_file() or path.suffix == ".yaml":
         continue
     text = path.read_text(encoding="utf-8", errors="replace")
@@ -57,7 +57,7 @@ for path in sorted((shared / "audit-events").rglob("*")):
 
 # Lambda events of events/ and the corpus: the handler reads them whole (the `Text` variant,
 # chosen by a first u32 of 0xffffffff), and the decoder reads each record's payload.
-lambda_events = sorted((root / "events").glob("*.json")) + sorted((shared / "lambda-events").rglob("*.json"))
+lambda_events = sorted((root / "events").glob("*.json")) + sorted((corpus / "lambda-events").rglob("*.json"))
 for path in lambda_events:
     raw = path.read_bytes()
     seed("firehose_handler", b"\xff\xff\xff\xff" + raw)
@@ -90,7 +90,7 @@ for path in lambda_events:
                         seed("audit_normalizer", e["message"].encode())
 
 # Raw subscription messages (Firehose with decompression on) from the corpus.
-for path in sorted((shared / "lambda-events").rglob("*")):
+for path in sorted((corpus / "lambda-events").rglob("*")):
     if path.is_file() and path.suffix != ".json":
         seed("subscription_decoder", b"\xf0" + path.read_bytes())
 

@@ -6,13 +6,13 @@ Run from the repository root::
     python3 scripts/make-events.py            # (re)write events/*.json
     python3 scripts/make-events.py --check    # exit 1 if events/*.json are stale
 
-The corpus is read from ``<repo>/../shared/corpus`` (override with ``CORPUS_DIR``; an empty
-value counts as unset). Python 3.11, standard library only. The output is byte-stable: no
+The corpus is read from ``<repo>/tests/fixtures/third-party`` (override with ``CORPUS_DIR``; an
+empty value counts as unset). Python 3.11, standard library only. The output is byte-stable: no
 randomness, no current time, gzip with ``mtime=0``, JSON written with ``indent=2`` and a
 trailing newline.
 
 No public fixture wraps EKS audit events in a CloudWatch Logs / Firehose envelope (see the
-corpus SOURCES.md, "Known gaps"), so this script assembles the envelopes in AWS's exact shapes
+corpus SOURCES.md, "Known gap"), so this script assembles the envelopes in AWS's exact shapes
 (modelled on the real ``aws-sam-cli__KinesisFirehoseCloudwatchLogsProcessor.json`` capture and
 the OTel ``only_control`` payload) around REAL audit events taken from the corpus. Envelope
 values are ours: account ``111122223333``, log group ``/aws/eks/prod-east/cluster``, region
@@ -152,7 +152,7 @@ import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-CORPUS = Path(os.environ.get("CORPUS_DIR") or (REPO.parent / "shared" / "corpus"))
+CORPUS = Path(os.environ.get("CORPUS_DIR") or (REPO / "tests" / "fixtures" / "third-party"))
 EVENTS_DIR = REPO / "events"
 
 ACCOUNT = "111122223333"

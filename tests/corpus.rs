@@ -1,4 +1,4 @@
-//! Every file of the shared corpus goes through `transform` and the handler without a panic,
+//! Every file of the third-party corpus goes through `transform` and the handler without a panic,
 //! and every record and event is accounted for.
 
 mod common;

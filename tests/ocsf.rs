@@ -9,12 +9,12 @@ use eks_audit_forwarder::filter::{Filter, StageFilter};
 use eks_audit_forwarder::transform::{Transformed, transform};
 use serde_json::{Value, json};
 
-fn shared() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared")
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
 fn corpus(path: &str) -> PathBuf {
-    shared().join("corpus").join(path)
+    fixtures().join("third-party").join(path)
 }
 
 /// Every stage and every URI, so that every event of the input comes out.
@@ -56,7 +56,7 @@ fn corpus_line(path: &str, number: usize) -> String {
 }
 
 fn validator() -> jsonschema::Validator {
-    let path = shared().join("ocsf/api_activity-6003-cloud-datetime-1.1.0.schema.json");
+    let path = fixtures().join("ocsf/api_activity-6003-cloud-datetime-1.1.0.schema.json");
     let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("schema is readable"))
         .expect("schema is JSON");
     jsonschema::draft202012::new(&schema).expect("schema compiles, regexes included")

@@ -17,9 +17,9 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use serde_json::{Value, json};
 
-/// The shared third-party corpus, read in place (never copied into the repo).
+/// The third-party corpus, copied into the repository (see its `SOURCES.md`).
 pub fn corpus() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/third-party")
 }
 
 pub fn corpus_file(relative: &str) -> String {
