@@ -28,6 +28,24 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// Every file under `sub` of the corpus, then under `sub` of the optional extra corpus named by
+/// `EKS_AUDIT_EXTRA_CORPUS` (laid out the same way; see tests/fixtures/third-party/SOURCES.md).
+fn corpus_files(sub: &str) -> Vec<PathBuf> {
+    let mut files = files_under(&corpus().join(sub));
+    let extra = std::env::var_os("EKS_AUDIT_EXTRA_CORPUS").filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(extra) = extra {
+        assert!(
+            extra.join("audit-events").is_dir() || extra.join("lambda-events").is_dir(),
+            "EKS_AUDIT_EXTRA_CORPUS={} has no audit-events/ or lambda-events/ folder",
+            extra.display()
+        );
+        if extra.join(sub).is_dir() {
+            files.extend(files_under(&extra.join(sub)));
+        }
+    }
+    files
+}
+
 fn assert_events_accounted(tally: &Tally, what: &Path) {
     assert_eq!(
         tally.events,
@@ -40,7 +58,7 @@ fn assert_events_accounted(tally: &Tally, what: &Path) {
 #[test]
 fn every_audit_event_file_transforms_with_every_event_accounted_for() {
     let all = Settings { filter: Filter { stages: StageFilter::All, ..Filter::default() }, ..Settings::default() };
-    let files = files_under(&corpus().join("audit-events"));
+    let files = corpus_files("audit-events");
     assert!(files.len() > 60, "the corpus is there");
     let mut kept_everywhere = 0;
     for path in files {
@@ -70,7 +88,7 @@ fn every_audit_event_file_transforms_with_every_event_accounted_for() {
 #[tokio::test]
 async fn every_lambda_event_fixture_is_answered_or_rejected_with_a_reason() {
     let test = handler(Settings::default());
-    for path in files_under(&corpus().join("lambda-events")) {
+    for path in corpus_files("lambda-events") {
         let text = std::fs::read_to_string(&path).unwrap();
         let input: Option<Value> = serde_json::from_str(&text).ok();
         match test.handler.handle(&text).await {
@@ -96,7 +114,7 @@ async fn every_lambda_event_fixture_is_answered_or_rejected_with_a_reason() {
 #[test]
 fn decompressed_subscription_payloads_transform_or_report_each_problem() {
     // OpenTelemetry's fixtures are CloudWatch Logs payloads as Firehose delivers them decompressed.
-    for path in files_under(&corpus().join("lambda-events/otel-awsfirehosereceiver-cwlog")) {
+    for path in corpus_files("lambda-events/otel-awsfirehosereceiver-cwlog") {
         let out = transform(std::fs::read(&path).unwrap(), &Settings::default(), None);
         if let Ok(out) = out {
             assert_events_accounted(&out.tally, &path);
