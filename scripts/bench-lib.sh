@@ -7,8 +7,8 @@ target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
 release="$target_dir/release"
 
 build_release() {
-    echo "== cargo build --release --bins --examples" >&2
-    cargo build --release --locked --bins --examples >&2
+    echo "== cargo build --release --workspace --bins --examples" >&2
+    cargo build --release --locked --workspace --bins --examples >&2
 }
 
 # make_workload SIZE FILE: writes a generated Firehose event, prints its decompressed bytes.

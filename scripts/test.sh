@@ -8,7 +8,7 @@ scripts/setup-tools.sh
 export PATH="$PWD/.venv/bin:$PATH"
 
 echo "== cargo test (unit, integration, emulator, CLI; benches compiled in test mode)"
-cargo test --locked --all-targets
+cargo test --locked --workspace --all-targets
 
 echo "== Security Lake Parquet output (cargo feature security-lake; only its own test binary)"
 cargo test --locked --features security-lake --test security_lake

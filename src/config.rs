@@ -8,23 +8,8 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use crate::filter::{Filter, StageFilter, UriPattern};
-use crate::pipeline::Limits;
-use crate::redact::Redaction;
-
-/// The filter pattern EKS audit subscriptions use in the field, as URI exclusions (SPEC §3).
-pub const DEFAULT_EXCLUDE_URIS: &str = "/version,/version?*,/metrics,/metrics?*,/logs,/logs?*,/swagger*,/livez*,/readyz*,/healthz*";
-
-/// Output schema of normalized events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub enum Format {
-    /// Microsoft Sentinel's `AWSEKSLogs_CL` columns plus extended columns (SPEC §4).
-    #[default]
-    Flat,
-    /// OCSF 1.1.0 API Activity (6003) with the cloud and datetime profiles, as Amazon Security
-    /// Lake's EKS source emits it, with its mapping errors fixed (SPEC §5).
-    Ocsf,
-}
+use eks_audit_core::filter::{DEFAULT_EXCLUDE_URIS, parse_uri_patterns};
+use eks_audit_core::{Filter, Format, InputLimits, ProcessOptions, Redaction, StageFilter};
 
 /// What the objects the function writes itself (direct mode) hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
@@ -72,21 +57,21 @@ pub struct SettingsArgs {
     pub sse_kms_key_id: Option<String>,
 
     /// Largest audit event accepted, in bytes; bigger messages are quarantined.
-    #[arg(long, env = "EKS_AUDIT_MAX_EVENT_BYTES", default_value_t = Limits::default().max_event_bytes)]
+    #[arg(long, env = "EKS_AUDIT_MAX_EVENT_BYTES", default_value_t = InputLimits::default().max_event_bytes)]
     pub max_event_bytes: usize,
 
     /// Largest decompressed payload accepted per record, in bytes (gzip bomb guard).
-    #[arg(long, env = "EKS_AUDIT_MAX_PAYLOAD_BYTES", default_value_t = Limits::default().max_payload_bytes)]
+    #[arg(long, env = "EKS_AUDIT_MAX_PAYLOAD_BYTES", default_value_t = InputLimits::default().max_payload_bytes)]
     pub max_payload_bytes: usize,
 
     /// Deepest nesting of objects and arrays accepted in an audit event; deeper events are
     /// quarantined.
-    #[arg(long, env = "EKS_AUDIT_MAX_DEPTH", default_value_t = Limits::default().max_depth)]
+    #[arg(long, env = "EKS_AUDIT_MAX_DEPTH", default_value_t = InputLimits::default().max_depth)]
     pub max_depth: usize,
 
     /// Most log events accepted in one record; a record with more fails whole (Firehose:
     /// ProcessingFailed with its original data; direct mode: the invocation fails).
-    #[arg(long, env = "EKS_AUDIT_MAX_EVENTS_PER_RECORD", default_value_t = Limits::default().max_events_per_record)]
+    #[arg(long, env = "EKS_AUDIT_MAX_EVENTS_PER_RECORD", default_value_t = InputLimits::default().max_events_per_record)]
     pub max_events_per_record: usize,
 
     /// Resources whose request and response bodies are replaced by a marker in the output:
@@ -114,18 +99,20 @@ pub struct SettingsArgs {
 /// The Security Lake custom source name used when none is configured.
 pub const DEFAULT_SOURCE_NAME: &str = "eks-audit";
 
-/// Validated settings: what the core and the shells run with.
+/// Validated settings: what the core runs with, and what only the shells use.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub format: Format,
-    pub filter: Filter,
+    /// Everything the core reads: format, filter, limits, redaction, cluster override.
+    pub process: ProcessOptions,
+    /// S3 bucket for objects and quarantine; `None` writes under [`Settings::out_dir`].
     pub bucket: Option<String>,
+    /// Key prefix of NDJSON and quarantine objects, without surrounding slashes.
     pub prefix: String,
-    pub cluster_override: Option<String>,
+    /// KMS key for SSE-KMS; `None` means SSE-S3.
     pub sse_kms_key_id: Option<String>,
-    pub limits: Limits,
-    pub redaction: Redaction,
+    /// Local directory standing in for S3.
     pub out_dir: PathBuf,
+    /// What direct-mode objects hold.
     pub output: Output,
     /// Security Lake custom source name, without surrounding slashes.
     pub source_name: String,
@@ -153,22 +140,24 @@ impl SettingsArgs {
         #[cfg(not(feature = "security-lake"))]
         let format = self.format;
         Settings {
-            format,
-            filter: Filter {
-                stages: StageFilter::parse(&self.stages),
-                exclude_uris: parse_uri_patterns(&self.exclude_uris),
+            process: ProcessOptions {
+                format,
+                filter: Filter {
+                    stages: StageFilter::parse(&self.stages),
+                    exclude_uris: parse_uri_patterns(&self.exclude_uris),
+                },
+                limits: InputLimits {
+                    max_event_bytes: self.max_event_bytes,
+                    max_payload_bytes: self.max_payload_bytes,
+                    max_depth: self.max_depth,
+                    max_events_per_record: self.max_events_per_record,
+                },
+                redaction: self.redact,
+                cluster_override: non_empty(self.cluster_name),
             },
             bucket: non_empty(self.bucket),
             prefix: self.prefix.trim_matches('/').to_owned(),
-            cluster_override: non_empty(self.cluster_name),
             sse_kms_key_id: non_empty(self.sse_kms_key_id),
-            limits: Limits {
-                max_event_bytes: self.max_event_bytes,
-                max_payload_bytes: self.max_payload_bytes,
-                max_depth: self.max_depth,
-                max_events_per_record: self.max_events_per_record,
-            },
-            redaction: self.redact,
             out_dir: self.out_dir,
             output: self.output,
             source_name: non_empty(Some(self.source_name))
@@ -180,27 +169,15 @@ impl SettingsArgs {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            format: Format::default(),
-            filter: Filter::default(),
+            process: ProcessOptions::default(),
             bucket: None,
             prefix: "eks-audit".to_owned(),
-            cluster_override: None,
             sse_kms_key_id: None,
-            limits: Limits::default(),
-            redaction: Redaction::default(),
             out_dir: PathBuf::from("out"),
             output: Output::default(),
             source_name: DEFAULT_SOURCE_NAME.to_owned(),
         }
     }
-}
-
-/// `none` disables URI exclusion: the empty string cannot, since empty means unset.
-pub fn parse_uri_patterns(list: &str) -> Vec<UriPattern> {
-    if list.trim().eq_ignore_ascii_case("none") {
-        return Vec::new();
-    }
-    list.split(',').map(str::trim).filter(|p| !p.is_empty()).map(UriPattern::new).collect()
 }
 
 fn non_empty(value: Option<String>) -> Option<String> {
@@ -228,7 +205,7 @@ mod tests {
     fn parquet_output_writes_ocsf_under_the_trimmed_source_name() {
         let args = ["eks-audit", "--output", "parquet", "--format", "flat", "--source-name", "/eks-audit/1.0/"];
         let settings = Cli::try_parse_from(args).expect("valid flags").settings.into_settings();
-        assert_eq!((settings.output, settings.format), (Output::Parquet, Format::Ocsf));
+        assert_eq!((settings.output, settings.process.format), (Output::Parquet, Format::Ocsf));
         assert_eq!(settings.source_name, "eks-audit/1.0");
     }
 }

@@ -5,16 +5,16 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use crate::batch::firehose::RecordFate;
-use crate::batch::objects::{self, Object};
-use crate::batch::reingest::{self, ResponseTooLarge};
+use eks_audit_core::batch::firehose::{self, note_clusters};
+use eks_audit_core::batch::objects::{self, Object};
+use eks_audit_core::batch::reingest::{self, ResponseTooLarge};
+use eks_audit_core::envelope::DecodeError;
+use eks_audit_core::envelope::models::{FirehoseRecord, FirehoseResponse, IncomingEvent};
+use eks_audit_core::{Origin, Outcome, Tally, process_data};
+
 use crate::config::{Output, Settings};
-use crate::envelope::models::{FirehoseRecord, FirehoseResponse, FirehoseResult, IncomingEvent};
-use crate::envelope::{DecodeBuffers, DecodeError};
-use crate::pipeline::{Origin, Outcome, UNKNOWN_CLUSTER, process_data, process_data_into};
 use crate::sink::firehose::{DeliveryStream, ReingestError, Reingester};
 use crate::sink::{ObjectStore, SinkError};
-use crate::tally::Tally;
 
 pub struct Handler {
     settings: Settings,
@@ -72,7 +72,7 @@ pub enum HandlerError {
     Reingest(#[from] ReingestError),
     #[cfg(feature = "security-lake")]
     #[error(transparent)]
-    Encode(#[from] crate::batch::parquet::EncodeError),
+    Encode(#[from] eks_audit_core::batch::parquet::EncodeError),
 }
 
 impl Handler {
@@ -137,20 +137,23 @@ impl Handler {
         origin: Origin<'_>,
         clusters: &mut BTreeSet<String>,
     ) -> Result<(FirehoseResponse, Tally), HandlerError> {
-        let mut entries = Vec::with_capacity(records.len());
-        let mut record_tallies = Vec::with_capacity(records.len());
-        // Decode buffers reused across the records of the invocation.
-        let mut buffers = DecodeBuffers::default();
-        for record in records {
-            let (fate, record_tally) = self.firehose_record(record, origin, clusters, &mut buffers).await?;
-            if let RecordFate::Failed(reason) = &fate {
-                tracing::warn!(record_id = %record.record_id, %reason, "record failed; returned to Firehose untouched");
-            }
-            entries.push(fate.into_response(record));
-            record_tallies.push(record_tally);
+        let quarantine_prefix = self.store.is_bucket().then_some(self.settings.prefix.as_str());
+        let mut processed = firehose::process_records(records, origin, &self.settings.process, quarantine_prefix);
+        for (index, reason) in &processed.failures {
+            let record_id = &records[*index].record_id;
+            tracing::warn!(%record_id, %reason, "record failed; returned to Firehose untouched");
         }
+        // A store failure fails the invocation, so Firehose retries the batch.
+        self.put_all(&processed.quarantine).await?;
+        clusters.append(&mut processed.clusters);
 
-        let plan = reingest::plan(records, &mut entries, origin, &self.settings, self.reingester.limits())?;
+        let plan = reingest::plan(
+            records,
+            &mut processed.entries,
+            origin,
+            &self.settings.process,
+            self.reingester.limits(),
+        )?;
         for (index, reason) in &plan.failed {
             let record_id = &records[*index].record_id;
             tracing::warn!(%record_id, %reason, "record does not fit a response and cannot be split; returned to Firehose untouched");
@@ -167,51 +170,13 @@ impl Handler {
                 "records that do not fit the response were re-ingested"
             );
         }
-
-        // Re-ingested records are counted when they come back, so nothing is counted twice.
-        let mut tally = Tally { records: records.len() as u64, ..Tally::default() };
-        for (index, (entry, record_tally)) in entries.iter().zip(&record_tallies).enumerate() {
-            if plan.reingested.binary_search(&index).is_ok() {
-                tally.reingested_records += 1;
-            } else if entry.result == FirehoseResult::ProcessingFailed {
-                tally.failed_records += 1;
-                tally.bytes_in += record_tally.bytes_in;
-            } else {
-                tally.merge(record_tally);
-            }
-        }
-        Ok((FirehoseResponse { records: entries }, tally))
-    }
-
-    /// Decodes and processes one record, storing its quarantined events when a bucket is
-    /// configured. Only a store failure is an error: it fails the invocation so Firehose retries.
-    async fn firehose_record(
-        &self,
-        record: &FirehoseRecord<'_>,
-        origin: Origin<'_>,
-        clusters: &mut BTreeSet<String>,
-        buffers: &mut DecodeBuffers,
-    ) -> Result<(RecordFate, Tally), SinkError> {
-        let outcome = match process_data_into(&record.data, origin, &self.settings, buffers) {
-            Ok(outcome) => outcome,
-            Err(e) => return Ok((RecordFate::Failed(e.to_string()), Tally::default())),
-        };
-        let stored = self.store.is_bucket();
-        if stored {
-            self.put_all(&objects::quarantine_objects(&outcome, &self.settings.prefix)).await?;
-        }
-        note_clusters(&outcome, clusters);
-        let mut record_tally = outcome.tally.clone();
-        let fate = RecordFate::of(outcome, stored);
-        if let RecordFate::Ok { ndjson, .. } = &fate {
-            record_tally.bytes_out = ndjson.len() as u64;
-        }
-        Ok((fate, record_tally))
+        let tally = processed.tally(&plan);
+        Ok((FirehoseResponse { records: processed.entries }, tally))
     }
 
     async fn direct(&self, data: &str, clusters: &mut BTreeSet<String>) -> Result<DirectSummary, HandlerError> {
         let region = Origin { region: self.default_region.as_deref() };
-        let outcome = process_data(data, region, &self.settings)?;
+        let outcome = process_data(data, region, &self.settings.process)?;
         let events = self.event_objects(&outcome)?;
         let quarantine = objects::quarantine_objects(&outcome, &self.settings.prefix);
         self.put_all(&events).await?;
@@ -232,7 +197,7 @@ impl Handler {
         match self.settings.output {
             Output::Ndjson => Ok(objects::event_objects(outcome, &self.settings.prefix)),
             #[cfg(feature = "security-lake")]
-            Output::Parquet => Ok(crate::batch::parquet::security_lake_objects(
+            Output::Parquet => Ok(eks_audit_core::batch::parquet::security_lake_objects(
                 outcome,
                 &self.settings.source_name,
                 self.default_region.as_deref(),
@@ -245,12 +210,6 @@ impl Handler {
             self.store.put(object).await?;
         }
         Ok(())
-    }
-}
-
-fn note_clusters(outcome: &Outcome, clusters: &mut BTreeSet<String>) {
-    for group in outcome.kept_groups.iter().chain(&outcome.quarantine_groups) {
-        clusters.insert(group.cluster.as_deref().unwrap_or(UNKNOWN_CLUSTER).to_owned());
     }
 }
 

@@ -6,12 +6,13 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::*;
+use eks_audit_core::ProcessOptions;
 use eks_audit_forwarder::config::Settings;
-use eks_audit_forwarder::envelope::models::FirehoseResult;
-use eks_audit_forwarder::filter::{Filter, StageFilter};
+use eks_audit_core::envelope::models::FirehoseResult;
+use eks_audit_core::filter::{Filter, StageFilter};
 use eks_audit_forwarder::handler::Response;
-use eks_audit_forwarder::tally::Tally;
-use eks_audit_forwarder::transform::transform;
+use eks_audit_core::tally::Tally;
+use eks_audit_core::transform::transform;
 use serde_json::Value;
 
 fn files_under(dir: &Path) -> Vec<PathBuf> {
@@ -57,14 +58,14 @@ fn assert_events_accounted(tally: &Tally, what: &Path) {
 
 #[test]
 fn every_audit_event_file_transforms_with_every_event_accounted_for() {
-    let all = Settings { filter: Filter { stages: StageFilter::All, ..Filter::default() }, ..Settings::default() };
+    let all = ProcessOptions { filter: Filter { stages: StageFilter::All, ..Filter::default() }, ..ProcessOptions::default() };
     let files = corpus_files("audit-events");
     assert!(files.len() > 60, "the corpus is there");
     let mut kept_everywhere = 0;
     for path in files {
         let bytes = std::fs::read(&path).unwrap();
         let is_yaml = path.extension().is_some_and(|e| e == "yaml");
-        for settings in [&Settings::default(), &all] {
+        for settings in [&ProcessOptions::default(), &all] {
             match transform(bytes.clone(), settings, None) {
                 Ok(out) => {
                     assert!(!is_yaml, "{} is not JSON", path.display());
@@ -115,7 +116,7 @@ async fn every_lambda_event_fixture_is_answered_or_rejected_with_a_reason() {
 fn decompressed_subscription_payloads_transform_or_report_each_problem() {
     // OpenTelemetry's fixtures are CloudWatch Logs payloads as Firehose delivers them decompressed.
     for path in corpus_files("lambda-events/otel-awsfirehosereceiver-cwlog") {
-        let out = transform(std::fs::read(&path).unwrap(), &Settings::default(), None);
+        let out = transform(std::fs::read(&path).unwrap(), &ProcessOptions::default(), None);
         if let Ok(out) = out {
             assert_events_accounted(&out.tally, &path);
             // Their log streams are not EKS audit streams: nothing is kept.

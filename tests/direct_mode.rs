@@ -98,7 +98,7 @@ async fn malformed_messages_are_quarantined_verbatim_with_their_envelope() {
 #[tokio::test]
 async fn oversized_event_is_quarantined_not_parsed() {
     let mut settings = Settings::default();
-    settings.limits.max_event_bytes = 100;
+    settings.process.limits.max_event_bytes = 100;
     let test = handler(settings);
     let summary = direct(&test, &awslogs_event(&data_message(GROUP, STREAM, &[&event_at_01h()]))).await;
     assert_eq!((summary.tally.kept, summary.tally.quarantined), (0, 1));

@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use eks_audit_forwarder::config::Settings;
-use eks_audit_forwarder::envelope::models::FirehoseResult;
+use eks_audit_core::envelope::models::FirehoseResult;
 use serde_json::Value;
 
 /// A kept event: a real EKS `list` (ResponseComplete, /apis/apps/...).

@@ -4,8 +4,9 @@
 mod common;
 
 use common::*;
+use eks_audit_core::ProcessOptions;
 use eks_audit_forwarder::config::Settings;
-use eks_audit_forwarder::filter::{Filter, StageFilter};
+use eks_audit_core::filter::{Filter, StageFilter};
 use serde_json::{Value, json};
 
 const SENTINEL_COLUMNS: [&str; 13] = [
@@ -20,7 +21,8 @@ const EXTENDED_COLUMNS: [&str; 19] = [
 ];
 
 fn all_stages() -> Settings {
-    Settings { filter: Filter { stages: StageFilter::All, ..Filter::default() }, ..Settings::default() }
+    let filter = Filter { stages: StageFilter::All, ..Filter::default() };
+    Settings { process: ProcessOptions { filter, ..ProcessOptions::default() }, ..Settings::default() }
 }
 
 /// Runs one event through a Firehose record from the EKS group and returns its flat line.
@@ -38,7 +40,7 @@ async fn flat_text_via_firehose(event: &str, settings: Settings) -> String {
 }
 
 fn flat_via_transform(event: &str) -> Value {
-    let out = eks_audit_forwarder::transform::transform(event.as_bytes().to_vec(), &all_stages(), None).unwrap();
+    let out = eks_audit_core::transform::transform(event.as_bytes().to_vec(), &all_stages().process, None).unwrap();
     assert!(out.problems.is_empty(), "{:?}", out.problems);
     let text = String::from_utf8(out.ndjson).unwrap();
     let mut lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -169,7 +171,10 @@ async fn user_arn_is_the_first_iam_arn_in_user_extra() {
 #[tokio::test]
 async fn cluster_override_applies_only_when_the_log_group_names_none() {
     let event = corpus_event("audit-events/eks-security-immersion-day/log-insights-result-1.json", 0);
-    let settings = || Settings { cluster_override: Some("from-config".into()), ..Settings::default() };
+    let settings = || Settings {
+        process: ProcessOptions { cluster_override: Some("from-config".into()), ..ProcessOptions::default() },
+        ..Settings::default()
+    };
 
     let eks_group = flat_via_firehose(&event, settings()).await;
     assert_eq!(eks_group["ClusterName"], "prod-east", "the log group wins");
@@ -204,7 +209,7 @@ async fn region_falls_back_to_the_delivery_stream_arn_then_the_function() {
 fn pretty_printed_event_becomes_one_line_with_the_same_raw_event() {
     // falco files are pretty-printed JSON over many lines.
     let text = corpus_file("audit-events/falco-k8s_audit/create_clusterrole.json");
-    let out = eks_audit_forwarder::transform::transform(text.as_bytes().to_vec(), &all_stages(), None).unwrap();
+    let out = eks_audit_core::transform::transform(text.as_bytes().to_vec(), &all_stages().process, None).unwrap();
     let ndjson = String::from_utf8(out.ndjson).unwrap();
     assert_eq!(ndjson.matches('\n').count(), 1, "one event, one line");
     let line: Value = serde_json::from_str(ndjson.trim_end()).unwrap();

@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use eks_audit_forwarder::config::Settings;
-use eks_audit_forwarder::envelope::DecodeError;
-use eks_audit_forwarder::envelope::models::FirehoseResult;
+use eks_audit_core::envelope::DecodeError;
+use eks_audit_core::envelope::models::FirehoseResult;
 use eks_audit_forwarder::handler::{HandlerError, Response};
 use serde_json::{Value, json};
 
 /// Counts the heap bytes each thread holds, and the most it held since [`peak::reset`].
+#[allow(unsafe_code, reason = "a global allocator implements the unsafe GlobalAlloc trait")]
 mod peak {
     use std::alloc::{GlobalAlloc, Layout, System};
     use std::cell::Cell;
@@ -82,7 +83,7 @@ async fn a_gigabyte_gzip_bomb_fails_its_record_with_its_original_data_quickly_in
     let event = firehose_event(std::slice::from_ref(&data));
     for limit in [MIB, 64 * MIB] {
         let mut settings = Settings::default();
-        settings.limits.max_payload_bytes = limit;
+        settings.process.limits.max_payload_bytes = limit;
         let test = handler(settings);
         let base = peak::held();
         peak::reset();
@@ -105,7 +106,7 @@ async fn a_gigabyte_gzip_bomb_fails_its_record_with_its_original_data_quickly_in
 #[tokio::test]
 async fn the_bomb_fails_a_direct_invocation_with_the_reason() {
     let mut settings = Settings::default();
-    settings.limits.max_payload_bytes = MIB;
+    settings.process.limits.max_payload_bytes = MIB;
     let test = handler(settings);
     let error = test.handler.handle(&json!({"awslogs": {"data": b64(&gigabyte_bomb())}}).to_string()).await.unwrap_err();
     assert!(matches!(error, HandlerError::Undecodable(DecodeError::TooLarge { limit: MIB })), "{error}");
@@ -117,7 +118,7 @@ fn event_with_body(body: &str) -> String {
     format!(r#"{{"kind":"Event","stage":"ResponseComplete","verb":"update","requestObject":{body}}}"#)
 }
 
-async fn direct(settings: Settings, messages: &[&str]) -> (eks_audit_forwarder::tally::Tally, Vec<(String, String)>) {
+async fn direct(settings: Settings, messages: &[&str]) -> (eks_audit_core::tally::Tally, Vec<(String, String)>) {
     let test = handler(settings);
     match test.handler.handle(&awslogs_event(&data_message(GROUP, STREAM, messages))).await.unwrap() {
         Response::Direct(summary) => (summary.tally, test.objects()),
@@ -143,9 +144,9 @@ async fn the_depth_limit_counts_every_object_and_array_and_is_configurable() {
     // Depth 5: the event, requestObject, a, b, c.
     let five = event_with_body(r#"{"a":{"b":[{}]}}"#);
     let mut settings = Settings::default();
-    settings.limits.max_depth = 5;
+    settings.process.limits.max_depth = 5;
     assert_eq!(direct(settings.clone(), &[&five]).await.0.kept, 1);
-    settings.limits.max_depth = 4;
+    settings.process.limits.max_depth = 4;
     assert_eq!(direct(settings, &[&five]).await.0.quarantined, 1);
     // The default leaves room for real events: 100 levels are kept, and the output line,
     // which nests RawEvent one level deeper, is still read by serde_json (limit 128).
@@ -160,7 +161,7 @@ async fn the_depth_limit_counts_every_object_and_array_and_is_configurable() {
 async fn a_record_with_more_events_than_the_limit_fails_with_its_original_data() {
     let event = corpus_event("audit-events/eks-security-immersion-day/log-insights-result-1.json", 0);
     let mut settings = Settings::default();
-    settings.limits.max_events_per_record = 3;
+    settings.process.limits.max_events_per_record = 3;
     let three = gzip_record(&data_message(GROUP, STREAM, &[event.as_str(); 3]));
     let four = gzip_record(&data_message(GROUP, STREAM, &[event.as_str(); 4]));
     let test = handler(settings.clone());
@@ -189,7 +190,7 @@ async fn the_default_event_limit_stops_a_flood_of_tiny_events() {
 async fn an_event_over_the_size_limit_fails_its_firehose_record_without_a_bucket() {
     let event = corpus_event("audit-events/eks-security-immersion-day/log-insights-result-1.json", 0);
     let mut settings = Settings::default();
-    settings.limits.max_event_bytes = event.len() - 1;
+    settings.process.limits.max_event_bytes = event.len() - 1;
     let data = gzip_record(&data_message(GROUP, STREAM, &[&event]));
     let response = handler(settings).firehose(&firehose_event(std::slice::from_ref(&data))).await;
     assert_eq!(response.records[0].result, FirehoseResult::ProcessingFailed);

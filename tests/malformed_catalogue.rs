@@ -12,12 +12,12 @@ use std::io::Write;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE};
 use common::*;
-use eks_audit_forwarder::batch::firehose::RecordFate;
+use eks_audit_core::batch::firehose::RecordFate;
 use eks_audit_forwarder::config::Settings;
-use eks_audit_forwarder::envelope::models::FirehoseResult::{self, Dropped as DroppedRecord, Ok as OkRecord, ProcessingFailed};
+use eks_audit_core::envelope::models::FirehoseResult::{self, Dropped as DroppedRecord, Ok as OkRecord, ProcessingFailed};
 use eks_audit_forwarder::handler::Response;
-use eks_audit_forwarder::pipeline::{Origin, process_data};
-use eks_audit_forwarder::tally::DropReason;
+use eks_audit_core::pipeline::{Origin, process_data};
+use eks_audit_core::tally::DropReason;
 use serde_json::{Value, json};
 
 /// What goes in.
@@ -308,7 +308,7 @@ async fn check(case: &Case) -> Result<(), String> {
                     Ok(())
                 }
                 Expect::DroppedFor(reason) => {
-                    let mut expected = eks_audit_forwarder::tally::Dropped::default();
+                    let mut expected = eks_audit_core::tally::Dropped::default();
                     expected.add(*reason, 1);
                     same(&tally.dropped, &expected).and(same(&objects.len(), &0))
                 }
@@ -328,7 +328,7 @@ async fn check(case: &Case) -> Result<(), String> {
 
 /// Why the record failed, as the handler logs it.
 fn failure_reason(data: &str) -> String {
-    match process_data(data, Origin::default(), &Settings::default()) {
+    match process_data(data, Origin::default(), &eks_audit_core::ProcessOptions::default()) {
         Err(e) => e.to_string(),
         Ok(outcome) => match RecordFate::of(outcome, false) {
             RecordFate::Failed(reason) => reason,

@@ -4,9 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
-use eks_audit_forwarder::config::{Format, Settings};
-use eks_audit_forwarder::filter::{Filter, StageFilter};
-use eks_audit_forwarder::transform::{Transformed, transform};
+use eks_audit_core::ProcessOptions;
+use eks_audit_core::Format;
+use eks_audit_forwarder::config::Settings;
+use eks_audit_core::filter::{Filter, StageFilter};
+use eks_audit_core::transform::{Transformed, transform};
 use serde_json::{Value, json};
 
 fn fixtures() -> PathBuf {
@@ -19,15 +21,12 @@ fn corpus(path: &str) -> PathBuf {
 
 /// Every stage and every URI, so that every event of the input comes out.
 fn settings(format: Format) -> Settings {
-    Settings {
-        format,
-        filter: Filter { stages: StageFilter::All, exclude_uris: Vec::new() },
-        ..Settings::default()
-    }
+    let filter = Filter { stages: StageFilter::All, exclude_uris: Vec::new() };
+    Settings { process: ProcessOptions { format, filter, ..ProcessOptions::default() }, ..Settings::default() }
 }
 
 fn run(input: &[u8], format: Format) -> Transformed {
-    transform(input.to_vec(), &settings(format), Some("eu-west-1")).expect("input is JSON")
+    transform(input.to_vec(), &settings(format).process, Some("eu-west-1")).expect("input is JSON")
 }
 
 fn lines(transformed: &Transformed) -> Vec<Value> {
@@ -99,7 +98,7 @@ fn every_corpus_event_validates_or_is_quarantined_for_a_stated_reason() {
         let input = std::fs::read(file).expect("corpus file is readable");
         if name.ends_with(".yaml") {
             // An audit policy kept next to the events it filtered, not events.
-            assert!(transform(input, &settings(Format::Ocsf), None).is_err(), "{name} is not JSON");
+            assert!(transform(input, &settings(Format::Ocsf).process, None).is_err(), "{name} is not JSON");
             continue;
         }
         let ocsf = run(&input, Format::Ocsf);
@@ -310,7 +309,7 @@ fn account_region_and_cluster_come_from_the_envelope() {
     // events/firehose-eks-audit.json: account 111122223333, region eu-west-1 (the Firehose
     // event's `region`), log group /aws/eks/prod-east/cluster (events/README.md).
     let input = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("events/firehose-eks-audit.json")).expect("sample");
-    let transformed = transform(input, &settings(Format::Ocsf), Some("us-east-1")).expect("JSON");
+    let transformed = transform(input, &settings(Format::Ocsf).process, Some("us-east-1")).expect("JSON");
     let events = lines(&transformed);
     assert!(!events.is_empty());
     for event in &events {

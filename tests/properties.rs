@@ -7,12 +7,13 @@ mod common;
 use std::sync::LazyLock;
 
 use common::*;
-use eks_audit_forwarder::config::{DEFAULT_EXCLUDE_URIS, Settings};
-use eks_audit_forwarder::envelope::models::FirehoseResult;
-use eks_audit_forwarder::filter::UriPattern;
+use eks_audit_core::filter::DEFAULT_EXCLUDE_URIS;
+use eks_audit_forwarder::config::Settings;
+use eks_audit_core::envelope::models::FirehoseResult;
+use eks_audit_core::filter::UriPattern;
 use eks_audit_forwarder::handler::Response;
-use eks_audit_forwarder::pipeline::{EventFate, process_event};
-use eks_audit_forwarder::tally::DropReason;
+use eks_audit_core::pipeline::{EventFate, process_event};
+use eks_audit_core::tally::DropReason;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -140,7 +141,7 @@ proptest! {
     #[test]
     fn normalization_keeps_every_event_as_one_line_with_raw_event_equal_to_the_input((event, text) in event_text()) {
         let mut out = Vec::new();
-        let fate = process_event(&text, &CONTEXT, &keep_all(), &mut out);
+        let fate = process_event(&text, &CONTEXT, &keep_all().process, &mut out);
         let EventFate::Kept { bytes, .. } = fate else { panic!("{fate:?} for {text}") };
         prop_assert_eq!(bytes, 0..out.len());
         let line = String::from_utf8(out).unwrap();
@@ -155,7 +156,7 @@ proptest! {
     #[test]
     fn the_default_filter_decides_as_the_reference_does((event, text) in event_text()) {
         let mut out = Vec::new();
-        let fate = process_event(&text, &CONTEXT, &Settings::default(), &mut out);
+        let fate = process_event(&text, &CONTEXT, &eks_audit_core::ProcessOptions::default(), &mut out);
         match reference_decision(&event) {
             None => prop_assert!(matches!(fate, EventFate::Kept { .. }), "{:?} for {}", fate, text),
             Some(reason) => prop_assert_eq!(fate, EventFate::Dropped(reason)),

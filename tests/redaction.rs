@@ -5,23 +5,25 @@
 mod common;
 
 use common::*;
+use eks_audit_core::ProcessOptions;
 use eks_audit_forwarder::config::Settings;
-use eks_audit_forwarder::filter::{Filter, StageFilter};
-use eks_audit_forwarder::redact::Redaction;
-use eks_audit_forwarder::transform::transform;
+use eks_audit_core::filter::{Filter, StageFilter};
+use eks_audit_core::redact::Redaction;
+use eks_audit_core::transform::transform;
 use serde_json::{Value, json};
 
 fn settings(redact: &str) -> Settings {
-    Settings {
+    let process = ProcessOptions {
         filter: Filter { stages: StageFilter::All, ..Filter::default() },
         redaction: Redaction::parse(redact).unwrap(),
-        ..Settings::default()
-    }
+        ..ProcessOptions::default()
+    };
+    Settings { process, ..Settings::default() }
 }
 
 /// The one flat line `transform` makes of `event`.
 fn flat_line(event: &str, redact: &str) -> (String, Value) {
-    let out = transform(event.as_bytes().to_vec(), &settings(redact), None).unwrap();
+    let out = transform(event.as_bytes().to_vec(), &settings(redact).process, None).unwrap();
     assert!(out.problems.is_empty(), "{:?}", out.problems);
     let text = String::from_utf8(out.ndjson).unwrap();
     assert_eq!(text.lines().count(), 1);
@@ -78,7 +80,7 @@ fn redaction_is_off_by_default() {
     let (text, line) = flat_line(&original, "none");
     assert!(text.contains("aws_secret_access_key"));
     assert_eq!(line["RawEvent"], serde_json::from_str::<Value>(&original).unwrap());
-    assert!(Settings::default().redaction.is_off());
+    assert!(Settings::default().process.redaction.is_off());
 }
 
 #[test]

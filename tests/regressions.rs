@@ -9,15 +9,15 @@ mod common;
 use std::io::Write;
 
 use common::*;
-use eks_audit_forwarder::pipeline::{EventFate, process_event};
-use eks_audit_forwarder::transform::{Transformed, transform};
+use eks_audit_core::pipeline::{EventFate, process_event};
+use eks_audit_core::transform::{Transformed, transform};
 use serde_json::Value;
 
 
 
 fn fate(text: &str) -> (EventFate, Vec<u8>) {
     let mut out = Vec::new();
-    let fate = process_event(text, &CONTEXT, &keep_all(), &mut out);
+    let fate = process_event(text, &CONTEXT, &keep_all().process, &mut out);
     (fate, out)
 }
 
@@ -51,7 +51,7 @@ fn audit_normalizer_number_beyond_a_float_is_quarantined_not_forwarded() {
 fn transform_number_beyond_a_float_then_bare_values() {
     // Found by transform on the first run (same cause), in NDJSON-ish input of four values:
     // the object with the big number, then 99, {} and 5009.
-    let out = transform(br#"{"" : 99E2299}99 {}5009"#.to_vec(), &keep_all(), None).unwrap();
+    let out = transform(br#"{"" : 99E2299}99 {}5009"#.to_vec(), &keep_all().process, None).unwrap();
     assert_eq!((out.tally.events, out.tally.kept, out.tally.quarantined), (4, 1, 3));
     assert_eq!(out.problems.len(), 3);
     assert!(out.problems[0].contains("beyond the range of a 64-bit float"), "{:?}", out.problems);
@@ -90,7 +90,7 @@ fn review_transform_of_deeply_nested_arrays_does_not_overflow_the_stack() {
     let nested = format!("{}{}", "[".repeat(200_000), "]".repeat(200_000));
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     encoder.write_all(nested.as_bytes()).unwrap();
-    let out = transform(encoder.finish().unwrap(), &keep_all(), None).unwrap();
+    let out = transform(encoder.finish().unwrap(), &keep_all().process, None).unwrap();
     assert_eq!((out.tally.events, out.tally.quarantined), (1, 1));
     assert_eq!(out.problems, ["event 1: JSON nested more than 100 levels deep (EKS_AUDIT_MAX_DEPTH)"]);
 }
@@ -99,7 +99,7 @@ fn review_transform_of_deeply_nested_arrays_does_not_overflow_the_stack() {
 fn review_transform_reads_a_plain_json_array_of_events() {
     // Found while reproducing the case above: plain (not gzip) input had to start with `{`,
     // so the JSON array the README promises was refused as "neither gzip nor JSON".
-    let out = transform(br#"[{"kind":"Event","stage":"ResponseComplete"}, {"kind":"Event"}]"#.to_vec(), &keep_all(), None).unwrap();
+    let out = transform(br#"[{"kind":"Event","stage":"ResponseComplete"}, {"kind":"Event"}]"#.to_vec(), &keep_all().process, None).unwrap();
     assert_eq!(out.tally.kept, 2);
     assert_lines_are_json(&out);
 }

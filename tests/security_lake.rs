@@ -7,12 +7,14 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use arrow_array::{Array, Int64Array, RecordBatch};
-use eks_audit_forwarder::config::{Format, Output, Settings};
-use eks_audit_forwarder::envelope::{decode_base64, decompress};
+use eks_audit_core::ProcessOptions;
+use eks_audit_core::Format;
+use eks_audit_forwarder::config::{Output, Settings};
+use eks_audit_core::envelope::{decode_base64, decompress};
 use eks_audit_forwarder::handler::{Handler, Response};
 use eks_audit_forwarder::sink::ObjectStore;
 use eks_audit_forwarder::sink::local::LocalDir;
-use eks_audit_forwarder::transform::transform;
+use eks_audit_core::transform::transform;
 use arrow_schema::{DataType, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Compression;
@@ -52,7 +54,8 @@ fn message_of(event: &str) -> Value {
 }
 
 fn parquet_settings(out_dir: &Path) -> Settings {
-    Settings { format: Format::Ocsf, output: Output::Parquet, out_dir: out_dir.to_owned(), ..Settings::default() }
+    let process = ProcessOptions { format: Format::Ocsf, ..ProcessOptions::default() };
+    Settings { process, output: Output::Parquet, out_dir: out_dir.to_owned(), ..Settings::default() }
 }
 
 fn read_batches(path: &Path) -> Vec<RecordBatch> {
@@ -110,7 +113,7 @@ async fn parquet_rows_are_the_ocsf_events_sorted_by_time() {
     assert_eq!(rows.len(), 4);
 
     // The same input as OCSF NDJSON (default filters), sorted by `time` as the rows must be.
-    let ocsf_settings = Settings { format: Format::Ocsf, ..Settings::default() };
+    let ocsf_settings = ProcessOptions { format: Format::Ocsf, ..ProcessOptions::default() };
     let transformed = transform(event.into_bytes(), &ocsf_settings, Some("eu-west-1")).expect("JSON");
     let mut events: Vec<Value> = std::str::from_utf8(&transformed.ndjson)
         .expect("UTF-8")

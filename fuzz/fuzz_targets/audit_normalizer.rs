@@ -1,5 +1,5 @@
 //! The audit-event normalizer on arbitrary text: `pipeline::process_event` in every output
-//! format (`Format::value_variants()`, so a new format is fuzzed as soon as it exists), with the
+//! format (`Format::ALL`, so a new format is fuzzed as soon as it is listed there), with the
 //! default filter and with one that keeps everything.
 //!
 //! Holds: no panic; nothing is written for an event that is not kept; a kept event is exactly
@@ -10,27 +10,26 @@
 
 use std::sync::LazyLock;
 
-use clap::ValueEnum;
-use eks_audit_forwarder::config::{Format, Settings};
-use eks_audit_forwarder::filter::{Filter, StageFilter};
-use eks_audit_forwarder::pipeline::{EventFate, process_event};
-use eks_audit_forwarder::redact::Redaction;
-use eks_audit_forwarder::schema::EventContext;
+use eks_audit_core::{Format, ProcessOptions};
+use eks_audit_core::filter::{Filter, StageFilter};
+use eks_audit_core::pipeline::{EventFate, process_event};
+use eks_audit_core::redact::Redaction;
+use eks_audit_core::schema::EventContext;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
 /// Every format with the default filter, keeping every event, and keeping and redacting every
 /// event.
-static SETTINGS: LazyLock<Vec<Settings>> = LazyLock::new(|| {
+static SETTINGS: LazyLock<Vec<ProcessOptions>> = LazyLock::new(|| {
     let keep_all = Filter { stages: StageFilter::All, exclude_uris: Vec::new() };
     let redact_all = Redaction::parse("*").expect("a valid rule");
-    Format::value_variants()
+    Format::ALL
         .iter()
         .flat_map(|&format| {
             [
-                Settings { format, ..Settings::default() },
-                Settings { format, filter: keep_all.clone(), ..Settings::default() },
-                Settings { format, filter: keep_all.clone(), redaction: redact_all.clone(), ..Settings::default() },
+                ProcessOptions { format, ..ProcessOptions::default() },
+                ProcessOptions { format, filter: keep_all.clone(), ..ProcessOptions::default() },
+                ProcessOptions { format, filter: keep_all.clone(), redaction: redact_all.clone(), ..ProcessOptions::default() },
             ]
         })
         .collect()

@@ -1,6 +1,9 @@
-//! The Firehose handler end to end: `Handler::handle` on a transformation event whose records
-//! hold arbitrary bytes, arbitrary text, or valid-ish subscription messages (gzip or not, one or
-//! several per record) built from arbitrary parts; and, now and then, on arbitrary event text.
+//! The Firehose handler's core end to end: the event parsed as the handler parses it, every
+//! record through `process_records` and the response through re-ingestion planning, on a
+//! transformation event whose records hold arbitrary bytes, arbitrary text, or valid-ish
+//! subscription messages (gzip or not, one or several per record) built from arbitrary parts;
+//! and, now and then, on arbitrary event text. With `with_bucket`, quarantined events become
+//! objects (as when the Lambda has a bucket) instead of failing their records.
 //!
 //! Holds the accounting invariant of SPEC §2: as many response records as input records, with
 //! the same ids in the same order; `ProcessingFailed` data is the input data byte for byte;
@@ -14,12 +17,10 @@ use std::sync::LazyLock;
 use arbitrary::Arbitrary;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use eks_audit_forwarder::config::Settings;
-use eks_audit_forwarder::envelope::models::{FirehoseResponse, FirehoseResult};
-use eks_audit_forwarder::filter::{Filter, StageFilter};
-use eks_audit_forwarder::handler::{Handler, Response};
-use eks_audit_forwarder::sink::ObjectStore;
-use eks_audit_forwarder::sink::local::LocalDir;
+use eks_audit_core::batch::firehose::process_records;
+use eks_audit_core::batch::reingest::{self, FirehoseLimits};
+use eks_audit_core::envelope::models::{FirehoseResponse, FirehoseResult, IncomingEvent};
+use eks_audit_core::{Filter, Origin, ProcessOptions, StageFilter};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use libfuzzer_sys::fuzz_target;
@@ -27,7 +28,7 @@ use serde_json::{Value, json};
 
 #[derive(Arbitrary, Debug)]
 enum Input<'a> {
-    Event { keep_all_stages: bool, records: Vec<Record<'a>> },
+    Event { keep_all_stages: bool, with_bucket: bool, records: Vec<Record<'a>> },
     /// Any text as the Lambda event.
     Text(&'a str),
 }
@@ -219,35 +220,43 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     encoder.finish().expect("writing into a Vec cannot fail")
 }
 
-/// The handlers and the runtime, made once: a local directory stands in for S3, which a
-/// Firehose invocation without a bucket never writes to.
+/// The options of the two handlers fuzzed: the defaults, and every stage kept.
 struct World {
-    runtime: tokio::runtime::Runtime,
-    default: Handler,
-    keep_all: Handler,
-    _dir: tempfile::TempDir,
+    default: ProcessOptions,
+    keep_all: ProcessOptions,
 }
 
-static WORLD: LazyLock<World> = LazyLock::new(|| {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let handler = |settings: Settings| {
-        Handler::new(settings, ObjectStore::Local(LocalDir::new(dir.path())), Some("us-west-2".to_owned()))
-    };
-    let keep_all = Settings { filter: Filter { stages: StageFilter::All, ..Filter::default() }, ..Settings::default() };
-    World {
-        runtime: tokio::runtime::Builder::new_current_thread().build().expect("a runtime"),
-        default: handler(Settings::default()),
-        keep_all: handler(keep_all),
-        _dir: dir,
-    }
+static WORLD: LazyLock<World> = LazyLock::new(|| World {
+    default: ProcessOptions::default(),
+    keep_all: ProcessOptions {
+        filter: Filter { stages: StageFilter::All, ..Filter::default() },
+        ..ProcessOptions::default()
+    },
 });
+
+/// The quarantine prefix of a handler with a bucket.
+const PREFIX: &str = "eks-audit";
+
+/// What the handler answers to `text`: `None` when it is not a Firehose event.
+fn answer(text: &str, options: &ProcessOptions, with_bucket: bool) -> Option<FirehoseResponse> {
+    let event: IncomingEvent<'_> = serde_json::from_str(text).ok()?;
+    let records = event.records.as_deref()?;
+    let origin = Origin { region: Some("us-west-2") };
+    let mut processed = process_records(records, origin, options, with_bucket.then_some(PREFIX));
+    for object in &processed.quarantine {
+        assert!(object.key.starts_with("eks-audit/quarantine/"), "quarantine stays apart: {}", object.key);
+        assert!(object.lines > 0, "no empty quarantine object");
+    }
+    // Small records always fit one response; when they do not, planning says so.
+    reingest::plan(records, &mut processed.entries, origin, options, &FirehoseLimits::default()).ok()?;
+    Some(FirehoseResponse { records: processed.entries })
+}
 
 fuzz_target!(|input: Input<'_>| {
     let world = &*WORLD;
     match input {
         Input::Text(text) => {
-            let result = world.runtime.block_on(world.default.handle(text));
-            if let Ok(Response::Firehose(response)) = result {
+            if let Some(response) = answer(text, &world.default, false) {
                 // Read the records as the handler does (unknown fields skipped unread), not as
                 // a Value, which refuses text the handler rightly accepts (`"x": 1e400`).
                 let event: RecordsOnly = serde_json::from_str(text).expect("an answered event has records");
@@ -255,7 +264,7 @@ fuzz_target!(|input: Input<'_>| {
                 check(&inputs, &response);
             }
         }
-        Input::Event { keep_all_stages, records } => {
+        Input::Event { keep_all_stages, with_bucket, records } => {
             let mut inputs: Vec<(String, String)> = Vec::with_capacity(records.len());
             for (position, record) in records.iter().enumerate() {
                 let id = match record.id {
@@ -275,10 +284,10 @@ fuzz_target!(|input: Input<'_>| {
                 })).collect::<Vec<_>>(),
             })
             .to_string();
-            let handler = if keep_all_stages { &world.keep_all } else { &world.default };
-            match world.runtime.block_on(handler.handle(&event)) {
-                Ok(Response::Firehose(response)) => check(&inputs, &response),
-                other => panic!("a well-formed Firehose event must be answered record by record: {other:?}"),
+            let options = if keep_all_stages { &world.keep_all } else { &world.default };
+            match answer(&event, options, with_bucket) {
+                Some(response) => check(&inputs, &response),
+                None => panic!("a well-formed Firehose event must be answered record by record"),
             }
         }
     }

@@ -8,7 +8,7 @@
 
 use std::io::Write;
 
-use eks_audit_forwarder::envelope::{decompress, parse_messages};
+use eks_audit_core::envelope::{decompress, parse_messages};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use libfuzzer_sys::fuzz_target;

@@ -7,14 +7,14 @@
 
 use std::sync::LazyLock;
 
-use eks_audit_forwarder::config::Settings;
-use eks_audit_forwarder::filter::{Filter, StageFilter};
-use eks_audit_forwarder::transform::transform;
+use eks_audit_core::ProcessOptions;
+use eks_audit_core::filter::{Filter, StageFilter};
+use eks_audit_core::transform::transform;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
-static KEEP_ALL: LazyLock<Settings> =
-    LazyLock::new(|| Settings { filter: Filter { stages: StageFilter::All, exclude_uris: Vec::new() }, ..Settings::default() });
+static KEEP_ALL: LazyLock<ProcessOptions> =
+    LazyLock::new(|| ProcessOptions { filter: Filter { stages: StageFilter::All, exclude_uris: Vec::new() }, ..ProcessOptions::default() });
 
 fuzz_target!(|input: &[u8]| {
     let Ok(out) = transform(input.to_vec(), &KEEP_ALL, Some("eu-west-1")) else { return };

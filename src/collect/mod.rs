@@ -26,7 +26,7 @@ use std::io::Write;
 
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 
-use crate::batch::objects::is_quarantine_key;
+use eks_audit_core::batch::objects::is_quarantine_key;
 use crate::sink::describe_sdk_error;
 use notification::{Notification, NotificationError};
 use object::ObjectError;

@@ -1,7 +1,7 @@
 //! One forwarder object, checked before a single line of it is passed on: gzip (whole, CRC
 //! verified, within a size cap), then NDJSON whose every line is a JSON object.
 
-use crate::envelope::{DecodeError, GZIP_MAGIC, decompress};
+use eks_audit_core::envelope::{DecodeError, GZIP_MAGIC, decompress};
 
 /// A verified object's events.
 #[derive(Debug, Clone, PartialEq, Eq)]

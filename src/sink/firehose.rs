@@ -1,5 +1,5 @@
 //! Re-ingestion into the delivery stream with `aws-sdk-firehose` `PutRecordBatch` (SPEC §2).
-//! What to send is decided by [`crate::batch::reingest`]; this sends it and retries.
+//! What to send is decided by [`eks_audit_core::batch::reingest`]; this sends it and retries.
 //!
 //! `PutRecordBatch` can succeed as a call while failing some records (`FailedPutCount`, an
 //! `ErrorCode` per record): only those are sent again. Both partial failures and transient call
@@ -23,7 +23,7 @@ use aws_sdk_firehose::primitives::Blob;
 use aws_sdk_firehose::types::Record;
 use tokio::sync::OnceCell;
 
-use crate::batch::reingest::{Limits, batches};
+use eks_audit_core::batch::reingest::{FirehoseLimits, batches};
 
 /// A Firehose client from the shared AWS configuration, without the SDK's retries.
 pub fn client(aws: &aws_config::SdkConfig) -> Client {
@@ -87,7 +87,7 @@ pub struct Reingested {
 pub struct Reingester {
     client: ClientSource,
     policy: RetryPolicy,
-    limits: Limits,
+    limits: FirehoseLimits,
 }
 
 enum ClientSource {
@@ -101,26 +101,26 @@ enum ClientSource {
 
 impl Reingester {
     pub fn new(client: Client, policy: RetryPolicy) -> Reingester {
-        Reingester { client: ClientSource::Given(client), policy, limits: Limits::default() }
+        Reingester { client: ClientSource::Given(client), policy, limits: FirehoseLimits::default() }
     }
 
     /// A re-ingester whose client is built from the standard AWS configuration when first needed.
     pub fn from_env() -> Reingester {
-        Reingester { client: ClientSource::FromEnv(OnceCell::new()), policy: RetryPolicy::default(), limits: Limits::default() }
+        Reingester { client: ClientSource::FromEnv(OnceCell::new()), policy: RetryPolicy::default(), limits: FirehoseLimits::default() }
     }
 
     /// No client: for shells that cannot reach AWS; re-ingestion then fails the invocation.
     pub fn none() -> Reingester {
-        Reingester { client: ClientSource::Missing, policy: RetryPolicy::default(), limits: Limits::default() }
+        Reingester { client: ClientSource::Missing, policy: RetryPolicy::default(), limits: FirehoseLimits::default() }
     }
 
     /// Other batch limits, for tests of the batching against an emulator.
-    pub fn with_limits(mut self, limits: Limits) -> Reingester {
+    pub fn with_limits(mut self, limits: FirehoseLimits) -> Reingester {
         self.limits = limits;
         self
     }
 
-    pub fn limits(&self) -> &Limits {
+    pub fn limits(&self) -> &FirehoseLimits {
         &self.limits
     }
 

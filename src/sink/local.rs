@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::SinkError;
-use crate::batch::objects::Object;
+use eks_audit_core::batch::objects::Object;
 
 pub struct LocalDir {
     root: PathBuf,

@@ -8,7 +8,7 @@ pub mod s3;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
-use crate::batch::objects::Object;
+use eks_audit_core::batch::objects::Object;
 use crate::config::Settings;
 
 /// Why an object could not be stored. The invocation fails, so the source retries it and the

@@ -6,7 +6,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
 
 use super::SinkError;
-use crate::batch::objects::{CONTENT_ENCODING, CONTENT_TYPE, Object};
+use eks_audit_core::batch::objects::{CONTENT_ENCODING, CONTENT_TYPE, Object};
 
 /// An S3 client from the shared AWS configuration. With an endpoint override (a local AWS
 /// emulator) buckets are addressed by path, since `bucket.127.0.0.1` does not resolve.

@@ -7,8 +7,7 @@ use aws_sdk_cloudwatchlogs::types::SubscriptionFilter;
 
 use super::check::StreamActivity;
 use super::plan::FilterSpec;
-use crate::filter::AUDIT_STREAM_PREFIX;
-use crate::schema::cluster_from_log_group;
+use eks_audit_core::eks::{AUDIT_STREAM_PREFIX, cluster_from_log_group};
 use crate::sink::describe_sdk_error;
 
 /// The prefix of every EKS control-plane log group, `/aws/eks/<cluster>/cluster`.

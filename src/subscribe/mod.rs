@@ -15,17 +15,13 @@ pub mod plan;
 use std::fmt;
 
 use check::{Expected, Health, Observed};
+use eks_audit_core::eks::log_group_of;
 use logs::{CloudWatchLogs, LogsError};
 use plan::{Action, DestinationError, FilterSpec, MAX_FILTERS_PER_GROUP, Plan};
 
-/// The log group EKS writes a cluster's control-plane logs to.
-pub fn log_group_of(cluster: &str) -> String {
-    format!("/aws/eks/{cluster}/cluster")
-}
-
 /// A cluster named on the command line: an EKS cluster name, or its log group.
 pub fn parse_cluster(arg: &str) -> Result<String, String> {
-    let name = crate::schema::cluster_from_log_group(arg).unwrap_or(arg);
+    let name = eks_audit_core::eks::cluster_from_log_group(arg).unwrap_or(arg);
     // EKS cluster names: 1-100 characters, a letter or digit first, then letters, digits, - and _.
     let valid = name.len() <= 100
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())

@@ -187,7 +187,7 @@ mod tests {
             name: name.to_owned(),
             destination_arn: destination.to_owned(),
             role_arn: Some(ROLE.to_owned()),
-            pattern: crate::filter::DEFAULT_SUBSCRIPTION_PATTERN.to_owned(),
+            pattern: eks_audit_core::filter::DEFAULT_SUBSCRIPTION_PATTERN.to_owned(),
         }
     }
 

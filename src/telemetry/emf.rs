@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value, json};
 
-use crate::tally::Tally;
+use eks_audit_core::Tally;
 
 pub const NAMESPACE: &str = "EksAuditForwarder";
 
@@ -21,7 +21,7 @@ pub const MULTIPLE_CLUSTERS: &str = "_multiple";
 /// when none was seen (every event dropped), or [`MULTIPLE_CLUSTERS`].
 pub fn cluster_dimension(clusters: &BTreeSet<String>) -> &str {
     match clusters.len() {
-        0 => crate::pipeline::UNKNOWN_CLUSTER,
+        0 => eks_audit_core::eks::UNKNOWN_CLUSTER,
         1 => clusters.first().expect("one element"),
         _ => MULTIPLE_CLUSTERS,
     }

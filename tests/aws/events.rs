@@ -18,7 +18,7 @@ pub fn sample(name: &str) -> String {
 pub fn awslogs_message(event: &str) -> Value {
     let event: Value = serde_json::from_str(event).unwrap();
     let gzip = STANDARD.decode(event["awslogs"]["data"].as_str().unwrap()).unwrap();
-    let json = eks_audit_forwarder::batch::objects::gunzip(&gzip).unwrap();
+    let json = eks_audit_core::batch::objects::gunzip(&gzip).unwrap();
     serde_json::from_slice(&json).unwrap()
 }
 

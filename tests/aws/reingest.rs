@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use aws_sdk_firehose::types::{BufferingHints, CompressionFormat, DeliveryStreamType, ExtendedS3DestinationConfiguration};
-use eks_audit_forwarder::batch::reingest::Limits;
+use eks_audit_core::batch::reingest::FirehoseLimits;
 use eks_audit_forwarder::config::Settings;
-use eks_audit_forwarder::envelope::models::{FirehoseResponse, FirehoseResult};
-use eks_audit_forwarder::envelope::{decompress, parse_messages};
+use eks_audit_core::envelope::models::{FirehoseResponse, FirehoseResult};
+use eks_audit_core::envelope::{decompress, parse_messages};
 use eks_audit_forwarder::handler::{HandlerError, Invocation, Response};
 use eks_audit_forwarder::sink::firehose::{ReingestError, Reingester, RetryPolicy};
 use serde_json::Value;
@@ -64,7 +64,7 @@ const QUICK: RetryPolicy =
 
 /// A Firehose-mode handler (no bucket) re-ingesting through `endpoint` with the library's own
 /// client set-up.
-async fn handler(endpoint: &str, policy: RetryPolicy, limits: Limits) -> TestHandler {
+async fn handler(endpoint: &str, policy: RetryPolicy, limits: FirehoseLimits) -> TestHandler {
     let client = eks_audit_forwarder::sink::firehose::client(&moto::config_for(endpoint).await);
     with_reingester(Reingester::new(client, policy).with_limits(limits))
 }
@@ -102,7 +102,7 @@ async fn delivered(stream: &Stream) -> Delivered {
         let messages = parse_messages(&json, usize::MAX).expect("subscription messages");
         found.calls.push(messages.iter().map(|m| (m.log_stream.to_string(), m.log_events.len())).collect());
         // The next pass: the very transformation the handler runs.
-        let next = eks_audit_forwarder::transform::transform(body, &Settings::default(), Some(REGION)).unwrap();
+        let next = eks_audit_core::transform::transform(body, &eks_audit_core::ProcessOptions::default(), Some(REGION)).unwrap();
         assert!(next.problems.is_empty(), "{:?}", next.problems);
         let text = String::from_utf8(next.ndjson).unwrap();
         found.event_ids.extend(text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["EventId"].as_str().unwrap().to_owned()));
@@ -147,7 +147,7 @@ async fn an_oversized_response_is_reingested_and_every_event_arrives_exactly_onc
     let event = firehose_event_for(&stream.arn, &datas);
     assert!(event.len() < 6 << 20, "within Lambda's 6 MB request limit: {} bytes", event.len());
 
-    let test = handler(moto::endpoint(), RetryPolicy::default(), Limits::default()).await;
+    let test = handler(moto::endpoint(), RetryPolicy::default(), FirehoseLimits::default()).await;
     let started = std::time::Instant::now();
     let invocation = test.handler.invoke(&event).await.expect("the invocation succeeds");
     let took = started.elapsed();
@@ -185,7 +185,7 @@ async fn an_oversized_response_is_reingested_and_every_event_arrives_exactly_onc
 }
 
 /// A small overflowing event: 12 records of two events, and a 20,000-byte response limit.
-fn small_overflow(stream: &Stream, seed: u64) -> (String, Vec<String>, Limits) {
+fn small_overflow(stream: &Stream, seed: u64) -> (String, Vec<String>, FirehoseLimits) {
     let mut traffic = Traffic::new(seed);
     let mut expected = Vec::new();
     let datas: Vec<String> = (0..12)
@@ -195,7 +195,7 @@ fn small_overflow(stream: &Stream, seed: u64) -> (String, Vec<String>, Limits) {
             gzip_record(&traffic.message(&events))
         })
         .collect();
-    (firehose_event_for(&stream.arn, &datas), expected, Limits { max_response_bytes: 20_000, ..Limits::default() })
+    (firehose_event_for(&stream.arn, &datas), expected, FirehoseLimits { max_response_bytes: 20_000, ..FirehoseLimits::default() })
 }
 
 async fn assert_exactly_once(stream: &Stream, invocation: &Invocation, expected: Vec<String>) {

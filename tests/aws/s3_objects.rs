@@ -2,9 +2,9 @@
 //! quarantine in both modes, and a missing bucket.
 
 use aws_sdk_s3::types::ServerSideEncryption;
-use eks_audit_forwarder::batch::objects::gunzip;
+use eks_audit_core::batch::objects::gunzip;
 use eks_audit_forwarder::config::Settings;
-use eks_audit_forwarder::envelope::models::FirehoseResult;
+use eks_audit_core::envelope::models::FirehoseResult;
 use eks_audit_forwarder::handler::{DirectSummary, Handler, HandlerError, Response};
 use eks_audit_forwarder::sink::s3::S3Store;
 use eks_audit_forwarder::sink::{ObjectStore, SinkError};

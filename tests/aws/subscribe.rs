@@ -7,8 +7,8 @@ use std::process::{Command, Output};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
-use eks_audit_forwarder::filter::DEFAULT_SUBSCRIPTION_PATTERN;
-use eks_audit_forwarder::subscribe::log_group_of;
+use eks_audit_core::filter::DEFAULT_SUBSCRIPTION_PATTERN;
+use eks_audit_core::eks::log_group_of;
 
 use crate::moto::{self, ACCOUNT, REGION, unique};
 

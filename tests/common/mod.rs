@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use eks_audit_core::ProcessOptions;
 use eks_audit_forwarder::config::Settings;
-use eks_audit_forwarder::envelope::models::FirehoseResponse;
-use eks_audit_forwarder::filter::{Filter, StageFilter};
+use eks_audit_core::envelope::models::FirehoseResponse;
+use eks_audit_core::filter::{Filter, StageFilter};
 use eks_audit_forwarder::handler::{Handler, Response};
-use eks_audit_forwarder::schema::EventContext;
+use eks_audit_core::schema::EventContext;
 use eks_audit_forwarder::sink::{ObjectStore, local::LocalDir};
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -70,7 +71,8 @@ pub const CONTEXT: EventContext<'static> = EventContext {
 
 /// Settings that keep every event: every stage, no URI excluded.
 pub fn keep_all() -> Settings {
-    Settings { filter: Filter { stages: StageFilter::All, exclude_uris: Vec::new() }, ..Settings::default() }
+    let filter = Filter { stages: StageFilter::All, exclude_uris: Vec::new() };
+    Settings { process: ProcessOptions { filter, ..ProcessOptions::default() }, ..Settings::default() }
 }
 
 /// A DATA_MESSAGE from `log_group`/`log_stream` holding `messages` as log events with ids
@@ -165,7 +167,7 @@ fn walk(root: &Path, dir: &Path, found: &mut Vec<(String, String)>) {
             walk(root, &path, found);
         } else {
             let key = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-            let body = eks_audit_forwarder::batch::objects::gunzip(&std::fs::read(&path).unwrap()).unwrap();
+            let body = eks_audit_core::batch::objects::gunzip(&std::fs::read(&path).unwrap()).unwrap();
             found.push((key, String::from_utf8(body).unwrap()));
         }
     }

@@ -11,9 +11,9 @@ use anyhow::{Context, Result};
 use clap::{ArgGroup, Args, Parser, Subcommand};
 use eks_audit_forwarder::collect::{Collector, Options, Progress};
 use eks_audit_forwarder::config::{SettingsArgs, region_from_env};
-use eks_audit_forwarder::filter::DEFAULT_SUBSCRIPTION_PATTERN;
+use eks_audit_core::filter::DEFAULT_SUBSCRIPTION_PATTERN;
 use eks_audit_forwarder::handler::Handler;
-use eks_audit_forwarder::pipeline::Limits;
+use eks_audit_core::InputLimits;
 use eks_audit_forwarder::sink::ObjectStore;
 use eks_audit_forwarder::sink::firehose::Reingester;
 use eks_audit_forwarder::subscribe::check::{Expected, parse_duration};
@@ -88,7 +88,7 @@ struct CollectArgs {
     #[arg(long, short)]
     output: Option<PathBuf>,
     /// Largest decompressed object accepted, in bytes (gzip bomb guard).
-    #[arg(long, default_value_t = Limits::default().max_payload_bytes)]
+    #[arg(long, default_value_t = InputLimits::default().max_payload_bytes)]
     max_object_bytes: usize,
 }
 
@@ -176,7 +176,7 @@ fn transform(file: &Path, settings: SettingsArgs) -> Result<ExitCode> {
     }
     let settings = settings.into_settings();
     let region = region_from_env();
-    let transformed = eks_audit_forwarder::transform::transform(input, &settings, region.as_deref())
+    let transformed = eks_audit_core::transform::transform(input, &settings.process, region.as_deref())
         .with_context(|| format!("{}", file.display()))?;
     std::io::stdout().lock().write_all(&transformed.ndjson)?;
     for problem in &transformed.problems {

@@ -9,7 +9,31 @@ pub mod time;
 use ::time::OffsetDateTime;
 
 use crate::audit::AuditEvent;
-use crate::config::Format;
+
+/// Output schema of normalized events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum Format {
+    /// Microsoft Sentinel's `AWSEKSLogs_CL` columns plus extended columns (SPEC §4).
+    #[default]
+    Flat,
+    /// OCSF 1.1.0 API Activity (6003) with the cloud and datetime profiles, as Amazon Security
+    /// Lake's EKS source emits it, with its mapping errors fixed (SPEC §5).
+    Ocsf,
+}
+
+impl Format {
+    /// Every format, for callers that try them all (benches, fuzz targets).
+    pub const ALL: [Format; 2] = [Format::Flat, Format::Ocsf];
+
+    /// The name flags and `EKS_AUDIT_FORMAT` use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Flat => "flat",
+            Format::Ocsf => "ocsf",
+        }
+    }
+}
 
 /// What the audit event itself does not say: where it was logged.
 #[derive(Debug, Clone, Copy, Default)]
@@ -24,12 +48,6 @@ pub struct EventContext<'a> {
     pub event_id: Option<&'a str>,
     /// CloudWatch Logs ingestion time of the event, epoch milliseconds.
     pub cloudwatch_timestamp: Option<i64>,
-}
-
-/// The cluster named by an EKS control-plane log group, `/aws/eks/<cluster>/cluster`.
-pub fn cluster_from_log_group(log_group: &str) -> Option<&str> {
-    let cluster = log_group.strip_prefix("/aws/eks/")?.strip_suffix("/cluster")?;
-    (!cluster.is_empty() && !cluster.contains('/')).then_some(cluster)
 }
 
 /// Appends `event` as one line (ending in `\n`) in `format` to `out`. `raw` is the event's
@@ -51,17 +69,4 @@ pub fn write_line(
     }
     out.push(b'\n');
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cluster_comes_from_eks_log_groups_only() {
-        assert_eq!(cluster_from_log_group("/aws/eks/prod-east/cluster"), Some("prod-east"));
-        assert_eq!(cluster_from_log_group("/aws/eks//cluster"), None);
-        assert_eq!(cluster_from_log_group("/aws/eks/a/b/cluster"), None);
-        assert_eq!(cluster_from_log_group("/custom/audit"), None);
-    }
 }

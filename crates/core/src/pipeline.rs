@@ -7,46 +7,15 @@ use std::ops::Range;
 use time::OffsetDateTime;
 
 use crate::audit::AuditEvent;
-use crate::config::Settings;
+use crate::options::ProcessOptions;
 use crate::envelope::{
     DecodeBuffers, DecodeError, LogEvent, SubscriptionMessage, decode_base64, decompress, parse_messages,
 };
-use crate::filter::is_audit_stream;
+use crate::eks::{UNKNOWN_CLUSTER, cluster_from_log_group, is_audit_stream};
 use crate::{redact, strict_json};
 use crate::schema::time::{event_time, from_epoch_millis};
-use crate::schema::{self, EventContext, cluster_from_log_group};
+use crate::schema::{self, EventContext};
 use crate::tally::{DropReason, Tally};
-
-/// Bounds on what one record may cost, against hostile or broken input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Largest audit event (message) accepted; bigger ones are quarantined.
-    pub max_event_bytes: usize,
-    /// Largest decompressed payload accepted per record.
-    pub max_payload_bytes: usize,
-    /// Deepest nesting of objects and arrays in an audit event; deeper ones are quarantined.
-    pub max_depth: usize,
-    /// Most log events in one record (all its messages together); more fail the record.
-    pub max_events_per_record: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            // CloudWatch Logs events are at most 1 MiB.
-            max_event_bytes: 1 << 20,
-            // A Firehose record is at most 1,000 KiB of gzip, which real audit JSON inflates
-            // 4–10x; 64 MiB leaves room and bounds bombs (deflate reaches 1,032x).
-            max_payload_bytes: 64 << 20,
-            // Real events nest a few dozen levels at most (CRD schemas). The output line adds
-            // its own levels around RawEvent, and common readers stop at 128 (serde_json).
-            max_depth: 100,
-            // PutLogEvents takes at most 10,000 events a call; a record holding several
-            // messages may carry a few batches. Each event costs about 60 bytes of bookkeeping.
-            max_events_per_record: 50_000,
-        }
-    }
-}
 
 /// Where a batch of events was logged, shared by every event of one subscription message and
 /// one UTC hour: the unit of an S3 object.
@@ -97,10 +66,6 @@ impl Outcome {
     }
 }
 
-/// Stands in for the cluster in keys and partitions when neither the log group nor the
-/// configuration names one.
-pub const UNKNOWN_CLUSTER: &str = "_unknown";
-
 /// Where a payload came from, beyond what its messages say.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Origin<'a> {
@@ -109,8 +74,8 @@ pub struct Origin<'a> {
 
 /// One record's `data` (or an `awslogs` event's) from base64 to an account of every log event:
 /// the pure core of both modes. An error means the data cannot be read at all.
-pub fn process_data(data: &str, origin: Origin<'_>, settings: &Settings) -> Result<Outcome, DecodeError> {
-    process_payload(decode_base64(data)?, origin, settings)
+pub fn process_data(data: &str, origin: Origin<'_>, options: &ProcessOptions) -> Result<Outcome, DecodeError> {
+    process_payload(decode_base64(data)?, origin, options)
 }
 
 /// [`process_data`] into decode buffers reused across the records of one invocation, so that
@@ -118,42 +83,34 @@ pub fn process_data(data: &str, origin: Origin<'_>, settings: &Settings) -> Resu
 pub fn process_data_into(
     data: &str,
     origin: Origin<'_>,
-    settings: &Settings,
+    options: &ProcessOptions,
     buffers: &mut DecodeBuffers,
 ) -> Result<Outcome, DecodeError> {
-    let payload = buffers.decode(data, settings.limits.max_payload_bytes)?;
-    process_decompressed(payload, origin, settings)
+    let payload = buffers.decode(data, options.limits.max_payload_bytes)?;
+    process_decompressed(payload, origin, options)
 }
 
 /// [`process_data`] after base64: gzip or plain JSON subscription messages.
-pub fn process_payload(bytes: Vec<u8>, origin: Origin<'_>, settings: &Settings) -> Result<Outcome, DecodeError> {
-    let payload = decompress(bytes, settings.limits.max_payload_bytes)?;
-    process_decompressed(&payload, origin, settings)
+pub fn process_payload(bytes: Vec<u8>, origin: Origin<'_>, options: &ProcessOptions) -> Result<Outcome, DecodeError> {
+    let payload = decompress(bytes, options.limits.max_payload_bytes)?;
+    process_decompressed(&payload, origin, options)
 }
 
 /// The decompressed payload's subscription messages, filtered and normalized.
-fn process_decompressed(payload: &[u8], origin: Origin<'_>, settings: &Settings) -> Result<Outcome, DecodeError> {
-    let messages = parse_messages(payload, settings.limits.max_events_per_record)?;
-    let mut outcome = process_messages(&messages, origin, settings);
+fn process_decompressed(payload: &[u8], origin: Origin<'_>, options: &ProcessOptions) -> Result<Outcome, DecodeError> {
+    let messages = parse_messages(payload, options.limits.max_events_per_record)?;
+    let mut outcome = process_messages(&messages, origin, options);
     outcome.tally.bytes_in = payload.len() as u64;
     Ok(outcome)
 }
 
 /// Filters and normalizes every log event of `messages`.
-pub fn process_messages(messages: &[SubscriptionMessage<'_>], origin: Origin<'_>, settings: &Settings) -> Outcome {
-    process_messages_into(messages, origin, settings, Vec::new())
-}
-
-/// [`process_messages`] writing the NDJSON into `ndjson` (cleared first): a buffer the caller
-/// keeps across records, so each record's output does not grow a new one from empty.
-pub fn process_messages_into(
+pub fn process_messages(
     messages: &[SubscriptionMessage<'_>],
     origin: Origin<'_>,
-    settings: &Settings,
-    mut ndjson: Vec<u8>,
+    options: &ProcessOptions,
 ) -> Outcome {
-    ndjson.clear();
-    let mut outcome = Outcome { ndjson, ..Outcome::default() };
+    let mut outcome = Outcome::default();
     for (index, message) in messages.iter().enumerate() {
         let events = message.log_events.len() as u64;
         outcome.tally.events += events;
@@ -165,7 +122,7 @@ pub fn process_messages_into(
             outcome.tally.dropped.add(DropReason::NotAuditStream, events);
             continue;
         }
-        let cluster = cluster_from_log_group(&message.log_group).or(settings.cluster_override.as_deref());
+        let cluster = cluster_from_log_group(&message.log_group).or(options.cluster_override.as_deref());
         for log_event in &message.log_events {
             let context = EventContext {
                 account: Some(&message.owner).filter(|o| !o.is_empty()).map(|o| &**o),
@@ -176,7 +133,7 @@ pub fn process_messages_into(
                 event_id: Some(log_event.id.as_str()),
                 cloudwatch_timestamp: Some(log_event.timestamp),
             };
-            match process_event(&log_event.message, &context, settings, &mut outcome.ndjson) {
+            match process_event(&log_event.message, &context, options, &mut outcome.ndjson) {
                 EventFate::Kept { bytes, time } => {
                     let hour = time.or_else(|| from_epoch_millis(log_event.timestamp));
                     let group = group_for(&mut outcome.kept_groups, index, message, log_event, cluster, hour);
@@ -210,34 +167,34 @@ pub enum EventFate {
 const TRUNCATION_MARKER: &str = "[Truncated...]";
 
 /// Parses, filters and normalizes one audit event's text, appending its line to `out`.
-pub fn process_event(text: &str, context: &EventContext<'_>, settings: &Settings, out: &mut Vec<u8>) -> EventFate {
-    if text.len() > settings.limits.max_event_bytes {
+pub fn process_event(text: &str, context: &EventContext<'_>, options: &ProcessOptions, out: &mut Vec<u8>) -> EventFate {
+    if text.len() > options.limits.max_event_bytes {
         return EventFate::Quarantined(format!(
             "event of {} bytes exceeds the {}-byte limit (EKS_AUDIT_MAX_EVENT_BYTES)",
             text.len(),
-            settings.limits.max_event_bytes
+            options.limits.max_event_bytes
         ));
     }
     if text.trim_end().ends_with(TRUNCATION_MARKER) {
         return EventFate::Quarantined("event was truncated by CloudWatch Logs ([Truncated...])".to_owned());
     }
-    if let Err(rejection) = strict_json::check(text, settings.limits.max_depth) {
+    if let Err(rejection) = strict_json::check(text, options.limits.max_depth) {
         return EventFate::Quarantined(rejection.to_string());
     }
     let event = match AuditEvent::parse(text) {
         Ok(event) => event,
         Err(e) => return EventFate::Quarantined(e.to_string()),
     };
-    if let Err(reason) = settings.filter.check(&event) {
+    if let Err(reason) = options.filter.check(&event) {
         return EventFate::Dropped(reason);
     }
-    let raw = match redact::apply(&settings.redaction, &event, text) {
+    let raw = match redact::apply(&options.redaction, &event, text) {
         Ok(raw) => raw,
         Err(reason) => return EventFate::Quarantined(reason),
     };
     let time = event_time(&event, context.cloudwatch_timestamp);
     let start = out.len();
-    if let Err(unmappable) = schema::write_line(settings.format, &event, &raw, time, context, out) {
+    if let Err(unmappable) = schema::write_line(options.format, &event, &raw, time, context, out) {
         return EventFate::Quarantined(unmappable.to_string());
     }
     EventFate::Kept { bytes: start..out.len(), time }

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::config::Settings;
+use crate::options::ProcessOptions;
 use crate::envelope::models::IncomingEvent;
 use crate::envelope::{DecodeError, decode_base64, decompress, is_gzip};
 use crate::pipeline::{EventFate, Origin, process_event, process_payload};
@@ -42,8 +42,8 @@ struct Shape<'a> {
     items: Option<Vec<&'a RawValue>>,
 }
 
-pub fn transform(input: Vec<u8>, settings: &Settings, region: Option<&str>) -> Result<Transformed, TransformError> {
-    let limit = settings.limits.max_payload_bytes;
+pub fn transform(input: Vec<u8>, options: &ProcessOptions, region: Option<&str>) -> Result<Transformed, TransformError> {
+    let limit = options.limits.max_payload_bytes;
     // Unlike a record's payload, plain input may be any JSON text: an array, NDJSON.
     let input = match input {
         gzip if is_gzip(&gzip) => decompress(gzip, limit)?,
@@ -57,42 +57,42 @@ pub fn transform(input: Vec<u8>, settings: &Settings, region: Option<&str>) -> R
     let mut out = Transformed::default();
     for value in serde_json::Deserializer::from_str(text).into_iter::<&RawValue>() {
         let value = value.map_err(|e| TransformError::NotJson(e.to_string()))?;
-        transform_value(value, 0, settings, region, &mut out);
+        transform_value(value, 0, options, region, &mut out);
     }
     Ok(out)
 }
 
 /// Arrays are read as lists of inputs, nested up to `max_depth`. A value that deep is taken as
 /// one event (and quarantined for its depth), so hostile nesting cannot recurse without bound.
-fn transform_value(value: &RawValue, depth: usize, settings: &Settings, region: Option<&str>, out: &mut Transformed) {
-    if depth >= settings.limits.max_depth {
-        return audit_event(value.get(), settings, region, out);
+fn transform_value(value: &RawValue, depth: usize, options: &ProcessOptions, region: Option<&str>, out: &mut Transformed) {
+    if depth >= options.limits.max_depth {
+        return audit_event(value.get(), options, region, out);
     }
     if let Ok(items) = serde_json::from_str::<Vec<&RawValue>>(value.get()) {
         for item in items {
-            transform_value(item, depth + 1, settings, region, out);
+            transform_value(item, depth + 1, options, region, out);
         }
         return;
     }
     let shape = serde_json::from_str::<Shape>(value.get()).ok();
     match shape {
         Some(Shape { records: Some(_), .. }) | Some(Shape { awslogs: Some(_), .. }) => {
-            lambda_event(value.get(), settings, region, out)
+            lambda_event(value.get(), options, region, out)
         }
         Some(Shape { message_type: Some(_), .. }) => {
             out.tally.records += 1;
-            payload(value.get().as_bytes(), "subscription message", settings, region, out)
+            payload(value.get().as_bytes(), "subscription message", options, region, out)
         }
         Some(Shape { items: Some(items), .. }) => {
             for item in items {
-                audit_event(item.get(), settings, region, out);
+                audit_event(item.get(), options, region, out);
             }
         }
-        _ => audit_event(value.get(), settings, region, out),
+        _ => audit_event(value.get(), options, region, out),
     }
 }
 
-fn lambda_event(text: &str, settings: &Settings, region: Option<&str>, out: &mut Transformed) {
+fn lambda_event(text: &str, options: &ProcessOptions, region: Option<&str>, out: &mut Transformed) {
     let event: IncomingEvent = match serde_json::from_str(text) {
         Ok(event) => event,
         Err(e) => return out.problems.push(format!("Lambda event: {e}")),
@@ -103,7 +103,7 @@ fn lambda_event(text: &str, settings: &Settings, region: Option<&str>, out: &mut
     for (what, data) in payloads {
         out.tally.records += 1;
         match decode_base64(data) {
-            Ok(bytes) => payload(&bytes, &what, settings, region, out),
+            Ok(bytes) => payload(&bytes, &what, options, region, out),
             Err(e) => {
                 out.tally.failed_records += 1;
                 out.problems.push(format!("{what}: {e}"));
@@ -112,8 +112,8 @@ fn lambda_event(text: &str, settings: &Settings, region: Option<&str>, out: &mut
     }
 }
 
-fn payload(bytes: &[u8], what: &str, settings: &Settings, region: Option<&str>, out: &mut Transformed) {
-    match process_payload(bytes.to_vec(), Origin { region }, settings) {
+fn payload(bytes: &[u8], what: &str, options: &ProcessOptions, region: Option<&str>, out: &mut Transformed) {
+    match process_payload(bytes.to_vec(), Origin { region }, options) {
         Ok(outcome) => {
             for q in &outcome.quarantined {
                 out.problems.push(format!("{what}: {}", q.reason));
@@ -128,11 +128,11 @@ fn payload(bytes: &[u8], what: &str, settings: &Settings, region: Option<&str>, 
     }
 }
 
-fn audit_event(text: &str, settings: &Settings, region: Option<&str>, out: &mut Transformed) {
-    let context = EventContext { region, cluster: settings.cluster_override.as_deref(), ..EventContext::default() };
+fn audit_event(text: &str, options: &ProcessOptions, region: Option<&str>, out: &mut Transformed) {
+    let context = EventContext { region, cluster: options.cluster_override.as_deref(), ..EventContext::default() };
     out.tally.events += 1;
     out.tally.bytes_in += text.len() as u64;
-    match process_event(text, &context, settings, &mut out.ndjson) {
+    match process_event(text, &context, options, &mut out.ndjson) {
         EventFate::Kept { .. } => out.tally.kept += 1,
         EventFate::Dropped(reason) => out.tally.dropped.add(reason, 1),
         EventFate::Quarantined(reason) => {

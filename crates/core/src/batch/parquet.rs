@@ -24,7 +24,8 @@ use parquet::file::properties::WriterProperties;
 use time::macros::format_description;
 
 use super::objects::{Object, key_safe};
-use crate::pipeline::{Outcome, UNKNOWN_CLUSTER};
+use crate::eks::UNKNOWN_CLUSTER;
+use crate::pipeline::Outcome;
 use crate::schema::ocsf::columns;
 use crate::schema::time::from_epoch_millis;
 

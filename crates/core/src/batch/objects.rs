@@ -7,7 +7,8 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use time::macros::format_description;
 
-use crate::pipeline::{Group, Outcome, UNKNOWN_CLUSTER};
+use crate::eks::UNKNOWN_CLUSTER;
+use crate::pipeline::{Group, Outcome};
 
 pub const CONTENT_TYPE: &str = "application/x-ndjson";
 pub const CONTENT_ENCODING: &str = "gzip";

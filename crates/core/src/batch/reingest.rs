@@ -25,14 +25,14 @@ use flate2::write::GzEncoder;
 use serde_json::value::RawValue;
 
 use crate::batch::firehose::RecordFate;
-use crate::config::Settings;
+use crate::options::ProcessOptions;
 use crate::envelope::models::{FirehoseRecord, FirehoseResponseRecord, FirehoseResult, LogEvent};
 use crate::envelope::{GZIP_MAGIC, decode_base64, decompress, parse_messages};
 use crate::pipeline::{Origin, process_messages};
 
-/// The bounds re-ingestion works within; [`Limits::default`] is what AWS enforces.
+/// The bounds re-ingestion works within; [`FirehoseLimits::default`] is what AWS enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
+pub struct FirehoseLimits {
     /// Largest response the Lambda returns (SPEC §2; Lambda's own cap is 6 MiB).
     pub max_response_bytes: usize,
     /// Largest record `PutRecordBatch` accepts, before base64 (1,000 KiB).
@@ -46,9 +46,9 @@ pub struct Limits {
     pub max_piece_entry_bytes: usize,
 }
 
-impl Default for Limits {
+impl Default for FirehoseLimits {
     fn default() -> Self {
-        Limits {
+        FirehoseLimits {
             max_response_bytes: 6_000_000,
             max_record_bytes: 1_000 * 1024,
             max_batch_records: 500,
@@ -68,7 +68,7 @@ pub struct Plan {
     /// entries are now `ProcessingFailed` with the original data.
     pub failed: Vec<(usize, String)>,
     /// The `PutRecordBatch` record data: gzip subscription messages, each within
-    /// [`Limits::max_record_bytes`], in record order.
+    /// [`FirehoseLimits::max_record_bytes`], in record order.
     pub payloads: Vec<Vec<u8>>,
 }
 
@@ -129,8 +129,8 @@ pub fn plan(
     records: &[FirehoseRecord<'_>],
     entries: &mut [FirehoseResponseRecord],
     origin: Origin<'_>,
-    settings: &Settings,
-    limits: &Limits,
+    options: &ProcessOptions,
+    limits: &FirehoseLimits,
 ) -> Result<Plan, ResponseTooLarge> {
     let mut sizes: Vec<usize> = entries.iter().map(entry_size).collect();
     let mut plan = Plan::default();
@@ -164,7 +164,7 @@ pub fn plan(
         }
         for i in evict {
             let record = &records[i];
-            let fate = match payloads_of(record, sizes[i], origin, settings, limits) {
+            let fate = match payloads_of(record, sizes[i], origin, options, limits) {
                 Ok(payloads) => {
                     plan.payloads.extend(payloads);
                     plan.reingested.push(i);
@@ -191,8 +191,8 @@ fn payloads_of(
     record: &FirehoseRecord<'_>,
     entry_bytes: usize,
     origin: Origin<'_>,
-    settings: &Settings,
-    limits: &Limits,
+    options: &ProcessOptions,
+    limits: &FirehoseLimits,
 ) -> Result<Vec<Vec<u8>>, String> {
     let raw = decode_base64(&record.data).map_err(|e| e.to_string())?;
     // A record whose output fits half a response passes that on to each of its parts; only
@@ -201,8 +201,8 @@ fn payloads_of(
     if !measure_output && raw.starts_with(&GZIP_MAGIC) && raw.len() <= limits.max_record_bytes {
         return Ok(vec![raw]);
     }
-    let json = decompress(raw, settings.limits.max_payload_bytes).map_err(|e| e.to_string())?;
-    let splitter = Splitter { measure_output, origin, settings, limits };
+    let json = decompress(raw, options.limits.max_payload_bytes).map_err(|e| e.to_string())?;
+    let splitter = Splitter { measure_output, origin, options, limits };
     let mut payloads = Vec::new();
     for message in serde_json::Deserializer::from_slice(&json).into_iter::<MessageFields>() {
         let message = message.map_err(|e| format!("cannot split the record's subscription message: {e}"))?;
@@ -222,8 +222,8 @@ fn log_events<'a>(message: &MessageFields<'a>) -> serde_json::Result<Vec<&'a Raw
 struct Splitter<'s> {
     measure_output: bool,
     origin: Origin<'s>,
-    settings: &'s Settings,
-    limits: &'s Limits,
+    options: &'s ProcessOptions,
+    limits: &'s FirehoseLimits,
 }
 
 impl Splitter<'_> {
@@ -255,8 +255,8 @@ impl Splitter<'_> {
 
     /// The size of the `Ok` response entry the next pass would make of `json`.
     fn entry_bytes(&self, json: &[u8]) -> Result<usize, String> {
-        let messages = parse_messages(json, self.settings.limits.max_events_per_record).map_err(|e| e.to_string())?;
-        let ndjson = process_messages(&messages, self.origin, self.settings).ndjson.len();
+        let messages = parse_messages(json, self.options.limits.max_events_per_record).map_err(|e| e.to_string())?;
+        let ndjson = process_messages(&messages, self.origin, self.options).ndjson.len();
         Ok(ndjson.div_ceil(3) * 4 + ENTRY_OVERHEAD_BYTES)
     }
 }
@@ -289,8 +289,8 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// Consecutive runs of `payloads` for one `PutRecordBatch` call each: at most
-/// [`Limits::max_batch_records`] records and [`Limits::max_batch_bytes`] bytes.
-pub fn batches(payloads: &[Vec<u8>], limits: &Limits) -> Vec<Range<usize>> {
+/// [`FirehoseLimits::max_batch_records`] records and [`FirehoseLimits::max_batch_bytes`] bytes.
+pub fn batches(payloads: &[Vec<u8>], limits: &FirehoseLimits) -> Vec<Range<usize>> {
     let mut batches = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (i, payload) in payloads.iter().enumerate() {
@@ -394,7 +394,7 @@ mod tests {
         let event: IncomingEvent = serde_json::from_str(&text).unwrap();
         let records = event.records.unwrap();
         let mut entries = vec![ok_entry(&records[0], 100)];
-        let plan = plan(&records, &mut entries, Origin::default(), &Settings::default(), &Limits::default()).unwrap();
+        let plan = plan(&records, &mut entries, Origin::default(), &ProcessOptions::default(), &FirehoseLimits::default()).unwrap();
         assert!(plan.is_empty());
         assert_eq!(entries[0].result, FirehoseResult::Ok);
     }
@@ -408,8 +408,8 @@ mod tests {
         // Entries of ~1,000 bytes each in a 3,000-byte response: the first two fit, and the
         // small fifth one fits in what is left after the big fourth.
         let mut entries: Vec<_> = records.iter().enumerate().map(|(i, r)| ok_entry(r, if i == 4 { 30 } else { 700 })).collect();
-        let limits = Limits { max_response_bytes: 3_000, ..Limits::default() };
-        let plan = plan(&records, &mut entries, Origin::default(), &Settings::default(), &limits).unwrap();
+        let limits = FirehoseLimits { max_response_bytes: 3_000, ..FirehoseLimits::default() };
+        let plan = plan(&records, &mut entries, Origin::default(), &ProcessOptions::default(), &limits).unwrap();
         assert_eq!(plan.reingested, [2, 3]);
         assert!(plan.failed.is_empty());
         let results: Vec<_> = entries.iter().map(|e| e.result).collect();
@@ -429,8 +429,8 @@ mod tests {
         let event: IncomingEvent = serde_json::from_str(&text).unwrap();
         let records = event.records.unwrap();
         let mut entries = vec![ok_entry(&records[0], 5_000)];
-        let limits = Limits { max_response_bytes: 1_000, max_record_bytes: 2_500, ..Limits::default() };
-        let plan = plan(&records, &mut entries, Origin::default(), &Settings::default(), &limits).unwrap();
+        let limits = FirehoseLimits { max_response_bytes: 1_000, max_record_bytes: 2_500, ..FirehoseLimits::default() };
+        let plan = plan(&records, &mut entries, Origin::default(), &ProcessOptions::default(), &limits).unwrap();
         assert_eq!(plan.reingested, [0]);
         assert!(plan.payloads.len() > 2, "split into several pieces: {}", plan.payloads.len());
         assert!(plan.payloads.iter().all(|p| p.starts_with(&GZIP_MAGIC) && p.len() <= limits.max_record_bytes));
@@ -450,19 +450,19 @@ mod tests {
         let text = event_json(&[data]);
         let event: IncomingEvent = serde_json::from_str(&text).unwrap();
         let records = event.records.unwrap();
-        let settings = Settings::default();
+        let options = ProcessOptions::default();
         let json = decompress(STANDARD.decode(records[0].data.as_bytes()).unwrap(), 1 << 30).unwrap();
-        let ndjson = process_messages(&parse_messages(&json, usize::MAX).unwrap(), Origin::default(), &settings).ndjson.len();
+        let ndjson = process_messages(&parse_messages(&json, usize::MAX).unwrap(), Origin::default(), &options).ndjson.len();
         let mut entries = vec![ok_entry(&records[0], ndjson)];
         // The gzip fits a record easily, but the output is three times what one piece may
         // become: halves are still too big, quarters fit.
         let per_piece = (ndjson / 3).div_ceil(3) * 4 + ENTRY_OVERHEAD_BYTES;
-        let limits = Limits { max_response_bytes: 2 * per_piece, max_piece_entry_bytes: per_piece, ..Limits::default() };
-        let plan = plan(&records, &mut entries, Origin::default(), &settings, &limits).unwrap();
+        let limits = FirehoseLimits { max_response_bytes: 2 * per_piece, max_piece_entry_bytes: per_piece, ..FirehoseLimits::default() };
+        let plan = plan(&records, &mut entries, Origin::default(), &options, &limits).unwrap();
         assert!(plan.payloads.len() >= 4, "{} pieces", plan.payloads.len());
         for piece in &plan.payloads {
             let json = decompress(piece.clone(), 1 << 30).unwrap();
-            let out = process_messages(&parse_messages(&json, usize::MAX).unwrap(), Origin::default(), &settings).ndjson.len();
+            let out = process_messages(&parse_messages(&json, usize::MAX).unwrap(), Origin::default(), &options).ndjson.len();
             assert!(out.div_ceil(3) * 4 + ENTRY_OVERHEAD_BYTES <= per_piece, "each piece's output fits");
         }
         assert_eq!(ids_in(&plan.payloads).len(), 24);
@@ -475,8 +475,8 @@ mod tests {
         let event: IncomingEvent = serde_json::from_str(&text).unwrap();
         let records = event.records.unwrap();
         let mut entries = vec![ok_entry(&records[0], 200), ok_entry(&records[1], 40_000)];
-        let limits = Limits { max_response_bytes: 30_000, max_record_bytes: 1_500, ..Limits::default() };
-        let plan = plan(&records, &mut entries, Origin::default(), &Settings::default(), &limits).unwrap();
+        let limits = FirehoseLimits { max_response_bytes: 30_000, max_record_bytes: 1_500, ..FirehoseLimits::default() };
+        let plan = plan(&records, &mut entries, Origin::default(), &ProcessOptions::default(), &limits).unwrap();
         assert_eq!(plan.failed.len(), 1);
         let (index, reason) = &plan.failed[0];
         assert_eq!(*index, 1);
@@ -497,8 +497,8 @@ mod tests {
         let records = event.records.unwrap();
         let mut entries = vec![ok_entry(&records[0], 600), ok_entry(&records[1], 20_000)];
         let failed_entry = entry_size(&RecordFate::Failed(String::new()).into_response(&records[1]));
-        let limits = Limits { max_response_bytes: failed_entry + 300, max_record_bytes: 1_500, ..Limits::default() };
-        let plan = plan(&records, &mut entries, Origin::default(), &Settings::default(), &limits).unwrap();
+        let limits = FirehoseLimits { max_response_bytes: failed_entry + 300, max_record_bytes: 1_500, ..FirehoseLimits::default() };
+        let plan = plan(&records, &mut entries, Origin::default(), &ProcessOptions::default(), &limits).unwrap();
         assert_eq!(plan.failed.iter().map(|f| f.0).collect::<Vec<_>>(), [1]);
         assert_eq!(plan.reingested, [0]);
         assert!(response_size(&entries) <= limits.max_response_bytes);
@@ -511,15 +511,15 @@ mod tests {
         let event: IncomingEvent = serde_json::from_str(&text).unwrap();
         let records = event.records.unwrap();
         let mut entries = vec![RecordFate::Failed("bad".into()).into_response(&records[0])];
-        let limits = Limits { max_response_bytes: 1_000, ..Limits::default() };
-        let err = plan(&records, &mut entries, Origin::default(), &Settings::default(), &limits).unwrap_err();
+        let limits = FirehoseLimits { max_response_bytes: 1_000, ..FirehoseLimits::default() };
+        let err = plan(&records, &mut entries, Origin::default(), &ProcessOptions::default(), &limits).unwrap_err();
         assert_eq!(err.limit, 1_000);
         assert!(err.bytes > 4_000);
     }
 
     #[test]
     fn batches_hold_at_most_500_records_and_4_mib() {
-        let limits = Limits::default();
+        let limits = FirehoseLimits::default();
         let small = vec![vec![0u8; 10]; 1_201];
         let runs = batches(&small, &limits);
         assert_eq!(runs, [0..500, 500..1000, 1000..1201]);

@@ -2,8 +2,8 @@
 //! the scripts in `scripts/bench-*.sh` and `scripts/compare-python.sh`.
 //!
 //! ```sh
-//! cargo run --release --example make-workload -- --size typical target/typical.json
-//! cargo run --release --example make-workload -- --size max target/max.json
+//! cargo run --release -p eks-audit-core --example make-workload -- --size typical target/typical.json
+//! cargo run --release -p eks-audit-core --example make-workload -- --size max target/max.json
 //! ```
 //!
 //! Sizes: `typical` (or `1mb`: 1 MiB of record data, Firehose's processor buffer), `max` (or

@@ -2,16 +2,18 @@
 //! (`benches/workload.rs`), from the whole handler down to the decode floor.
 //!
 //! ```sh
-//! CARGO_TARGET_DIR=... cargo bench --bench throughput             # typical (1 MiB) and max (6 MB)
-//! cargo bench --bench throughput -- handler decode                # a subset, by name
+//! cargo bench -p eks-audit-core --bench throughput          # typical (1 MiB) and max (6 MB)
+//! cargo bench -p eks-audit-core --bench throughput -- handler decode             # a subset, by name
 //! ```
 //!
 //! Every benchmark counts the same two things per iteration, so their rates compare directly:
 //! the bytes of **decompressed input** (the subscription messages inside the records) and the
 //! **log events** in them. divan prints them as MB/s and item/s.
 //!
-//! - `firehose_handler`: `Handler::handle` on the whole event, plus serializing its response to
-//!   JSON bytes as the Lambda runtime does.
+//! - `firehose_handler`: the whole Firehose event as the Lambda handler answers it (parse, every
+//!   record through the core, the response-size check), plus serializing the response to JSON
+//!   bytes as the Lambda runtime does. Only the handler's S3 and Firehose calls are left out:
+//!   this workload makes none.
 //! - `decode`: base64 and gunzip of every record: the floor the handler cannot beat.
 //! - `parse_filter`: subscription messages and audit events parsed, filter applied.
 //! - `pipeline`: parse, filter and normalize every payload to NDJSON, per output format.
@@ -19,7 +21,7 @@
 //! - `encode_base64`, `encode_response`, `encode_gzip_objects`: base64 of the records' NDJSON,
 //!   the response's JSON, and the gzip objects of direct mode.
 //!
-//! Formats are every `config::Format` variant, so a new one is benched without changes here.
+//! Formats are every [`Format::ALL`] variant, so a new one is benched without changes here.
 //! Under `cargo test --all-targets` each benchmark runs once on a small event.
 
 #[path = "workload.rs"]
@@ -30,20 +32,15 @@ use std::sync::OnceLock;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use clap::ValueEnum;
 use divan::counter::{BytesCount, ItemsCount};
 use divan::{Bencher, black_box};
-use eks_audit_forwarder::audit::AuditEvent;
-use eks_audit_forwarder::batch::objects;
-use eks_audit_forwarder::config::{Format, Settings};
-use eks_audit_forwarder::envelope::{DecodeBuffers, SubscriptionMessage, parse_messages};
-use eks_audit_forwarder::filter::is_audit_stream;
-use eks_audit_forwarder::handler::Handler;
-use eks_audit_forwarder::pipeline::{Origin, Outcome, process_messages};
-use eks_audit_forwarder::schema::time::event_time;
-use eks_audit_forwarder::schema::{self, EventContext, cluster_from_log_group};
-use eks_audit_forwarder::sink::ObjectStore;
-use eks_audit_forwarder::sink::local::LocalDir;
+use eks_audit_core::batch::reingest::{self, FirehoseLimits};
+use eks_audit_core::batch::{firehose, objects};
+use eks_audit_core::eks::{cluster_from_log_group, is_audit_stream};
+use eks_audit_core::envelope::models::{FirehoseResponse, IncomingEvent};
+use eks_audit_core::envelope::{DecodeBuffers, SubscriptionMessage, parse_messages};
+use eks_audit_core::schema::{self, time::event_time};
+use eks_audit_core::{AuditEvent, EventContext, Format, Origin, Outcome, ProcessOptions, process_messages};
 use workload::{Size, Workload};
 
 fn main() {
@@ -91,18 +88,28 @@ struct Case {
 
 impl fmt::Display for Case {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        let format = self.format.to_possible_value().map(|v| v.get_name().to_owned()).unwrap_or_default();
-        write!(f, "{}/{format}", self.size)
+        write!(f, "{}/{}", self.size, self.format.name())
     }
 }
 
 fn cases() -> Vec<Case> {
-    let formats = Format::value_variants();
+    let formats = Format::ALL;
     sizes().into_iter().flat_map(|size| formats.iter().map(move |&format| Case { size, format })).collect()
 }
 
-fn settings(format: Format) -> Settings {
-    Settings { format, out_dir: std::env::temp_dir().join("eks-audit-bench-out"), ..Settings::default() }
+fn settings(format: Format) -> ProcessOptions {
+    ProcessOptions { format, ..ProcessOptions::default() }
+}
+
+/// What the Lambda handler answers to a Firehose event that needs no re-ingestion.
+fn firehose_response(event: &str, options: &ProcessOptions) -> FirehoseResponse {
+    let incoming: IncomingEvent<'_> = serde_json::from_str(event).expect("the workload is a Firehose event");
+    let records = incoming.records.as_deref().expect("the workload has records");
+    let mut processed = firehose::process_records(records, Origin::default(), options, None);
+    let plan = reingest::plan(records, &mut processed.entries, Origin::default(), options, &FirehoseLimits::default())
+        .expect("the response fits");
+    assert!(plan.is_empty(), "the workload fits one response");
+    FirehoseResponse { records: processed.entries }
 }
 
 fn record_data(workload: &Workload) -> Vec<String> {
@@ -113,11 +120,8 @@ fn record_data(workload: &Workload) -> Vec<String> {
 fn firehose_handler(bencher: Bencher, size: &str) {
     let workload = workload(size);
     let settings = settings(Format::default());
-    let store = ObjectStore::Local(LocalDir::new(&settings.out_dir));
-    let handler = Handler::new(settings, store, None);
-    let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
     counted(bencher, workload).bench_local(|| {
-        let response = runtime.block_on(handler.handle(&workload.event)).expect("the workload is valid");
+        let response = firehose_response(&workload.event, &settings);
         serde_json::to_vec(&response).expect("responses serialize").len()
     });
 }
@@ -126,7 +130,7 @@ fn firehose_handler(bencher: Bencher, size: &str) {
 fn decode(bencher: Bencher, size: &str) {
     let workload = workload(size);
     let data = record_data(workload);
-    let limit = Settings::default().limits.max_payload_bytes;
+    let limit = eks_audit_core::InputLimits::default().max_payload_bytes;
     // The handler's own decoder, buffers kept across records as in one invocation.
     counted(bencher, workload).bench_local(|| {
         let mut buffers = DecodeBuffers::default();
@@ -178,7 +182,7 @@ struct Parsed {
 }
 
 /// Every kept event of `workload`, parsed once; leaked, as it lives as long as the process.
-fn kept_events(workload: &'static Workload, settings: &Settings) -> Vec<Parsed> {
+fn kept_events(workload: &'static Workload, settings: &ProcessOptions) -> Vec<Parsed> {
     let mut kept = Vec::new();
     for payload in &workload.payloads {
         let messages: &'static [SubscriptionMessage<'static>] =
@@ -247,10 +251,7 @@ fn encode_base64(bencher: Bencher, size: &str) {
 #[divan::bench(args = sizes())]
 fn encode_response(bencher: Bencher, size: &str) {
     let workload = workload(size);
-    let settings = settings(Format::default());
-    let handler = Handler::new(settings, ObjectStore::Local(LocalDir::new(std::env::temp_dir())), None);
-    let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
-    let response = runtime.block_on(handler.handle(&workload.event)).expect("the workload is valid");
+    let response = firehose_response(&workload.event, &settings(Format::default()));
     counted(bencher, workload).bench_local(|| serde_json::to_vec(black_box(&response)).expect("serializes").len());
 }
 

@@ -4,15 +4,18 @@
 //! agrees with the subscription filter it sits behind and catches what slips past it.
 
 use crate::audit::AuditEvent;
-use crate::config::{DEFAULT_EXCLUDE_URIS, parse_uri_patterns};
 use crate::tally::DropReason;
 
-/// Log streams of an EKS control-plane log group that carry audit events. The other streams of
-/// the same group (`kube-apiserver-`, `authenticator-`, `kube-scheduler-`, ...) do not.
-pub const AUDIT_STREAM_PREFIX: &str = "kube-apiserver-audit-";
+/// The filter pattern EKS audit subscriptions use in the field, as URI exclusions (SPEC §3).
+pub const DEFAULT_EXCLUDE_URIS: &str = "/version,/version?*,/metrics,/metrics?*,/logs,/logs?*,/swagger*,/livez*,/readyz*,/healthz*";
 
-pub fn is_audit_stream(log_stream: &str) -> bool {
-    log_stream.starts_with(AUDIT_STREAM_PREFIX)
+/// A comma list of URI patterns. `none` disables URI exclusion: the empty string cannot, since
+/// empty means unset.
+pub fn parse_uri_patterns(list: &str) -> Vec<UriPattern> {
+    if list.trim().eq_ignore_ascii_case("none") {
+        return Vec::new();
+    }
+    list.split(',').map(str::trim).filter(|p| !p.is_empty()).map(UriPattern::new).collect()
 }
 
 /// The CloudWatch Logs filter pattern EKS audit subscriptions use in the field (SPEC §3, on one
@@ -169,7 +172,7 @@ mod tests {
 
     #[test]
     fn the_templates_filter_pattern_default_is_the_subscription_pattern() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("template.yaml");
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
         let template = std::fs::read_to_string(&path).expect("template.yaml is readable");
         let parameter = template.split_once("\n  FilterPattern:\n").expect("a FilterPattern parameter").1;
         let default = parameter
@@ -180,12 +183,5 @@ mod tests {
         // A YAML single-quoted scalar: '' stands for '.
         let unquoted = default.strip_prefix('\'').and_then(|d| d.strip_suffix('\'')).expect("single-quoted");
         assert_eq!(unquoted.replace("''", "'"), DEFAULT_SUBSCRIPTION_PATTERN);
-    }
-
-    #[test]
-    fn only_kube_apiserver_audit_streams_are_audit() {
-        assert!(is_audit_stream("kube-apiserver-audit-0123456789abcdef"));
-        assert!(!is_audit_stream("kube-apiserver-0123456789abcdef"));
-        assert!(!is_audit_stream("authenticator-0123456789abcdef"));
     }
 }

@@ -18,8 +18,8 @@ use std::sync::OnceLock;
 
 use divan::counter::{BytesCount, ItemsCount};
 use divan::{Bencher, black_box};
-use eks_audit_forwarder::audit::AuditEvent;
-use eks_audit_forwarder::envelope::SubscriptionMessage;
+use eks_audit_core::AuditEvent;
+use eks_audit_core::envelope::SubscriptionMessage;
 use workload::{Size, Workload};
 
 fn main() {
