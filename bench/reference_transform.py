@@ -5,7 +5,7 @@ connector's Python Lambda does it: the baseline `scripts/compare-python.sh` time
 Per Firehose record: base64-decode, gunzip, `json.loads` the CloudWatch Logs subscription message,
 drop control messages and non-audit streams, `json.loads` each audit event, apply the default
 filter (stage ResponseComplete, the field's excluded URIs with CloudWatch `*` wildcards), build the
-flat columns (Sentinel's AWSEKSLogs_CL plus the extended ones, SPEC §4) as a dict, `json.dumps`
+flat columns (Sentinel's AWSEKSLogs_CL plus the extended ones, contract §4) as a dict, `json.dumps`
 each row into NDJSON, base64 the result. Standard library only, written plainly, as such a Lambda
 is: no tricks in either direction.
 

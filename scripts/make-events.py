@@ -58,7 +58,7 @@ The files and where each event comes from (paths relative to the corpus)
         ``system:apiserver`` (REAL EKS event, ``k8s.io/deprecated`` annotations)
         - aws-eks-best-practices/upgrades-deprecated-api-watch.json -> kept. It ENDS in the
         second hour (stageTimestamp and CloudWatch timestamp 10:00:00.85) but STARTED at
-        09:50:41 - its TimeGenerated (requestReceivedTimestamp, SPEC section 4) and hence its
+        09:50:41 - its TimeGenerated (requestReceivedTimestamp, contract §4) and hence its
         direct-mode S3 hour (section 6) is hour=09.
      f. ``get services/kubernetes`` by ``system:apiserver`` (RequestResponse) at 10:00:01
         - openshift-cluster-logging-operator/test__functional__filters__apiaudit__vrl__testdata__audit_in.log
@@ -112,8 +112,8 @@ DATA_MESSAGE, 5 valid audit events spanning 13:59 to 14:00:
      ``get pod``) followed by ``[Truncated...]``, the way CloudWatch marks an event cut at its
      256 KB limit (the real cut would be at ~256 KB; a short prefix keeps the sample small)
      -> quarantine
-  With a bucket: one object for event 1 plus 2 quarantined messages. Without one: the
-  invocation fails (SPEC section 6).
+  One object for event 1 plus one quarantine object with the 2 messages, in the bucket or,
+  without one, in the local output directory (contract §6.2).
 
 ``events/firehose-malformed.json`` - Firehose event, 5 records:
 
@@ -129,7 +129,7 @@ DATA_MESSAGE, 5 valid audit events spanning 13:59 to 14:00:
   Every ProcessingFailed record must come back with its original ``data``.
 
 Before writing, the script classifies every record with a small reference implementation of
-SPEC sections 2-3 (default stages and excluded URIs, audit streams only) and asserts that the
+contract §2–§3 (default stages and excluded URIs, audit streams only) and asserts that the
 outcomes match the ones documented above and in events/README.md.
 
 Corpus licences: falco, openshift/cluster-logging-operator: Apache-2.0;
@@ -545,7 +545,7 @@ def authenticator_lines(t: dt.datetime) -> list[tuple[str, int]]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Reference classification (SPEC sections 2-3, default configuration)
+# Reference classification (contract §2–§3, default configuration)
 # ---------------------------------------------------------------------------------------------
 
 KEPT_STAGES = {"ResponseComplete"}
@@ -605,7 +605,7 @@ def record_outcome(data: str) -> tuple[str, list[str]]:
 
 
 def s3_hours(message: dict) -> dict[str, list[int]]:
-    """Direct mode: kept events grouped by the hour of TimeGenerated (SPEC 4, 6)."""
+    """Direct mode: kept events grouped by the hour of TimeGenerated (contract §4, §6)."""
     hours: dict[str, list[int]] = {}
     for i, e in enumerate(message["logEvents"]):
         if event_outcome(e["message"]) != "kept":

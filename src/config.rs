@@ -2,7 +2,7 @@
 //!
 //! One `clap` definition serves both: the CLI reads flags with the environment as fallback, and
 //! the Lambda parses an empty command line so that only the environment applies. A variable set
-//! to the empty string counts as unset (SPEC §7).
+//! to the empty string counts as unset (contract §7).
 
 use std::path::PathBuf;
 
@@ -14,7 +14,7 @@ use eks_audit_core::{Filter, Format, InputLimits, ProcessOptions, Redaction, Sta
 /// What the objects the function writes itself (direct mode) hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum Output {
-    /// gzip NDJSON under `<prefix>/cluster=…/dt=…/hour=…/` (SPEC §6).
+    /// gzip NDJSON under `<prefix>/cluster=…/dt=…/hour=…/` (contract §6).
     #[default]
     Ndjson,
     /// Amazon Security Lake custom-source objects: OCSF as zstd Parquet, one per log stream and

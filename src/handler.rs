@@ -129,7 +129,7 @@ impl Handler {
     }
 
     /// Every record processed, then, when the response would be too large, the records that do
-    /// not fit re-ingested (SPEC §2) before answering.
+    /// not fit re-ingested (contract §2) before answering.
     async fn firehose(
         &self,
         records: &[FirehoseRecord<'_>],

@@ -1,4 +1,4 @@
-//! SPEC §7: the `eks-audit` commands as operators and scripts call them.
+//! contract §7: the `eks-audit` commands as operators and scripts call them.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! SPEC §6: direct (`awslogs`) invocations write gzip NDJSON objects under deterministic keys,
+//! contract §6: direct (`awslogs`) invocations write gzip NDJSON objects under deterministic keys,
 //! and quarantine what is not an audit event. A local directory stands in for S3 here.
 
 mod common;

@@ -1,4 +1,4 @@
-//! SPEC §2, the Firehose response contract, rule by rule.
+//! contract §2, the Firehose response contract, rule by rule.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! SPEC §4: every flat column, from real corpus events. Expected values are read off the
+//! contract §4: every flat column, from real corpus events. Expected values are read off the
 //! events by hand; the comments say where each comes from.
 
 mod common;

@@ -1,8 +1,8 @@
 //! The catalogue of broken and hostile input: one table, each row a named bad input and the
 //! outcome a user gets, checked end to end through the handler.
 //!
-//! The rule behind every row (SPEC §2, §6): each record ends as kept, dropped for a stated
-//! reason, or failed/quarantined with its original bytes. Where the SPEC does not name a case,
+//! The rule behind every row (contract §2, §6): each record ends as kept, dropped for a stated
+//! reason, or failed/quarantined with its original bytes. Where the contract does not name a case,
 //! the comment on the row says why the outcome is the one an operator would expect.
 
 mod common;
@@ -101,7 +101,7 @@ fn catalogue() -> Vec<Case> {
     let one = gzipped(&message(1));
     vec![
         // ---- Record data (Firehose): what cannot be read fails whole, with its original data.
-        // SPEC §2: undecodable → ProcessingFailed. Base64 of nothing is nothing to decode.
+        // contract §2: undecodable → ProcessingFailed. Base64 of nothing is nothing to decode.
         Case { name: "empty data", input: Record(String::new()), expect: Failed("data is empty") },
         Case { name: "not base64", input: Record("not*base64!".into()), expect: Failed("not valid base64") },
         Case { name: "base64 of garbage bytes", input: Record(b64(&[0x00, 0x9f, 0x13, 0xfe, 0x42, 0x07])),
@@ -148,7 +148,7 @@ fn catalogue() -> Vec<Case> {
         // it is half-delivered.
         Case { name: "trailing garbage after a message", input: Record(b64(&gzip(format!("{} trailing", message(1)).as_bytes()))),
                expect: Failed("not a CloudWatch Logs subscription message") },
-        // SPEC §2: CONTROL_MESSAGE → Dropped, whatever events it carries.
+        // contract §2: CONTROL_MESSAGE → Dropped, whatever events it carries.
         Case { name: "CONTROL_MESSAGE with events", input: Record(b64(&gzipped(&json!({
                    "messageType": "CONTROL_MESSAGE", "owner": "CloudwatchLogs", "logGroup": "", "logStream": "",
                    "logEvents": [{"id": "", "timestamp": 1, "message": "CWL CONTROL MESSAGE"}, {"id": "2", "timestamp": 2, "message": event().to_string()}]})))),
@@ -156,7 +156,7 @@ fn catalogue() -> Vec<Case> {
         // "All events filtered out" holds vacuously for none.
         Case { name: "DATA_MESSAGE without events", input: Record(b64(&gzipped(&data_message(GROUP, STREAM, &[])))),
                expect: Dropped },
-        // SPEC §3: other control-plane streams are dropped and counted, even when not JSON.
+        // contract §3: other control-plane streams are dropped and counted, even when not JSON.
         Case { name: "authenticator stream", input: Record(b64(&gzipped(&data_message(GROUP, "authenticator-0123", &["not json {"])))),
                expect: Dropped },
         // Firehose sends standard, padded base64 on one line. Other spellings mean the record
@@ -185,10 +185,10 @@ fn catalogue() -> Vec<Case> {
         Case { name: "neither records nor awslogs", input: Event(r#"{"Records":[]}"#.into()), expect: InvocationFails("unsupported event") },
         Case { name: "awslogs data not base64", input: Event(r#"{"awslogs":{"data":"%%%"}}"#.into()), expect: InvocationFails("not valid base64") },
         // ---- Audit events (direct mode): each event is kept, dropped or quarantined alone.
-        // SPEC §6: CloudWatch's cut-off lines are quarantined verbatim.
+        // contract §6: CloudWatch's cut-off lines are quarantined verbatim.
         Case { name: "[Truncated...] line", input: Message(format!("{}[Truncated...]", &event().to_string()[..300])),
                expect: Quarantined("[Truncated...]") },
-        // SPEC §3: only the kept stages pass; an event without a stage is in no list.
+        // contract §3: only the kept stages pass; an event without a stage is in no list.
         Case { name: "stage missing", input: Message(event_with(|e| { e.remove("stage"); })), expect: DroppedFor(DropReason::Stage) },
         // As in CloudWatch filter patterns, `!=` conditions do not exclude a missing field.
         Case { name: "requestURI missing", input: Message(event_with(|e| { e.remove("requestURI"); })),

@@ -1,4 +1,4 @@
-//! `--format ocsf` (SPEC §5): every event the forwarder writes validates against the OCSF 1.1.0
+//! `--format ocsf` (contract §5): every event the forwarder writes validates against the OCSF 1.1.0
 //! API Activity schema (cloud + datetime profiles), and the values users query are the ones
 //! worked out by hand from the input events.
 

@@ -27,7 +27,7 @@ fn reference_matches(pattern: &[char], text: &[char]) -> bool {
     }
 }
 
-/// What the default filter (SPEC §3) does with an event, by the reference matcher.
+/// What the default filter (contract §3) does with an event, by the reference matcher.
 fn reference_decision(event: &Value) -> Option<DropReason> {
     if event.get("stage").and_then(Value::as_str) != Some("ResponseComplete") {
         return Some(DropReason::Stage);

@@ -5,7 +5,7 @@
 //! and, now and then, on arbitrary event text. With `with_bucket`, quarantined events become
 //! objects (as when the Lambda has a bucket) instead of failing their records.
 //!
-//! Holds the accounting invariant of SPEC §2: as many response records as input records, with
+//! Holds the accounting invariant of contract §2: as many response records as input records, with
 //! the same ids in the same order; `ProcessingFailed` data is the input data byte for byte;
 //! `Dropped` data is empty; `Ok` data is base64 of NDJSON whose every line ends in `\n` and is a
 //! JSON object, and `Ok` records carry the cluster and account partition keys.

@@ -1,4 +1,4 @@
-//! Re-ingestion into the delivery stream with `aws-sdk-firehose` `PutRecordBatch` (SPEC §2).
+//! Re-ingestion into the delivery stream with `aws-sdk-firehose` `PutRecordBatch` (contract §2).
 //! What to send is decided by [`eks_audit_core::batch::reingest`]; this sends it and retries.
 //!
 //! `PutRecordBatch` can succeed as a call while failing some records (`FailedPutCount`, an

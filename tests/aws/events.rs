@@ -22,7 +22,7 @@ pub fn awslogs_message(event: &str) -> Value {
     serde_json::from_slice(&json).unwrap()
 }
 
-/// The object keys SPEC §6 promises for a direct-mode message under the default filter,
+/// The object keys contract §6 promises for a direct-mode message under the default filter,
 /// worked out from the message itself: cluster from the log group, date and hour from each
 /// kept event's `requestReceivedTimestamp`, one object per hour named by its first event id.
 /// Maps each key to the ids of its events, in order.

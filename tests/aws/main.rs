@@ -2,11 +2,11 @@
 //! binary and shared by every test (each uses its own buckets, queues and streams), so the
 //! whole suite pays moto's start-up once. Needs `scripts/setup-tools.sh` (moto in `.venv/`).
 //!
-//! - [`s3_objects`]: SPEC §6 objects, headers, encryption, idempotency, quarantine.
+//! - [`s3_objects`]: contract §6 objects, headers, encryption, idempotency, quarantine.
 //! - [`notifications`]: S3 `ObjectCreated` notifications on SQS.
 //! - [`collect`]: `eks-audit collect`, happy path and failures (dead-letter queue).
 //! - [`subscribe`]: `eks-audit subscribe` on CloudWatch Logs log groups, and `--check`.
-//! - [`reingest`]: SPEC §2 re-ingestion through Firehose `PutRecordBatch`, with failures
+//! - [`reingest`]: contract §2 re-ingestion through Firehose `PutRecordBatch`, with failures
 //!   injected by [`proxy`].
 
 #[path = "../common/mod.rs"]

@@ -1,4 +1,4 @@
-//! SPEC §2 re-ingestion against moto's Firehose: what does not fit the response goes back into
+//! contract §2 re-ingestion against moto's Firehose: what does not fit the response goes back into
 //! the delivery stream, and every event arrives exactly once, through the response or through
 //! the stream. Failures come from the proxy, since moto always accepts.
 

@@ -1,4 +1,4 @@
-//! SPEC §6 against S3 (moto): object keys, headers, encryption, bodies, idempotent retries,
+//! contract §6 against S3 (moto): object keys, headers, encryption, bodies, idempotent retries,
 //! quarantine in both modes, and a missing bucket.
 
 use aws_sdk_s3::types::ServerSideEncryption;

@@ -116,7 +116,7 @@ async fn named_clusters_get_the_filter_once_and_a_rerun_changes_nothing() {
         [format!("{a}: created filter {FILTER} -> {stream}"), format!("{b}: created filter {FILTER} -> {stream}")]
     );
     for cluster in [&a, &b] {
-        assert_eq!(filters(&logs, cluster).await, [ours(&stream)], "the SPEC §3 pattern, the role, our name");
+        assert_eq!(filters(&logs, cluster).await, [ours(&stream)], "the contract §3 pattern, the role, our name");
     }
 
     let again = run(&args);

@@ -1,4 +1,4 @@
-//! Which audit events are kept (SPEC §3).
+//! Which audit events are kept (contract §3).
 //!
 //! The defaults equal the filter pattern EKS audit subscriptions use in the field, so the Lambda
 //! agrees with the subscription filter it sits behind and catches what slips past it.
@@ -6,7 +6,7 @@
 use crate::audit::AuditEvent;
 use crate::tally::DropReason;
 
-/// The filter pattern EKS audit subscriptions use in the field, as URI exclusions (SPEC §3).
+/// The filter pattern EKS audit subscriptions use in the field, as URI exclusions (contract §3).
 pub const DEFAULT_EXCLUDE_URIS: &str = "/version,/version?*,/metrics,/metrics?*,/logs,/logs?*,/swagger*,/livez*,/readyz*,/healthz*";
 
 /// A comma list of URI patterns. `none` disables URI exclusion: the empty string cannot, since
@@ -18,7 +18,7 @@ pub fn parse_uri_patterns(list: &str) -> Vec<UriPattern> {
     list.split(',').map(str::trim).filter(|p| !p.is_empty()).map(UriPattern::new).collect()
 }
 
-/// The CloudWatch Logs filter pattern EKS audit subscriptions use in the field (SPEC §3, on one
+/// The CloudWatch Logs filter pattern EKS audit subscriptions use in the field (contract §3, on one
 /// line): the default [`Filter`] (`ResponseComplete`, [`DEFAULT_EXCLUDE_URIS`]) applied by
 /// CloudWatch before anything leaves it. `template.yaml`'s `FilterPattern` default and
 /// `eks-audit subscribe --filter-pattern` default are this string.

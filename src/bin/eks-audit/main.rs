@@ -113,7 +113,7 @@ struct SubscribeArgs {
     /// Name of the subscription filter; a filter of this name is ours to update.
     #[arg(long, default_value = DEFAULT_FILTER_NAME)]
     filter_name: String,
-    /// CloudWatch Logs filter pattern; empty = every event. The default is SPEC section 3's, as
+    /// CloudWatch Logs filter pattern; empty = every event. The default is contract §3's, as
     /// in template.yaml.
     #[arg(long, default_value = DEFAULT_SUBSCRIPTION_PATTERN)]
     filter_pattern: String,

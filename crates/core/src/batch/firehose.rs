@@ -1,4 +1,4 @@
-//! The Firehose response contract (SPEC §2): one response record per input record, in order,
+//! The Firehose response contract (contract §2): one response record per input record, in order,
 //! `Ok` with base64 NDJSON, `Dropped`, or `ProcessingFailed` with the original data.
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,4 +1,4 @@
-//! S3 objects (SPEC §6): gzip NDJSON under keys that are a pure function of the input, so a
+//! S3 objects (contract §6): gzip NDJSON under keys that are a pure function of the input, so a
 //! retried invocation overwrites its own objects instead of duplicating data.
 
 use std::io::Write;

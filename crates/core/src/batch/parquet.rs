@@ -9,7 +9,7 @@
 //!
 //! One object per log stream, account and day, named `<logStream>-<first event id>.parquet`
 //! after the CloudWatch id of the first event group it holds, so that, as for NDJSON objects
-//! (SPEC §6), the key is a pure function of the input and a retried invocation overwrites its
+//! (contract §6), the key is a pure function of the input and a retried invocation overwrites its
 //! own objects instead of duplicating them.
 //!
 //! The OCSF JSON lines the pipeline wrote are decoded into Arrow with the fixed schema, so

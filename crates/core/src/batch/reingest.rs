@@ -1,4 +1,4 @@
-//! Firehose re-ingestion, the pure part (SPEC §2): which records leave an oversized response,
+//! Firehose re-ingestion, the pure part (contract §2): which records leave an oversized response,
 //! and the `PutRecordBatch` records and batches that carry them back into the delivery stream.
 //! The call itself is [`crate::sink::firehose`].
 //!
@@ -33,7 +33,7 @@ use crate::pipeline::{Origin, process_messages};
 /// The bounds re-ingestion works within; [`FirehoseLimits::default`] is what AWS enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FirehoseLimits {
-    /// Largest response the Lambda returns (SPEC §2; Lambda's own cap is 6 MiB).
+    /// Largest response the Lambda returns (contract §2; Lambda's own cap is 6 MiB).
     pub max_response_bytes: usize,
     /// Largest record `PutRecordBatch` accepts, before base64 (1,000 KiB).
     pub max_record_bytes: usize,

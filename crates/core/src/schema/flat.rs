@@ -1,4 +1,4 @@
-//! The flat schema (SPEC §4): Microsoft Sentinel's `AWSEKSLogs_CL` columns, filled, then
+//! The flat schema (contract §4): Microsoft Sentinel's `AWSEKSLogs_CL` columns, filled, then
 //! extended columns. A field missing from the event is `null` (an empty list for lists).
 
 use time::OffsetDateTime;

@@ -1,5 +1,5 @@
-//! Output schemas: one normalized JSON line per kept audit event, flat (SPEC §4) or OCSF
-//! (SPEC §5).
+//! Output schemas: one normalized JSON line per kept audit event, flat (contract §4) or OCSF
+//! (contract §5).
 
 pub mod flat;
 pub mod json;
@@ -14,11 +14,11 @@ use crate::audit::AuditEvent;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Format {
-    /// Microsoft Sentinel's `AWSEKSLogs_CL` columns plus extended columns (SPEC §4).
+    /// Microsoft Sentinel's `AWSEKSLogs_CL` columns plus extended columns (contract §4).
     #[default]
     Flat,
     /// OCSF 1.1.0 API Activity (6003) with the cloud and datetime profiles, as Amazon Security
-    /// Lake's EKS source emits it, with its mapping errors fixed (SPEC §5).
+    /// Lake's EKS source emits it, with its mapping errors fixed (contract §5).
     Ocsf,
 }
 

@@ -7,7 +7,7 @@ use time::{OffsetDateTime, UtcOffset};
 use crate::audit::AuditEvent;
 
 /// `requestReceivedTimestamp`, else `stageTimestamp`, else the legacy v1alpha1 `timestamp`,
-/// else the CloudWatch event timestamp (SPEC §4); `None` when none of them is a valid time.
+/// else the CloudWatch event timestamp (contract §4); `None` when none of them is a valid time.
 pub fn event_time(event: &AuditEvent<'_>, cloudwatch_ms: Option<i64>) -> Option<OffsetDateTime> {
     [&event.request_received_timestamp, &event.stage_timestamp, &event.timestamp]
         .into_iter()

@@ -3,7 +3,7 @@
 //!
 //! The public ocsf/examples mapping gets these wrong (its verb table misses `list`, `deletecollection`
 //! and every verb outside it; it has no status at all), so they are spelled out here once, as
-//! SPEC §5 states them.
+//! contract §5 states them.
 
 /// `class_uid` of API Activity.
 pub const CLASS_UID: i64 = 6003;

@@ -1,4 +1,4 @@
-//! The OCSF schema (SPEC §5): one OCSF 1.1.0 API Activity (`class_uid` 6003) event per audit
+//! The OCSF schema (contract §5): one OCSF 1.1.0 API Activity (`class_uid` 6003) event per audit
 //! event, with the `cloud` and `datetime` profiles, as Amazon Security Lake's own EKS source
 //! emits it, with the public mapping's errors fixed.
 //!
