@@ -130,13 +130,19 @@ impl SettingsArgs {
         let matches = <EnvOnly as clap::CommandFactory>::command()
             .no_binary_name(true)
             .try_get_matches_from(std::iter::empty::<String>())?;
-        Ok(EnvOnly::from_arg_matches(&matches)?.settings.into_settings())
+        Ok(EnvOnly::from_arg_matches(&matches)?
+            .settings
+            .into_settings())
     }
 
     pub fn into_settings(self) -> Settings {
         // Security Lake stores OCSF only.
         #[cfg(feature = "security-lake")]
-        let format = if self.output == Output::Parquet { Format::Ocsf } else { self.format };
+        let format = if self.output == Output::Parquet {
+            Format::Ocsf
+        } else {
+            self.format
+        };
         #[cfg(not(feature = "security-lake"))]
         let format = self.format;
         Settings {
@@ -160,8 +166,10 @@ impl SettingsArgs {
             sse_kms_key_id: non_empty(self.sse_kms_key_id),
             out_dir: self.out_dir,
             output: self.output,
-            source_name: non_empty(Some(self.source_name))
-                .map_or_else(|| DEFAULT_SOURCE_NAME.to_owned(), |name| name.trim_matches('/').to_owned()),
+            source_name: non_empty(Some(self.source_name)).map_or_else(
+                || DEFAULT_SOURCE_NAME.to_owned(),
+                |name| name.trim_matches('/').to_owned(),
+            ),
         }
     }
 }
@@ -186,7 +194,9 @@ fn non_empty(value: Option<String>) -> Option<String> {
 
 /// The function's region as the Lambda runtime (and the AWS CLI convention) sets it.
 pub fn region_from_env() -> Option<String> {
-    ["AWS_REGION", "AWS_DEFAULT_REGION"].iter().find_map(|name| non_empty(std::env::var(name).ok()))
+    ["AWS_REGION", "AWS_DEFAULT_REGION"]
+        .iter()
+        .find_map(|name| non_empty(std::env::var(name).ok()))
 }
 
 #[cfg(all(test, feature = "security-lake"))]
@@ -203,9 +213,23 @@ mod tests {
 
     #[test]
     fn parquet_output_writes_ocsf_under_the_trimmed_source_name() {
-        let args = ["eks-audit", "--output", "parquet", "--format", "flat", "--source-name", "/eks-audit/1.0/"];
-        let settings = Cli::try_parse_from(args).expect("valid flags").settings.into_settings();
-        assert_eq!((settings.output, settings.process.format), (Output::Parquet, Format::Ocsf));
+        let args = [
+            "eks-audit",
+            "--output",
+            "parquet",
+            "--format",
+            "flat",
+            "--source-name",
+            "/eks-audit/1.0/",
+        ];
+        let settings = Cli::try_parse_from(args)
+            .expect("valid flags")
+            .settings
+            .into_settings();
+        assert_eq!(
+            (settings.output, settings.process.format),
+            (Output::Parquet, Format::Ocsf)
+        );
         assert_eq!(settings.source_name, "eks-audit/1.0");
     }
 }

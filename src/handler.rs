@@ -66,7 +66,9 @@ pub enum HandlerError {
     Store(#[from] SinkError),
     #[error(transparent)]
     ResponseTooLarge(#[from] ResponseTooLarge),
-    #[error("records must be re-ingested, but the event has no deliveryStreamArn naming the delivery stream")]
+    #[error(
+        "records must be re-ingested, but the event has no deliveryStreamArn naming the delivery stream"
+    )]
     NoDeliveryStream,
     #[error(transparent)]
     Reingest(#[from] ReingestError),
@@ -99,7 +101,9 @@ impl Handler {
 
     /// Handles one Lambda event given as JSON text.
     pub async fn handle(&self, event: &str) -> Result<Response, HandlerError> {
-        self.invoke(event).await.map(|invocation| invocation.response)
+        self.invoke(event)
+            .await
+            .map(|invocation| invocation.response)
     }
 
     /// Handles one Lambda event given as JSON text, with the account of what happened.
@@ -110,11 +114,15 @@ impl Handler {
         let (response, tally) = match (&incoming.records, &incoming.awslogs) {
             (Some(records), _) => {
                 if self.settings.output != Output::Ndjson {
-                    tracing::warn!("EKS_AUDIT_OUTPUT applies to direct mode; Firehose records stay NDJSON");
+                    tracing::warn!(
+                        "EKS_AUDIT_OUTPUT applies to direct mode; Firehose records stay NDJSON"
+                    );
                 }
                 let region = firehose_region(&incoming).or(self.default_region.as_deref());
                 let stream_arn = incoming.delivery_stream_arn.as_deref();
-                let (response, tally) = self.firehose(records, stream_arn, Origin { region }, &mut clusters).await?;
+                let (response, tally) = self
+                    .firehose(records, stream_arn, Origin { region }, &mut clusters)
+                    .await?;
                 (Response::Firehose(response), tally)
             }
             (None, Some(awslogs)) => {
@@ -125,7 +133,11 @@ impl Handler {
             (None, None) => return Err(HandlerError::Unsupported),
         };
         log_summary(&tally);
-        Ok(Invocation { response, tally, clusters })
+        Ok(Invocation {
+            response,
+            tally,
+            clusters,
+        })
     }
 
     /// Every record processed, then, when the response would be too large, the records that do
@@ -137,8 +149,12 @@ impl Handler {
         origin: Origin<'_>,
         clusters: &mut BTreeSet<String>,
     ) -> Result<(FirehoseResponse, Tally), HandlerError> {
-        let quarantine_prefix = self.store.is_bucket().then_some(self.settings.prefix.as_str());
-        let mut processed = firehose::process_records(records, origin, &self.settings.process, quarantine_prefix);
+        let quarantine_prefix = self
+            .store
+            .is_bucket()
+            .then_some(self.settings.prefix.as_str());
+        let mut processed =
+            firehose::process_records(records, origin, &self.settings.process, quarantine_prefix);
         for (index, reason) in &processed.failures {
             let record_id = &records[*index].record_id;
             tracing::warn!(%record_id, %reason, "record failed; returned to Firehose untouched");
@@ -159,7 +175,9 @@ impl Handler {
             tracing::warn!(%record_id, %reason, "record does not fit a response and cannot be split; returned to Firehose untouched");
         }
         if !plan.payloads.is_empty() {
-            let stream = stream_arn.and_then(DeliveryStream::from_arn).ok_or(HandlerError::NoDeliveryStream)?;
+            let stream = stream_arn
+                .and_then(DeliveryStream::from_arn)
+                .ok_or(HandlerError::NoDeliveryStream)?;
             let done = self.reingester.put(stream, &plan.payloads).await?;
             tracing::info!(
                 stream = stream.name,
@@ -171,11 +189,22 @@ impl Handler {
             );
         }
         let tally = processed.tally(&plan);
-        Ok((FirehoseResponse { records: processed.entries }, tally))
+        Ok((
+            FirehoseResponse {
+                records: processed.entries,
+            },
+            tally,
+        ))
     }
 
-    async fn direct(&self, data: &str, clusters: &mut BTreeSet<String>) -> Result<DirectSummary, HandlerError> {
-        let region = Origin { region: self.default_region.as_deref() };
+    async fn direct(
+        &self,
+        data: &str,
+        clusters: &mut BTreeSet<String>,
+    ) -> Result<DirectSummary, HandlerError> {
+        let region = Origin {
+            region: self.default_region.as_deref(),
+        };
         let outcome = process_data(data, region, &self.settings.process)?;
         let events = self.event_objects(&outcome)?;
         let quarantine = objects::quarantine_objects(&outcome, &self.settings.prefix);
@@ -187,7 +216,10 @@ impl Handler {
         tally.bytes_out = outcome.ndjson.len() as u64;
         Ok(DirectSummary {
             objects: events.iter().map(|o| self.store.location(&o.key)).collect(),
-            quarantine_objects: quarantine.iter().map(|o| self.store.location(&o.key)).collect(),
+            quarantine_objects: quarantine
+                .iter()
+                .map(|o| self.store.location(&o.key))
+                .collect(),
             tally,
         })
     }
@@ -225,7 +257,10 @@ fn firehose_region<'e>(event: &'e IncomingEvent<'_>) -> Option<&'e str> {
 /// Region names are lowercase letters, digits and dashes (`eu-west-1`); this rejects blanks
 /// and unrendered template placeholders such as `{{{region}}}`.
 fn is_region(text: &str) -> bool {
-    !text.is_empty() && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 fn log_summary(tally: &Tally) {
@@ -260,6 +295,9 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
             HandlerError::Encode(_) => "EncodeFailed",
         };
         tracing::error!(error_type, error = %error, "invocation failed");
-        lambda_runtime::Diagnostic { error_type: error_type.to_owned(), error_message: error.to_string() }
+        lambda_runtime::Diagnostic {
+            error_type: error_type.to_owned(),
+            error_message: error.to_string(),
+        }
     }
 }

@@ -10,7 +10,11 @@ use serde_json::Value;
 
 fn eks_audit(args: &[&str], envs: &[(&str, &str)], stdin: Option<&[u8]>) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_eks-audit"));
-    command.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     // Start from a clean configuration so the developer's shell does not leak in.
     for (name, _) in std::env::vars() {
         if name.starts_with("EKS_AUDIT_") || name.starts_with("AWS_") {
@@ -27,28 +31,65 @@ fn eks_audit(args: &[&str], envs: &[(&str, &str)], stdin: Option<&[u8]>) -> Outp
 }
 
 fn stdout_lines(output: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&output.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 #[test]
 fn invoke_prints_the_firehose_response_of_the_sample_event() {
     let event = repo_file("events/firehose-eks-audit.json");
     let out = tempfile::tempdir().unwrap();
-    let output = eks_audit(&["invoke", event.to_str().unwrap(), "--out", out.path().to_str().unwrap()], &[], None);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = eks_audit(
+        &[
+            "invoke",
+            event.to_str().unwrap(),
+            "--out",
+            out.path().to_str().unwrap(),
+        ],
+        &[],
+        None,
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let response: Value = serde_json::from_slice(&output.stdout).unwrap();
-    let results: Vec<&str> = response["records"].as_array().unwrap().iter().map(|r| r["result"].as_str().unwrap()).collect();
+    let results: Vec<&str> = response["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["result"].as_str().unwrap())
+        .collect();
     // events/README.md: control message, mixed noise, forbidden secret read, exec, large
     // RequestResponse, authenticator stream, decompressed record.
-    assert_eq!(results, ["Dropped", "Ok", "Ok", "Ok", "Ok", "Dropped", "Ok"]);
+    assert_eq!(
+        results,
+        ["Dropped", "Ok", "Ok", "Ok", "Ok", "Dropped", "Ok"]
+    );
 }
 
 #[test]
 fn invoke_on_a_direct_event_writes_objects_to_the_out_directory() {
     let event = repo_file("events/awslogs-eks-audit.json");
     let out = tempfile::tempdir().unwrap();
-    let output = eks_audit(&["invoke", event.to_str().unwrap(), "--out", out.path().to_str().unwrap()], &[], None);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = eks_audit(
+        &[
+            "invoke",
+            event.to_str().unwrap(),
+            "--out",
+            out.path().to_str().unwrap(),
+        ],
+        &[],
+        None,
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
     let objects = summary["objects"].as_array().unwrap();
     assert_eq!(objects.len(), 2, "events/README.md: hours 13 and 14");
@@ -65,43 +106,99 @@ fn filters_come_from_flags_or_environment_alike() {
     let event = corpus_event("audit-events/falco-k8s_audit/exec_pod.json", 0); // ResponseStarted
     let default = eks_audit(&["transform"], &[], Some(event.as_bytes()));
     assert!(default.status.success());
-    assert!(stdout_lines(&default).is_empty(), "ResponseStarted is not kept by default");
+    assert!(
+        stdout_lines(&default).is_empty(),
+        "ResponseStarted is not kept by default"
+    );
 
-    let by_flag = eks_audit(&["transform", "--stages", "ResponseStarted"], &[], Some(event.as_bytes()));
-    let by_env = eks_audit(&["transform"], &[("EKS_AUDIT_STAGES", "*")], Some(event.as_bytes()));
+    let by_flag = eks_audit(
+        &["transform", "--stages", "ResponseStarted"],
+        &[],
+        Some(event.as_bytes()),
+    );
+    let by_env = eks_audit(
+        &["transform"],
+        &[("EKS_AUDIT_STAGES", "*")],
+        Some(event.as_bytes()),
+    );
     assert_eq!(stdout_lines(&by_flag).len(), 1);
     assert_eq!(stdout_lines(&by_env).len(), 1);
 
-    let empty_env = eks_audit(&["transform"], &[("EKS_AUDIT_STAGES", "")], Some(event.as_bytes()));
+    let empty_env = eks_audit(
+        &["transform"],
+        &[("EKS_AUDIT_STAGES", "")],
+        Some(event.as_bytes()),
+    );
     assert!(empty_env.status.success());
-    assert!(stdout_lines(&empty_env).is_empty(), "an empty variable counts as unset: the default applies");
+    assert!(
+        stdout_lines(&empty_env).is_empty(),
+        "an empty variable counts as unset: the default applies"
+    );
 }
 
 #[test]
 fn uri_exclusions_can_be_replaced_or_disabled() {
-    let event = corpus_event("audit-events/eks-security-immersion-day/log-insights-result-1.json", 0);
+    let event = corpus_event(
+        "audit-events/eks-security-immersion-day/log-insights-result-1.json",
+        0,
+    );
     let readyz = event.replace(
         "/apis/apps/v1/namespaces/kube-system/deployments?fieldSelector=metadata.name%3Dvpc-resource-controller",
         "/readyz?verbose",
     );
     let default = eks_audit(&["transform"], &[], Some(readyz.as_bytes()));
-    assert!(stdout_lines(&default).is_empty(), "/readyz* is excluded by default");
-    let none = eks_audit(&["transform"], &[("EKS_AUDIT_EXCLUDE_URIS", "none")], Some(readyz.as_bytes()));
+    assert!(
+        stdout_lines(&default).is_empty(),
+        "/readyz* is excluded by default"
+    );
+    let none = eks_audit(
+        &["transform"],
+        &[("EKS_AUDIT_EXCLUDE_URIS", "none")],
+        Some(readyz.as_bytes()),
+    );
     assert_eq!(stdout_lines(&none).len(), 1);
-    let custom = eks_audit(&["transform", "--exclude-uris", "/apis/apps/*"], &[], Some(event.as_bytes()));
+    let custom = eks_audit(
+        &["transform", "--exclude-uris", "/apis/apps/*"],
+        &[],
+        Some(event.as_bytes()),
+    );
     assert!(stdout_lines(&custom).is_empty());
 }
 
 #[test]
 fn transform_reads_a_saved_lambda_event_or_a_gzip_subscription_message() {
-    let lambda = eks_audit(&["transform", repo_file("events/firehose-eks-audit.json").to_str().unwrap()], &[], None);
-    assert!(lambda.status.success(), "{}", String::from_utf8_lossy(&lambda.stderr));
+    let lambda = eks_audit(
+        &[
+            "transform",
+            repo_file("events/firehose-eks-audit.json")
+                .to_str()
+                .unwrap(),
+        ],
+        &[],
+        None,
+    );
+    assert!(
+        lambda.status.success(),
+        "{}",
+        String::from_utf8_lossy(&lambda.stderr)
+    );
     // events/README.md: 4 + 1 + 1 + 1 + 1 kept events.
     assert_eq!(stdout_lines(&lambda).len(), 8);
 
-    let event = corpus_event("audit-events/eks-security-immersion-day/log-insights-result-1.json", 0);
-    let message = gzip(data_message(GROUP, STREAM, &[&event]).to_string().as_bytes());
-    let output = eks_audit(&["transform", "-"], &[("AWS_REGION", "eu-central-1")], Some(&message));
+    let event = corpus_event(
+        "audit-events/eks-security-immersion-day/log-insights-result-1.json",
+        0,
+    );
+    let message = gzip(
+        data_message(GROUP, STREAM, &[&event])
+            .to_string()
+            .as_bytes(),
+    );
+    let output = eks_audit(
+        &["transform", "-"],
+        &[("AWS_REGION", "eu-central-1")],
+        Some(&message),
+    );
     let lines = stdout_lines(&output);
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["ClusterName"], "prod-east");
@@ -123,7 +220,13 @@ fn problems_are_reported_one_line_each_and_exit_1() {
     assert!(stderr.contains("/nonexistent/event.json"), "{stderr}");
 
     let unsupported = eks_audit(
-        &["invoke", corpus().join("lambda-events/aws-lambda-rust-runtime__example-sqs-event.json").to_str().unwrap()],
+        &[
+            "invoke",
+            corpus()
+                .join("lambda-events/aws-lambda-rust-runtime__example-sqs-event.json")
+                .to_str()
+                .unwrap(),
+        ],
         &[],
         None,
     );
@@ -134,7 +237,12 @@ fn problems_are_reported_one_line_each_and_exit_1() {
 #[test]
 fn bad_usage_exits_2() {
     assert_eq!(eks_audit(&["invoke"], &[], None).status.code(), Some(2));
-    assert_eq!(eks_audit(&["transform", "--format", "xml"], &[], None).status.code(), Some(2));
+    assert_eq!(
+        eks_audit(&["transform", "--format", "xml"], &[], None)
+            .status
+            .code(),
+        Some(2)
+    );
     assert_eq!(eks_audit(&["frobnicate"], &[], None).status.code(), Some(2));
 }
 
@@ -168,39 +276,87 @@ fn limits_are_flags_and_variables_alike() {
     let default = eks_audit(&["transform"], &[], Some(event.as_bytes()));
     assert_eq!(stdout_lines(&default).len(), 1);
     for output in [
-        eks_audit(&["transform", "--max-depth", "2"], &[], Some(event.as_bytes())),
-        eks_audit(&["transform"], &[("EKS_AUDIT_MAX_DEPTH", "2")], Some(event.as_bytes())),
+        eks_audit(
+            &["transform", "--max-depth", "2"],
+            &[],
+            Some(event.as_bytes()),
+        ),
+        eks_audit(
+            &["transform"],
+            &[("EKS_AUDIT_MAX_DEPTH", "2")],
+            Some(event.as_bytes()),
+        ),
     ] {
         assert_eq!(output.status.code(), Some(1));
         assert!(String::from_utf8_lossy(&output.stderr).contains("nested more than 2 levels"));
     }
     let message = data_message(GROUP, STREAM, &[event, event]).to_string();
     for output in [
-        eks_audit(&["transform", "--max-events-per-record", "1"], &[], Some(message.as_bytes())),
-        eks_audit(&["transform"], &[("EKS_AUDIT_MAX_EVENTS_PER_RECORD", "1")], Some(message.as_bytes())),
+        eks_audit(
+            &["transform", "--max-events-per-record", "1"],
+            &[],
+            Some(message.as_bytes()),
+        ),
+        eks_audit(
+            &["transform"],
+            &[("EKS_AUDIT_MAX_EVENTS_PER_RECORD", "1")],
+            Some(message.as_bytes()),
+        ),
     ] {
         assert_eq!(output.status.code(), Some(1));
-        assert!(String::from_utf8_lossy(&output.stderr).contains("more than 1 log events in one record"));
+        assert!(
+            String::from_utf8_lossy(&output.stderr)
+                .contains("more than 1 log events in one record")
+        );
     }
-    assert_eq!(eks_audit(&["transform", "--max-depth", "deep"], &[], None).status.code(), Some(2));
+    assert_eq!(
+        eks_audit(&["transform", "--max-depth", "deep"], &[], None)
+            .status
+            .code(),
+        Some(2)
+    );
 }
 
 #[test]
 fn redaction_is_a_flag_and_a_variable_and_bad_rules_are_bad_usage() {
-    let event = corpus_event("audit-events/falco-k8s_audit/create_configmap_sensitive_values.json", 0);
+    let event = corpus_event(
+        "audit-events/falco-k8s_audit/create_configmap_sensitive_values.json",
+        0,
+    );
     let plain = eks_audit(&["transform"], &[], Some(event.as_bytes()));
-    assert!(String::from_utf8_lossy(&plain.stdout).contains("MY-KEY"), "off by default");
+    assert!(
+        String::from_utf8_lossy(&plain.stdout).contains("MY-KEY"),
+        "off by default"
+    );
     for output in [
-        eks_audit(&["transform", "--redact", "configmaps"], &[], Some(event.as_bytes())),
-        eks_audit(&["transform"], &[("EKS_AUDIT_REDACT", "default")], Some(event.as_bytes())),
+        eks_audit(
+            &["transform", "--redact", "configmaps"],
+            &[],
+            Some(event.as_bytes()),
+        ),
+        eks_audit(
+            &["transform"],
+            &[("EKS_AUDIT_REDACT", "default")],
+            Some(event.as_bytes()),
+        ),
     ] {
         assert!(output.status.success());
         let lines = stdout_lines(&output);
-        assert_eq!(lines[0]["RawEvent"]["requestObject"]["redacted"], "eks-audit-forwarder");
+        assert_eq!(
+            lines[0]["RawEvent"]["requestObject"]["redacted"],
+            "eks-audit-forwarder"
+        );
         assert!(!String::from_utf8_lossy(&output.stdout).contains("MY-KEY"));
     }
-    let empty = eks_audit(&["transform"], &[("EKS_AUDIT_REDACT", "")], Some(event.as_bytes()));
-    assert!(String::from_utf8_lossy(&empty.stdout).contains("MY-KEY"), "an empty variable counts as unset");
+    let empty = eks_audit(
+        &["transform"],
+        &[("EKS_AUDIT_REDACT", "")],
+        Some(event.as_bytes()),
+    );
+    assert!(
+        String::from_utf8_lossy(&empty.stdout).contains("MY-KEY"),
+        "an empty variable counts as unset"
+    );
     let bad = eks_audit(&["transform", "--redact", "Secrets"], &[], None);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid redaction rule"));

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use eks_audit_core::ProcessOptions;
-use eks_audit_forwarder::config::Settings;
 use eks_audit_core::envelope::models::FirehoseResult;
 use eks_audit_core::filter::{Filter, StageFilter};
-use eks_audit_forwarder::handler::Response;
 use eks_audit_core::tally::Tally;
 use eks_audit_core::transform::transform;
+use eks_audit_forwarder::config::Settings;
+use eks_audit_forwarder::handler::Response;
 use serde_json::Value;
 
 fn files_under(dir: &Path) -> Vec<PathBuf> {
@@ -33,7 +33,9 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 /// `EKS_AUDIT_EXTRA_CORPUS` (laid out the same way; see tests/fixtures/third-party/SOURCES.md).
 fn corpus_files(sub: &str) -> Vec<PathBuf> {
     let mut files = files_under(&corpus().join(sub));
-    let extra = std::env::var_os("EKS_AUDIT_EXTRA_CORPUS").filter(|v| !v.is_empty()).map(PathBuf::from);
+    let extra = std::env::var_os("EKS_AUDIT_EXTRA_CORPUS")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
     if let Some(extra) = extra {
         assert!(
             extra.join("audit-events").is_dir() || extra.join("lambda-events").is_dir(),
@@ -58,7 +60,13 @@ fn assert_events_accounted(tally: &Tally, what: &Path) {
 
 #[test]
 fn every_audit_event_file_transforms_with_every_event_accounted_for() {
-    let all = ProcessOptions { filter: Filter { stages: StageFilter::All, ..Filter::default() }, ..ProcessOptions::default() };
+    let all = ProcessOptions {
+        filter: Filter {
+            stages: StageFilter::All,
+            ..Filter::default()
+        },
+        ..ProcessOptions::default()
+    };
     let files = corpus_files("audit-events");
     assert!(files.len() > 60, "the corpus is there");
     let mut kept_everywhere = 0;
@@ -72,7 +80,12 @@ fn every_audit_event_file_transforms_with_every_event_accounted_for() {
                     assert_events_accounted(&out.tally, &path);
                     assert_eq!(out.tally.quarantined as usize, out.problems.len());
                     let lines = String::from_utf8(out.ndjson).unwrap();
-                    assert_eq!(lines.lines().count() as u64, out.tally.kept, "{}", path.display());
+                    assert_eq!(
+                        lines.lines().count() as u64,
+                        out.tally.kept,
+                        "{}",
+                        path.display()
+                    );
                     for line in lines.lines() {
                         let value: Value = serde_json::from_str(line).unwrap();
                         assert!(value["RawEvent"].is_object(), "{}", path.display());
@@ -83,7 +96,10 @@ fn every_audit_event_file_transforms_with_every_event_accounted_for() {
             }
         }
     }
-    assert!(kept_everywhere > 300, "most corpus events are real audit events: {kept_everywhere}");
+    assert!(
+        kept_everywhere > 300,
+        "most corpus events are real audit events: {kept_everywhere}"
+    );
 }
 
 #[tokio::test]
@@ -94,19 +110,31 @@ async fn every_lambda_event_fixture_is_answered_or_rejected_with_a_reason() {
         let input: Option<Value> = serde_json::from_str(&text).ok();
         match test.handler.handle(&text).await {
             Ok(Response::Firehose(response)) => {
-                let inputs = input.as_ref().and_then(|v| v["records"].as_array()).expect("a Firehose event");
+                let inputs = input
+                    .as_ref()
+                    .and_then(|v| v["records"].as_array())
+                    .expect("a Firehose event");
                 assert_eq!(response.records.len(), inputs.len(), "{}", path.display());
                 for (record, input) in response.records.iter().zip(inputs) {
                     assert_eq!(record.record_id, input["recordId"].as_str().unwrap());
                     if record.result == FirehoseResult::ProcessingFailed {
-                        assert_eq!(record.data, input["data"].as_str().unwrap(), "{}", path.display());
+                        assert_eq!(
+                            record.data,
+                            input["data"].as_str().unwrap(),
+                            "{}",
+                            path.display()
+                        );
                     }
                 }
             }
             Ok(Response::Direct(summary)) => assert_events_accounted(&summary.tally, &path),
             Err(e) => {
                 let message = e.to_string();
-                assert!(!message.is_empty() && !message.contains('\n'), "{}: one-line reason", path.display());
+                assert!(
+                    !message.is_empty() && !message.contains('\n'),
+                    "{}: one-line reason",
+                    path.display()
+                );
             }
         }
     }
@@ -116,7 +144,11 @@ async fn every_lambda_event_fixture_is_answered_or_rejected_with_a_reason() {
 fn decompressed_subscription_payloads_transform_or_report_each_problem() {
     // OpenTelemetry's fixtures are CloudWatch Logs payloads as Firehose delivers them decompressed.
     for path in corpus_files("lambda-events/otel-awsfirehosereceiver-cwlog") {
-        let out = transform(std::fs::read(&path).unwrap(), &ProcessOptions::default(), None);
+        let out = transform(
+            std::fs::read(&path).unwrap(),
+            &ProcessOptions::default(),
+            None,
+        );
         if let Ok(out) = out {
             assert_events_accounted(&out.tally, &path);
             // Their log streams are not EKS audit streams: nothing is kept.
@@ -130,11 +162,20 @@ fn sample_events_are_what_aws_lambda_events_reads_too() {
     // An independent reading of events/: the community crate's types decode them.
     use aws_lambda_events::event::cloudwatch_logs::LogsEvent;
     use aws_lambda_events::event::firehose::KinesisFirehoseEvent;
-    let firehose: KinesisFirehoseEvent =
-        serde_json::from_str(&std::fs::read_to_string(repo_file("events/firehose-eks-audit.json")).unwrap()).unwrap();
+    let firehose: KinesisFirehoseEvent = serde_json::from_str(
+        &std::fs::read_to_string(repo_file("events/firehose-eks-audit.json")).unwrap(),
+    )
+    .unwrap();
     assert!(firehose.records.len() >= 6);
-    let logs: LogsEvent =
-        serde_json::from_str(&std::fs::read_to_string(repo_file("events/awslogs-eks-audit.json")).unwrap()).unwrap();
+    let logs: LogsEvent = serde_json::from_str(
+        &std::fs::read_to_string(repo_file("events/awslogs-eks-audit.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(logs.aws_logs.data.log_group, GROUP);
-    assert!(logs.aws_logs.data.log_stream.starts_with("kube-apiserver-audit-"));
+    assert!(
+        logs.aws_logs
+            .data
+            .log_stream
+            .starts_with("kube-apiserver-audit-")
+    );
 }

@@ -10,18 +10,29 @@ use serde_json::Value;
 
 /// Real EKS event (immersion day), received 2023-07-31T01:58:11Z: hour 01.
 fn event_at_01h() -> String {
-    corpus_event("audit-events/eks-security-immersion-day/log-insights-result-1.json", 0)
+    corpus_event(
+        "audit-events/eks-security-immersion-day/log-insights-result-1.json",
+        0,
+    )
 }
 
 /// The same event moved to 02:00:00.2Z, the next hour.
 fn event_at_02h() -> String {
     event_at_01h()
         .replace("2023-07-31T01:58:11.743936Z", "2023-07-31T02:00:00.200000Z")
-        .replace("ff666369-8ea8-4fd9-8c54-64a49dc90e1d", "aa666369-8ea8-4fd9-8c54-64a49dc90e1d")
+        .replace(
+            "ff666369-8ea8-4fd9-8c54-64a49dc90e1d",
+            "aa666369-8ea8-4fd9-8c54-64a49dc90e1d",
+        )
 }
 
 async fn direct(test: &TestHandler, event: &str) -> eks_audit_forwarder::handler::DirectSummary {
-    match test.handler.handle(event).await.expect("direct invocation succeeds") {
+    match test
+        .handler
+        .handle(event)
+        .await
+        .expect("direct invocation succeeds")
+    {
         Response::Direct(summary) => summary,
         other => panic!("expected a direct summary, got {other:?}"),
     }
@@ -30,7 +41,11 @@ async fn direct(test: &TestHandler, event: &str) -> eks_audit_forwarder::handler
 #[tokio::test]
 async fn events_spanning_two_hours_become_two_objects_keyed_by_their_first_event() {
     let test = handler(Settings::default());
-    let message = data_message(GROUP, STREAM, &[&event_at_01h(), &event_at_02h(), &event_at_01h()]);
+    let message = data_message(
+        GROUP,
+        STREAM,
+        &[&event_at_01h(), &event_at_02h(), &event_at_01h()],
+    );
     let summary = direct(&test, &awslogs_event(&message)).await;
     assert_eq!(summary.tally.kept, 3);
 
@@ -43,9 +58,20 @@ async fn events_spanning_two_hours_become_two_objects_keyed_by_their_first_event
             format!("eks-audit/cluster=prod-east/dt=2023-07-31/hour=02/{STREAM}-id-1.json.gz"),
         ]
     );
-    let hour_01: Vec<Value> = objects[0].1.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let ids: Vec<&str> = hour_01.iter().map(|l| l["EventId"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["id-0", "id-2"], "each object holds its hour's events in order");
+    let hour_01: Vec<Value> = objects[0]
+        .1
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ids: Vec<&str> = hour_01
+        .iter()
+        .map(|l| l["EventId"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["id-0", "id-2"],
+        "each object holds its hour's events in order"
+    );
     assert!(objects[0].1.ends_with('\n'));
     assert_eq!(summary.objects.len(), 2);
 }
@@ -53,38 +79,75 @@ async fn events_spanning_two_hours_become_two_objects_keyed_by_their_first_event
 #[tokio::test]
 async fn the_same_event_twice_rewrites_the_same_objects() {
     let test = handler(Settings::default());
-    let event = awslogs_event(&data_message(GROUP, STREAM, &[&event_at_01h(), &event_at_02h()]));
+    let event = awslogs_event(&data_message(
+        GROUP,
+        STREAM,
+        &[&event_at_01h(), &event_at_02h()],
+    ));
     direct(&test, &event).await;
     let first = test.objects();
     direct(&test, &event).await;
-    assert_eq!(test.objects(), first, "a retried invocation overwrites, never duplicates");
+    assert_eq!(
+        test.objects(),
+        first,
+        "a retried invocation overwrites, never duplicates"
+    );
 }
 
 #[tokio::test]
 async fn object_bodies_round_trip_to_the_flat_lines() {
     let test = handler(Settings::default());
-    direct(&test, &awslogs_event(&data_message(GROUP, STREAM, &[&event_at_01h()]))).await;
+    direct(
+        &test,
+        &awslogs_event(&data_message(GROUP, STREAM, &[&event_at_01h()])),
+    )
+    .await;
     let (_, body) = &test.objects()[0];
     let line: Value = serde_json::from_str(body.trim_end()).unwrap();
-    assert_eq!(line["RawEvent"], serde_json::from_str::<Value>(&event_at_01h()).unwrap());
-    assert_eq!(line["Region"], "us-west-2", "direct mode: the function's AWS_REGION");
+    assert_eq!(
+        line["RawEvent"],
+        serde_json::from_str::<Value>(&event_at_01h()).unwrap()
+    );
+    assert_eq!(
+        line["Region"], "us-west-2",
+        "direct mode: the function's AWS_REGION"
+    );
 }
 
 #[tokio::test]
 async fn malformed_messages_are_quarantined_verbatim_with_their_envelope() {
-    let test = handler(Settings { prefix: "audit".into(), ..Settings::default() });
+    let test = handler(Settings {
+        prefix: "audit".into(),
+        ..Settings::default()
+    });
     let truncated = format!("{}[Truncated...]", &event_at_01h()[..200]);
-    let message = data_message(GROUP, STREAM, &[&event_at_01h(), "E0521 10:00:00 not json", &truncated]);
+    let message = data_message(
+        GROUP,
+        STREAM,
+        &[&event_at_01h(), "E0521 10:00:00 not json", &truncated],
+    );
     let summary = direct(&test, &awslogs_event(&message)).await;
     assert_eq!((summary.tally.kept, summary.tally.quarantined), (1, 2));
 
     let objects = test.objects();
     // 1716285600001 ms (the second event's CloudWatch timestamp) is 2024-05-21T10:00:00Z.
-    let (key, body) = objects.iter().find(|(k, _)| k.contains("quarantine")).expect("a quarantine object");
-    assert_eq!(key, &format!("audit/quarantine/cluster=prod-east/dt=2024-05-21/hour=10/{STREAM}-id-1.json.gz"));
-    let lines: Vec<Value> = body.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let (key, body) = objects
+        .iter()
+        .find(|(k, _)| k.contains("quarantine"))
+        .expect("a quarantine object");
+    assert_eq!(
+        key,
+        &format!("audit/quarantine/cluster=prod-east/dt=2024-05-21/hour=10/{STREAM}-id-1.json.gz")
+    );
+    let lines: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2);
-    assert_eq!(lines[0]["message"], "E0521 10:00:00 not json", "the message exactly as logged");
+    assert_eq!(
+        lines[0]["message"], "E0521 10:00:00 not json",
+        "the message exactly as logged"
+    );
     assert_eq!(lines[1]["message"], truncated.as_str());
     assert!(lines[1]["reason"].as_str().unwrap().contains("Truncated"));
     for line in &lines {
@@ -100,7 +163,11 @@ async fn oversized_event_is_quarantined_not_parsed() {
     let mut settings = Settings::default();
     settings.process.limits.max_event_bytes = 100;
     let test = handler(settings);
-    let summary = direct(&test, &awslogs_event(&data_message(GROUP, STREAM, &[&event_at_01h()]))).await;
+    let summary = direct(
+        &test,
+        &awslogs_event(&data_message(GROUP, STREAM, &[&event_at_01h()])),
+    )
+    .await;
     assert_eq!((summary.tally.kept, summary.tally.quarantined), (0, 1));
     let (_, body) = &test.objects()[0];
     assert!(body.contains("exceeds the 100-byte limit"));
@@ -109,7 +176,11 @@ async fn oversized_event_is_quarantined_not_parsed() {
 #[tokio::test]
 async fn undecodable_awslogs_data_fails_the_invocation() {
     let test = handler(Settings::default());
-    let error = test.handler.handle(r#"{"awslogs":{"data":"H4sI-not-base64"}}"#).await.unwrap_err();
+    let error = test
+        .handler
+        .handle(r#"{"awslogs":{"data":"H4sI-not-base64"}}"#)
+        .await
+        .unwrap_err();
     assert!(matches!(error, HandlerError::Undecodable(_)), "{error}");
     assert!(error.to_string().contains("base64"), "{error}");
     assert!(test.objects().is_empty());

@@ -3,18 +3,24 @@
 mod common;
 
 use common::*;
-use eks_audit_forwarder::config::Settings;
 use eks_audit_core::envelope::models::FirehoseResult;
+use eks_audit_forwarder::config::Settings;
 use serde_json::Value;
 
 /// A kept event: a real EKS `list` (ResponseComplete, /apis/apps/...).
 fn kept_event() -> String {
-    corpus_event("audit-events/eks-security-immersion-day/log-insights-result-1.json", 0)
+    corpus_event(
+        "audit-events/eks-security-immersion-day/log-insights-result-1.json",
+        0,
+    )
 }
 
 /// The same event at the RequestReceived stage, which the default filter drops.
 fn request_received_event() -> String {
-    kept_event().replace("\"stage\":\"ResponseComplete\"", "\"stage\":\"RequestReceived\"")
+    kept_event().replace(
+        "\"stage\":\"ResponseComplete\"",
+        "\"stage\":\"RequestReceived\"",
+    )
 }
 
 #[tokio::test]
@@ -27,8 +33,14 @@ async fn every_record_comes_back_once_in_input_order() {
         gzip_record(&data_message(GROUP, STREAM, &[&request_received_event()])),
         good,
     ];
-    let response = handler(Settings::default()).firehose(&firehose_event(&datas)).await;
-    let ids: Vec<&str> = response.records.iter().map(|r| r.record_id.as_str()).collect();
+    let response = handler(Settings::default())
+        .firehose(&firehose_event(&datas))
+        .await;
+    let ids: Vec<&str> = response
+        .records
+        .iter()
+        .map(|r| r.record_id.as_str())
+        .collect();
     assert_eq!(ids, ["r0", "r1", "r2", "r3", "r4"]);
     let results: Vec<FirehoseResult> = response.records.iter().map(|r| r.result).collect();
     use FirehoseResult::*;
@@ -37,7 +49,9 @@ async fn every_record_comes_back_once_in_input_order() {
 
 #[tokio::test]
 async fn control_message_is_dropped() {
-    let response = handler(Settings::default()).firehose(&firehose_event(&[gzip_record(&control_message())])).await;
+    let response = handler(Settings::default())
+        .firehose(&firehose_event(&[gzip_record(&control_message())]))
+        .await;
     assert_eq!(response.records[0].result, FirehoseResult::Dropped);
     assert!(response.records[0].metadata.is_none());
 }
@@ -49,21 +63,33 @@ async fn record_whose_events_are_all_filtered_is_dropped() {
         "/readyz?verbose",
     );
     let message = data_message(GROUP, STREAM, &[&noise, &request_received_event()]);
-    let response = handler(Settings::default()).firehose(&firehose_event(&[gzip_record(&message)])).await;
+    let response = handler(Settings::default())
+        .firehose(&firehose_event(&[gzip_record(&message)]))
+        .await;
     assert_eq!(response.records[0].result, FirehoseResult::Dropped);
 }
 
 #[tokio::test]
 async fn messages_from_other_control_plane_streams_are_dropped_not_failed() {
-    let message = data_message(GROUP, "authenticator-0123456789abcdef", &["time=\"2024\" level=info msg=\"access granted\""]);
-    let response = handler(Settings::default()).firehose(&firehose_event(&[gzip_record(&message)])).await;
+    let message = data_message(
+        GROUP,
+        "authenticator-0123456789abcdef",
+        &["time=\"2024\" level=info msg=\"access granted\""],
+    );
+    let response = handler(Settings::default())
+        .firehose(&firehose_event(&[gzip_record(&message)]))
+        .await;
     assert_eq!(response.records[0].result, FirehoseResult::Dropped);
 }
 
 #[tokio::test]
 async fn undecodable_records_fail_with_their_original_data_untouched() {
     let truncated_gzip = {
-        let whole = gzip(data_message(GROUP, STREAM, &[&kept_event()]).to_string().as_bytes());
+        let whole = gzip(
+            data_message(GROUP, STREAM, &[&kept_event()])
+                .to_string()
+                .as_bytes(),
+        );
         b64(&whole[..whole.len() / 2])
     };
     let unknown_type = {
@@ -81,9 +107,16 @@ async fn undecodable_records_fail_with_their_original_data_untouched() {
         // Valid base64 that a lenient decoder would accept differently: must come back as sent.
         "SGVsbG8gV29ybGQ".to_owned(),
     ];
-    let response = handler(Settings::default()).firehose(&firehose_event(&datas)).await;
+    let response = handler(Settings::default())
+        .firehose(&firehose_event(&datas))
+        .await;
     for (record, data) in response.records.iter().zip(&datas) {
-        assert_eq!(record.result, FirehoseResult::ProcessingFailed, "{}", record.record_id);
+        assert_eq!(
+            record.result,
+            FirehoseResult::ProcessingFailed,
+            "{}",
+            record.record_id
+        );
         assert_eq!(&record.data, data, "original data of {}", record.record_id);
         assert!(record.metadata.is_none());
     }
@@ -91,16 +124,33 @@ async fn undecodable_records_fail_with_their_original_data_untouched() {
 
 #[tokio::test]
 async fn kept_events_are_base64_ndjson_with_partition_keys() {
-    let message = data_message(GROUP, STREAM, &[&kept_event(), &request_received_event(), &kept_event()]);
-    let response = handler(Settings::default()).firehose(&firehose_event(&[gzip_record(&message)])).await;
+    let message = data_message(
+        GROUP,
+        STREAM,
+        &[&kept_event(), &request_received_event(), &kept_event()],
+    );
+    let response = handler(Settings::default())
+        .firehose(&firehose_event(&[gzip_record(&message)]))
+        .await;
     let record = &response.records[0];
     assert_eq!(record.result, FirehoseResult::Ok);
     let text = ok_text(&record.data);
-    assert_eq!(text.matches('\n').count(), 2, "two kept events, each line ending in \\n");
+    assert_eq!(
+        text.matches('\n').count(),
+        2,
+        "two kept events, each line ending in \\n"
+    );
     let lines = ok_lines(&record.data);
     assert_eq!(lines[0]["EventId"], "id-0");
-    assert_eq!(lines[1]["EventId"], "id-2", "the RequestReceived event in between was dropped");
-    let keys = &record.metadata.as_ref().expect("Ok records carry metadata").partition_keys;
+    assert_eq!(
+        lines[1]["EventId"], "id-2",
+        "the RequestReceived event in between was dropped"
+    );
+    let keys = &record
+        .metadata
+        .as_ref()
+        .expect("Ok records carry metadata")
+        .partition_keys;
     assert_eq!(keys.get("cluster").map(String::as_str), Some("prod-east"));
     assert_eq!(keys.get("account").map(String::as_str), Some(ACCOUNT));
     assert_eq!(keys.len(), 2);
@@ -110,18 +160,32 @@ async fn kept_events_are_base64_ndjson_with_partition_keys() {
 async fn already_decompressed_records_are_accepted() {
     let message = data_message(GROUP, STREAM, &[&kept_event()]);
     let plain = b64(message.to_string().as_bytes());
-    let response = handler(Settings::default()).firehose(&firehose_event(&[plain])).await;
+    let response = handler(Settings::default())
+        .firehose(&firehose_event(&[plain]))
+        .await;
     assert_eq!(response.records[0].result, FirehoseResult::Ok);
     assert_eq!(ok_lines(&response.records[0].data)[0]["Verb"], "list");
 }
 
 #[tokio::test]
 async fn malformed_audit_message_without_a_bucket_fails_the_record_with_its_original_data() {
-    let message = data_message(GROUP, STREAM, &[&kept_event(), "{\"kind\":\"Event\",\"verb\":\"get\" [Truncated...]"]);
+    let message = data_message(
+        GROUP,
+        STREAM,
+        &[
+            &kept_event(),
+            "{\"kind\":\"Event\",\"verb\":\"get\" [Truncated...]",
+        ],
+    );
     let data = gzip_record(&message);
-    let response = handler(Settings::default()).firehose(&firehose_event(std::slice::from_ref(&data))).await;
+    let response = handler(Settings::default())
+        .firehose(&firehose_event(std::slice::from_ref(&data)))
+        .await;
     assert_eq!(response.records[0].result, FirehoseResult::ProcessingFailed);
-    assert_eq!(response.records[0].data, data, "the good event travels with it to the error output");
+    assert_eq!(
+        response.records[0].data, data,
+        "the good event travels with it to the error output"
+    );
 }
 
 #[tokio::test]
@@ -143,25 +207,45 @@ async fn kinesis_sourced_events_with_extra_fields_are_accepted() {
 #[tokio::test]
 async fn sam_cloudwatch_logs_processor_sample_is_fully_accounted_for() {
     // SAM CLI's sample: four gzip records (a control message and application log data).
-    let event = corpus_file("lambda-events/aws-sam-cli__KinesisFirehoseCloudwatchLogsProcessor.json");
+    let event =
+        corpus_file("lambda-events/aws-sam-cli__KinesisFirehoseCloudwatchLogsProcessor.json");
     let input: Value = serde_json::from_str(&event).unwrap();
     let response = handler(Settings::default()).firehose(&event).await;
-    assert_eq!(response.records.len(), input["records"].as_array().unwrap().len());
+    assert_eq!(
+        response.records.len(),
+        input["records"].as_array().unwrap().len()
+    );
     for record in &response.records {
         // None of its log streams is an EKS audit stream: nothing is kept, nothing fails.
-        assert_eq!(record.result, FirehoseResult::Dropped, "{}", record.record_id);
+        assert_eq!(
+            record.result,
+            FirehoseResult::Dropped,
+            "{}",
+            record.record_id
+        );
     }
 }
 
 #[tokio::test]
 async fn response_serializes_in_the_wire_format_firehose_reads() {
     let message = data_message(GROUP, STREAM, &[&kept_event()]);
-    let event = firehose_event(&[gzip_record(&message), gzip_record(&control_message()), "!".to_owned()]);
-    let response = handler(Settings::default()).handler.handle(&event).await.unwrap();
+    let event = firehose_event(&[
+        gzip_record(&message),
+        gzip_record(&control_message()),
+        "!".to_owned(),
+    ]);
+    let response = handler(Settings::default())
+        .handler
+        .handle(&event)
+        .await
+        .unwrap();
     let wire: Value = serde_json::to_value(&response).unwrap();
     let records = wire["records"].as_array().unwrap();
     assert_eq!(records[0]["result"], "Ok");
-    assert_eq!(records[0]["metadata"]["partitionKeys"]["cluster"], "prod-east");
+    assert_eq!(
+        records[0]["metadata"]["partitionKeys"]["cluster"],
+        "prod-east"
+    );
     assert_eq!(records[1]["result"], "Dropped");
     assert_eq!(records[2]["result"], "ProcessingFailed");
     assert_eq!(records[2]["data"], "!");

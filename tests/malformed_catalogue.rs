@@ -13,11 +13,13 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE};
 use common::*;
 use eks_audit_core::batch::firehose::RecordFate;
-use eks_audit_forwarder::config::Settings;
-use eks_audit_core::envelope::models::FirehoseResult::{self, Dropped as DroppedRecord, Ok as OkRecord, ProcessingFailed};
-use eks_audit_forwarder::handler::Response;
+use eks_audit_core::envelope::models::FirehoseResult::{
+    self, Dropped as DroppedRecord, Ok as OkRecord, ProcessingFailed,
+};
 use eks_audit_core::pipeline::{Origin, process_data};
 use eks_audit_core::tally::DropReason;
+use eks_audit_forwarder::config::Settings;
+use eks_audit_forwarder::handler::Response;
 use serde_json::{Value, json};
 
 /// What goes in.
@@ -58,7 +60,11 @@ struct Case {
 
 /// A real EKS audit event (immersion day: a ResponseComplete `list`), compact.
 fn event() -> Value {
-    serde_json::from_str(&corpus_event("audit-events/eks-security-immersion-day/log-insights-result-1.json", 0)).unwrap()
+    serde_json::from_str(&corpus_event(
+        "audit-events/eks-security-immersion-day/log-insights-result-1.json",
+        0,
+    ))
+    .unwrap()
 }
 
 /// The event with one change.
@@ -85,7 +91,8 @@ fn zlib(bytes: &[u8]) -> Vec<u8> {
 }
 
 fn deflate(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut encoder =
+        flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
     encoder.write_all(bytes).unwrap();
     encoder.finish().unwrap()
 }
@@ -258,7 +265,13 @@ async fn every_malformed_input_has_the_outcome_a_user_expects() {
             failures.push(format!("{}: {message}", case.name));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 async fn check(case: &Case) -> Result<(), String> {
@@ -274,15 +287,31 @@ async fn check(case: &Case) -> Result<(), String> {
         (Expect::Answered(results), Ok(Response::Firehose(response))) => {
             let got: Vec<FirehoseResult> = response.records.iter().map(|r| r.result).collect();
             let input: Value = serde_json::from_str(&event).unwrap();
-            let ids: Vec<&str> = input["records"].as_array().unwrap().iter().map(|r| r["recordId"].as_str().unwrap()).collect();
-            let got_ids: Vec<&str> = response.records.iter().map(|r| r.record_id.as_str()).collect();
+            let ids: Vec<&str> = input["records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["recordId"].as_str().unwrap())
+                .collect();
+            let got_ids: Vec<&str> = response
+                .records
+                .iter()
+                .map(|r| r.record_id.as_str())
+                .collect();
             same(got.as_slice(), *results).and(same(&got_ids, &ids))
         }
-        (expect @ (Expect::OkLines(_) | Expect::Dropped | Expect::Failed(_)), Ok(Response::Firehose(response))) => {
-            let Input::Record(data) = &case.input else { unreachable!("record expectations go with record inputs") };
+        (
+            expect @ (Expect::OkLines(_) | Expect::Dropped | Expect::Failed(_)),
+            Ok(Response::Firehose(response)),
+        ) => {
+            let Input::Record(data) = &case.input else {
+                unreachable!("record expectations go with record inputs")
+            };
             let record = &response.records[0];
             match expect {
-                Expect::OkLines(n) => same(&record.result, &OkRecord).and(same(&ok_lines(&record.data).len(), n)),
+                Expect::OkLines(n) => {
+                    same(&record.result, &OkRecord).and(same(&ok_lines(&record.data).len(), n))
+                }
                 Expect::Dropped => same(&record.result, &DroppedRecord),
                 Expect::Failed(phrase) => {
                     same(&record.result, &ProcessingFailed)?;
@@ -292,18 +321,34 @@ async fn check(case: &Case) -> Result<(), String> {
                 _ => unreachable!(),
             }
         }
-        (expect @ (Expect::Kept(_) | Expect::DroppedFor(_) | Expect::Quarantined(_)), Ok(Response::Direct(summary))) => {
-            let Input::Message(message) = &case.input else { unreachable!("event expectations go with message inputs") };
+        (
+            expect @ (Expect::Kept(_) | Expect::DroppedFor(_) | Expect::Quarantined(_)),
+            Ok(Response::Direct(summary)),
+        ) => {
+            let Input::Message(message) = &case.input else {
+                unreachable!("event expectations go with message inputs")
+            };
             let tally = &summary.tally;
             let objects = test.objects();
             match expect {
                 Expect::Kept(columns) => {
                     same(&(tally.kept, tally.quarantined), &(1, 0))?;
-                    let (_, body) = objects.iter().find(|(k, _)| !k.contains("quarantine")).ok_or("no object")?;
-                    let line: Value = serde_json::from_str(body.trim_end()).map_err(|e| e.to_string())?;
-                    same(&line["RawEvent"], &serde_json::from_str::<Value>(message).unwrap())?;
+                    let (_, body) = objects
+                        .iter()
+                        .find(|(k, _)| !k.contains("quarantine"))
+                        .ok_or("no object")?;
+                    let line: Value =
+                        serde_json::from_str(body.trim_end()).map_err(|e| e.to_string())?;
+                    same(
+                        &line["RawEvent"],
+                        &serde_json::from_str::<Value>(message).unwrap(),
+                    )?;
                     for (column, value) in *columns {
-                        same(&line[column], &serde_json::from_str::<Value>(value).unwrap()).map_err(|e| format!("{column}: {e}"))?;
+                        same(
+                            &line[column],
+                            &serde_json::from_str::<Value>(value).unwrap(),
+                        )
+                        .map_err(|e| format!("{column}: {e}"))?;
                     }
                     Ok(())
                 }
@@ -314,8 +359,12 @@ async fn check(case: &Case) -> Result<(), String> {
                 }
                 Expect::Quarantined(phrase) => {
                     same(&(tally.kept, tally.quarantined), &(0, 1))?;
-                    let (_, body) = objects.iter().find(|(k, _)| k.contains("quarantine")).ok_or("no quarantine object")?;
-                    let line: Value = serde_json::from_str(body.trim_end()).map_err(|e| e.to_string())?;
+                    let (_, body) = objects
+                        .iter()
+                        .find(|(k, _)| k.contains("quarantine"))
+                        .ok_or("no quarantine object")?;
+                    let line: Value =
+                        serde_json::from_str(body.trim_end()).map_err(|e| e.to_string())?;
                     same(&line["message"].as_str(), &Some(message.as_str()))?;
                     contains(line["reason"].as_str().unwrap_or_default(), phrase)
                 }
@@ -328,7 +377,11 @@ async fn check(case: &Case) -> Result<(), String> {
 
 /// Why the record failed, as the handler logs it.
 fn failure_reason(data: &str) -> String {
-    match process_data(data, Origin::default(), &eks_audit_core::ProcessOptions::default()) {
+    match process_data(
+        data,
+        Origin::default(),
+        &eks_audit_core::ProcessOptions::default(),
+    ) {
         Err(e) => e.to_string(),
         Ok(outcome) => match RecordFate::of(outcome, false) {
             RecordFate::Failed(reason) => reason,
@@ -338,9 +391,17 @@ fn failure_reason(data: &str) -> String {
 }
 
 fn same<T: PartialEq + std::fmt::Debug + ?Sized>(got: &T, want: &T) -> Result<(), String> {
-    if got == want { Ok(()) } else { Err(format!("got {got:?}, want {want:?}")) }
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!("got {got:?}, want {want:?}"))
+    }
 }
 
 fn contains(text: &str, phrase: &str) -> Result<(), String> {
-    if text.contains(phrase) { Ok(()) } else { Err(format!("{text:?} does not say {phrase:?}")) }
+    if text.contains(phrase) {
+        Ok(())
+    } else {
+        Err(format!("{text:?} does not say {phrase:?}"))
+    }
 }

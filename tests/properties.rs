@@ -7,13 +7,13 @@ mod common;
 use std::sync::LazyLock;
 
 use common::*;
-use eks_audit_core::filter::DEFAULT_EXCLUDE_URIS;
-use eks_audit_forwarder::config::Settings;
 use eks_audit_core::envelope::models::FirehoseResult;
+use eks_audit_core::filter::DEFAULT_EXCLUDE_URIS;
 use eks_audit_core::filter::UriPattern;
-use eks_audit_forwarder::handler::Response;
 use eks_audit_core::pipeline::{EventFate, process_event};
 use eks_audit_core::tally::DropReason;
+use eks_audit_forwarder::config::Settings;
+use eks_audit_forwarder::handler::Response;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -36,7 +36,9 @@ fn reference_decision(event: &Value) -> Option<DropReason> {
         Some(uri) => uri.chars().collect(),
         None => return None,
     };
-    let excluded = DEFAULT_EXCLUDE_URIS.split(',').any(|p| reference_matches(&p.chars().collect::<Vec<_>>(), &uri));
+    let excluded = DEFAULT_EXCLUDE_URIS
+        .split(',')
+        .any(|p| reference_matches(&p.chars().collect::<Vec<_>>(), &uri));
     excluded.then_some(DropReason::ExcludedUri)
 }
 
@@ -55,7 +57,8 @@ fn json_value() -> impl Strategy<Value = Value> {
     leaf().prop_recursive(4, 24, 4, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::vec((any::<String>(), inner), 0..4).prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            prop::collection::vec((any::<String>(), inner), 0..4)
+                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
         ]
     })
 }
@@ -70,7 +73,13 @@ fn field(typical: &'static [&'static str]) -> impl Strategy<Value = Option<Value
     ]
 }
 
-const STAGES: &[&str] = &["ResponseComplete", "RequestReceived", "ResponseStarted", "Panic", ""];
+const STAGES: &[&str] = &[
+    "ResponseComplete",
+    "RequestReceived",
+    "ResponseStarted",
+    "Panic",
+    "",
+];
 const URIS: &[&str] = &[
     "/api/v1/namespaces/default/pods",
     "/apis/apps/v1/deployments?watch=true",
@@ -99,41 +108,54 @@ fn audit_event() -> impl Strategy<Value = Value> {
         field(&["10.0.0.1"]),
         prop::option::of(json_value()),
         prop::option::of(json_value()),
-        prop::option::of(prop_oneof![Just(json!("Event")), any::<i64>().prop_map(Value::from)]),
+        prop::option::of(prop_oneof![
+            Just(json!("Event")),
+            any::<i64>().prop_map(Value::from)
+        ]),
         prop::option::of((any::<i64>(), any::<String>())),
     );
     let unknown = prop::collection::vec(("x-[a-zA-Z]{0,8}", json_value()), 0..4);
-    (known, unknown).prop_map(|((stage, uri, verb, ip, user, object_ref, kind, status), unknown)| {
-        let mut event = Map::new();
-        let mut put = |key: &str, value: Option<Value>| {
-            if let Some(value) = value {
-                event.insert(key.to_owned(), value);
+    (known, unknown).prop_map(
+        |((stage, uri, verb, ip, user, object_ref, kind, status), unknown)| {
+            let mut event = Map::new();
+            let mut put = |key: &str, value: Option<Value>| {
+                if let Some(value) = value {
+                    event.insert(key.to_owned(), value);
+                }
+            };
+            put("kind", kind);
+            put("stage", stage);
+            put("requestURI", uri);
+            put("verb", verb);
+            put(
+                "sourceIPs",
+                ip.map(|ip| if ip.is_string() { json!([ip]) } else { ip }),
+            );
+            put("user", user);
+            put("objectRef", object_ref);
+            put(
+                "responseStatus",
+                status.map(|(code, reason)| json!({"code": code, "reason": reason})),
+            );
+            for (key, value) in unknown {
+                event.insert(key, value);
             }
-        };
-        put("kind", kind);
-        put("stage", stage);
-        put("requestURI", uri);
-        put("verb", verb);
-        put("sourceIPs", ip.map(|ip| if ip.is_string() { json!([ip]) } else { ip }));
-        put("user", user);
-        put("objectRef", object_ref);
-        put("responseStatus", status.map(|(code, reason)| json!({"code": code, "reason": reason})));
-        for (key, value) in unknown {
-            event.insert(key, value);
-        }
-        Value::Object(event)
-    })
+            Value::Object(event)
+        },
+    )
 }
 
 /// An event's text, compact or pretty-printed.
 fn event_text() -> impl Strategy<Value = (Value, String)> {
     (audit_event(), any::<bool>()).prop_map(|(event, pretty)| {
-        let text = if pretty { serde_json::to_string_pretty(&event) } else { serde_json::to_string(&event) };
+        let text = if pretty {
+            serde_json::to_string_pretty(&event)
+        } else {
+            serde_json::to_string(&event)
+        };
         (event, text.unwrap())
     })
 }
-
-
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, failure_persistence: None, ..ProptestConfig::default() })]
@@ -173,7 +195,12 @@ proptest! {
 /// One generated Firehose record.
 #[derive(Debug, Clone)]
 enum RecordSpec {
-    Message { control: bool, audit_stream: bool, gzip: bool, events: Vec<Value> },
+    Message {
+        control: bool,
+        audit_stream: bool,
+        gzip: bool,
+        events: Vec<Value>,
+    },
     Bytes(Vec<u8>),
     NotBase64(String),
 }
@@ -190,11 +217,31 @@ fn record() -> impl Strategy<Value = RecordSpec> {
 impl RecordSpec {
     fn data(&self) -> String {
         match self {
-            RecordSpec::Message { control: true, gzip, .. } => encode(&control_message(), *gzip),
-            RecordSpec::Message { audit_stream, gzip, events, .. } => {
+            RecordSpec::Message {
+                control: true,
+                gzip,
+                ..
+            } => encode(&control_message(), *gzip),
+            RecordSpec::Message {
+                audit_stream,
+                gzip,
+                events,
+                ..
+            } => {
                 let texts: Vec<String> = events.iter().map(Value::to_string).collect();
-                let stream = if *audit_stream { STREAM } else { "kube-scheduler-0123456789abcdef" };
-                encode(&data_message(GROUP, stream, &texts.iter().map(String::as_str).collect::<Vec<_>>()), *gzip)
+                let stream = if *audit_stream {
+                    STREAM
+                } else {
+                    "kube-scheduler-0123456789abcdef"
+                };
+                encode(
+                    &data_message(
+                        GROUP,
+                        stream,
+                        &texts.iter().map(String::as_str).collect::<Vec<_>>(),
+                    ),
+                    *gzip,
+                )
             }
             RecordSpec::Bytes(bytes) => b64(bytes),
             RecordSpec::NotBase64(text) => text.clone(),
@@ -205,9 +252,18 @@ impl RecordSpec {
     /// record's fate does not depend on the filter (undecodable input).
     fn kept_ids(&self) -> Option<Vec<String>> {
         match self {
-            RecordSpec::Message { control: true, .. } | RecordSpec::Message { audit_stream: false, .. } => Some(Vec::new()),
+            RecordSpec::Message { control: true, .. }
+            | RecordSpec::Message {
+                audit_stream: false,
+                ..
+            } => Some(Vec::new()),
             RecordSpec::Message { events, .. } => Some(
-                events.iter().enumerate().filter(|(_, e)| reference_decision(e).is_none()).map(|(i, _)| format!("id-{i}")).collect(),
+                events
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, e)| reference_decision(e).is_none())
+                    .map(|(i, _)| format!("id-{i}"))
+                    .collect(),
             ),
             _ => None,
         }
@@ -215,11 +271,18 @@ impl RecordSpec {
 }
 
 fn encode(message: &Value, compress: bool) -> String {
-    if compress { gzip_record(message) } else { b64(message.to_string().as_bytes()) }
+    if compress {
+        gzip_record(message)
+    } else {
+        b64(message.to_string().as_bytes())
+    }
 }
 
-static RUNTIME: LazyLock<tokio::runtime::Runtime> =
-    LazyLock::new(|| tokio::runtime::Builder::new_current_thread().build().unwrap());
+static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+});
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]

@@ -7,21 +7,23 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use arrow_array::{Array, Int64Array, RecordBatch};
-use eks_audit_core::ProcessOptions;
+use arrow_schema::{DataType, TimeUnit};
 use eks_audit_core::Format;
-use eks_audit_forwarder::config::{Output, Settings};
+use eks_audit_core::ProcessOptions;
 use eks_audit_core::envelope::{decode_base64, decompress};
+use eks_audit_core::transform::transform;
+use eks_audit_forwarder::config::{Output, Settings};
 use eks_audit_forwarder::handler::{Handler, Response};
 use eks_audit_forwarder::sink::ObjectStore;
 use eks_audit_forwarder::sink::local::LocalDir;
-use eks_audit_core::transform::transform;
-use arrow_schema::{DataType, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Compression;
 use serde_json::{Value, json};
 
 fn sample(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("events").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("events")
+        .join(name)
 }
 
 /// Runs the direct-mode handler with `--output parquet` on `event` (an `awslogs` Lambda event)
@@ -29,8 +31,14 @@ fn sample(name: &str) -> PathBuf {
 async fn run_parquet(event: &str) -> (tempfile::TempDir, Vec<PathBuf>) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = ObjectStore::Local(LocalDir::new(dir.path()));
-    let handler = Handler::new(parquet_settings(dir.path()), store, Some("eu-west-1".to_owned()));
-    let Ok(Response::Direct(summary)) = handler.handle(event).await else { panic!("a direct-mode summary") };
+    let handler = Handler::new(
+        parquet_settings(dir.path()),
+        store,
+        Some("eu-west-1".to_owned()),
+    );
+    let Ok(Response::Direct(summary)) = handler.handle(event).await else {
+        panic!("a direct-mode summary")
+    };
     let paths = summary.objects.iter().map(PathBuf::from).collect();
     (dir, paths)
 }
@@ -40,8 +48,10 @@ fn awslogs_event(message: &str) -> String {
     use base64::Engine;
     use std::io::Write;
     let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gzip.write_all(message.as_bytes()).expect("gzip into memory");
-    let data = base64::engine::general_purpose::STANDARD.encode(gzip.finish().expect("gzip into memory"));
+    gzip.write_all(message.as_bytes())
+        .expect("gzip into memory");
+    let data =
+        base64::engine::general_purpose::STANDARD.encode(gzip.finish().expect("gzip into memory"));
     json!({"awslogs": {"data": data}}).to_string()
 }
 
@@ -54,23 +64,40 @@ fn message_of(event: &str) -> Value {
 }
 
 fn parquet_settings(out_dir: &Path) -> Settings {
-    let process = ProcessOptions { format: Format::Ocsf, ..ProcessOptions::default() };
-    Settings { process, output: Output::Parquet, out_dir: out_dir.to_owned(), ..Settings::default() }
+    let process = ProcessOptions {
+        format: Format::Ocsf,
+        ..ProcessOptions::default()
+    };
+    Settings {
+        process,
+        output: Output::Parquet,
+        out_dir: out_dir.to_owned(),
+        ..Settings::default()
+    }
 }
 
 fn read_batches(path: &Path) -> Vec<RecordBatch> {
     let file = File::open(path).expect("object was written");
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file).expect("a Parquet file").build().expect("reader");
-    reader.map(|batch| batch.expect("a readable row group")).collect()
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("a Parquet file")
+        .build()
+        .expect("reader");
+    reader
+        .map(|batch| batch.expect("a readable row group"))
+        .collect()
 }
 
 /// Rows as JSON objects, the way arrow writes them (nulls left out, maps as objects).
 fn rows_as_json(batches: &[RecordBatch]) -> Vec<Value> {
     let mut writer = arrow_json::LineDelimitedWriter::new(Vec::new());
-    writer.write_batches(&batches.iter().collect::<Vec<_>>()).expect("rows encode as JSON");
+    writer
+        .write_batches(&batches.iter().collect::<Vec<_>>())
+        .expect("rows encode as JSON");
     writer.finish().expect("finish");
     let text = String::from_utf8(writer.into_inner()).expect("UTF-8");
-    text.lines().map(|line| serde_json::from_str(line).expect("JSON")).collect()
+    text.lines()
+        .map(|line| serde_json::from_str(line).expect("JSON"))
+        .collect()
 }
 
 /// `*_dt` values as instants: JSON has `…Z`, Arrow writes `…+00:00`; both are RFC 3339.
@@ -80,8 +107,11 @@ fn normalize_times(value: &mut Value) {
             for (key, item) in map.iter_mut() {
                 if key.ends_with("_dt") {
                     let text = item.as_str().expect("a datetime string");
-                    let instant = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-                        .unwrap_or_else(|e| panic!("{key} {text}: {e}"));
+                    let instant = time::OffsetDateTime::parse(
+                        text,
+                        &time::format_description::well_known::Rfc3339,
+                    )
+                    .unwrap_or_else(|e| panic!("{key} {text}: {e}"));
                     *item = json!(instant.unix_timestamp_nanos().to_string());
                 } else {
                     normalize_times(item);
@@ -113,8 +143,12 @@ async fn parquet_rows_are_the_ocsf_events_sorted_by_time() {
     assert_eq!(rows.len(), 4);
 
     // The same input as OCSF NDJSON (default filters), sorted by `time` as the rows must be.
-    let ocsf_settings = ProcessOptions { format: Format::Ocsf, ..ProcessOptions::default() };
-    let transformed = transform(event.into_bytes(), &ocsf_settings, Some("eu-west-1")).expect("JSON");
+    let ocsf_settings = ProcessOptions {
+        format: Format::Ocsf,
+        ..ProcessOptions::default()
+    };
+    let transformed =
+        transform(event.into_bytes(), &ocsf_settings, Some("eu-west-1")).expect("JSON");
     let mut events: Vec<Value> = std::str::from_utf8(&transformed.ndjson)
         .expect("UTF-8")
         .lines()
@@ -124,7 +158,15 @@ async fn parquet_rows_are_the_ocsf_events_sorted_by_time() {
     // Event 4, the deprecated-API watch, was received at 13:50:41 but completed at 14:00:00:
     // by receipt it would come before the 13:59 create (event 3); by `time`, after it.
     let operations: Vec<&Value> = events.iter().map(|e| &e["api"]["operation"]).collect();
-    assert_eq!(operations, [&json!("list"), &json!("create"), &json!("watch"), &json!("update")]);
+    assert_eq!(
+        operations,
+        [
+            &json!("list"),
+            &json!("create"),
+            &json!("watch"),
+            &json!("update")
+        ]
+    );
 
     for (row, event) in rows.iter_mut().zip(events.iter_mut()) {
         normalize_times(row);
@@ -157,7 +199,9 @@ async fn objects_split_by_day_and_sort_rows_by_time() {
     // The event time (request, else stage) puts events 1 and 3 in hour 00, first id 1, and
     // event 2 in hour 23 of the day before, first id 2; Parquet objects follow the OCSF
     // time's day, named after the first id of the events they hold.
-    let base = dir.path().join("ext/eks-audit/region=eu-west-1/accountId=111122223333");
+    let base = dir
+        .path()
+        .join("ext/eks-audit/region=eu-west-1/accountId=111122223333");
     assert_eq!(
         objects,
         [
@@ -180,7 +224,13 @@ async fn objects_split_by_day_and_sort_rows_by_time() {
         .collect();
     // 00:00:00.5 → 1,716,249,600,500 before 00:00:01 → 1,716,249,601,000; 23:59:59 the day
     // before → 1,716,249,599,000.
-    assert_eq!(times, [vec![1_716_249_600_500, 1_716_249_601_000], vec![1_716_249_599_000]]);
+    assert_eq!(
+        times,
+        [
+            vec![1_716_249_600_500, 1_716_249_601_000],
+            vec![1_716_249_599_000]
+        ]
+    );
 }
 
 #[tokio::test]
@@ -193,16 +243,37 @@ async fn objects_are_zstd_parquet_with_security_lake_column_types() {
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).expect("Parquet");
     let row_group = builder.metadata().row_group(0);
     for column in row_group.columns() {
-        assert!(matches!(column.compression(), Compression::ZSTD(_)), "{:?}", column.column_path());
+        assert!(
+            matches!(column.compression(), Compression::ZSTD(_)),
+            "{:?}",
+            column.column_path()
+        );
     }
     let schema = builder.schema();
-    let type_of = |name: &str| schema.field_with_name(name).expect(name).data_type().clone();
+    let type_of = |name: &str| {
+        schema
+            .field_with_name(name)
+            .expect(name)
+            .data_type()
+            .clone()
+    };
     assert_eq!(type_of("time"), DataType::Int64);
     assert_eq!(type_of("type_uid"), DataType::Int64);
     assert_eq!(type_of("class_uid"), DataType::Int32);
-    assert_eq!(type_of("time_dt"), DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())));
-    assert!(matches!(type_of("unmapped"), DataType::Map(..)), "{:?}", type_of("unmapped"));
-    assert!(matches!(type_of("resources"), DataType::List(_)), "{:?}", type_of("resources"));
+    assert_eq!(
+        type_of("time_dt"),
+        DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into()))
+    );
+    assert!(
+        matches!(type_of("unmapped"), DataType::Map(..)),
+        "{:?}",
+        type_of("unmapped")
+    );
+    assert!(
+        matches!(type_of("resources"), DataType::List(_)),
+        "{:?}",
+        type_of("resources")
+    );
 
     // events/README.md: 4 of the 5 events are kept.
     pyarrow_reads(path, 4);
@@ -211,7 +282,10 @@ async fn objects_are_zstd_parquet_with_security_lake_column_types() {
 /// With a Python that has pyarrow (`PYARROW_PYTHON`, else `python3`), an independent reader
 /// agrees on the rows and types. Skipped, saying so, where pyarrow is not installed.
 fn pyarrow_reads(path: &Path, rows: usize) {
-    let python = std::env::var("PYARROW_PYTHON").ok().filter(|p| !p.is_empty()).unwrap_or_else(|| "python3".to_owned());
+    let python = std::env::var("PYARROW_PYTHON")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "python3".to_owned());
     let script = r#"
 import sys
 import pyarrow.parquet as pq
@@ -221,16 +295,30 @@ assert times == sorted(times), times
 unmapped = str(table.schema.field("unmapped").type)
 print(table.num_rows, table.schema.field("time_dt").type, unmapped.startswith("map<string, string"))
 "#;
-    let output = std::process::Command::new(&python).arg("-c").arg(script).arg(path).output();
+    let output = std::process::Command::new(&python)
+        .arg("-c")
+        .arg(script)
+        .arg(path)
+        .output();
     match output {
         Ok(output) if output.status.success() => {
             let stdout = String::from_utf8_lossy(&output.stdout);
-            assert_eq!(stdout.trim(), format!("{rows} timestamp[us, tz=+00:00] True"));
+            assert_eq!(
+                stdout.trim(),
+                format!("{rows} timestamp[us, tz=+00:00] True")
+            );
         }
-        Ok(output) if String::from_utf8_lossy(&output.stderr).contains("No module named 'pyarrow'") => {
-            eprintln!("SKIPPED pyarrow check: {python} has no pyarrow (set PYARROW_PYTHON to one that has)");
+        Ok(output)
+            if String::from_utf8_lossy(&output.stderr).contains("No module named 'pyarrow'") =>
+        {
+            eprintln!(
+                "SKIPPED pyarrow check: {python} has no pyarrow (set PYARROW_PYTHON to one that has)"
+            );
         }
-        Ok(output) => panic!("pyarrow could not read the object: {}", String::from_utf8_lossy(&output.stderr)),
+        Ok(output) => panic!(
+            "pyarrow could not read the object: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ),
         Err(e) => eprintln!("SKIPPED pyarrow check: cannot run {python}: {e}"),
     }
 }

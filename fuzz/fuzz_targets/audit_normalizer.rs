@@ -10,26 +10,41 @@
 
 use std::sync::LazyLock;
 
-use eks_audit_core::{Format, ProcessOptions};
 use eks_audit_core::filter::{Filter, StageFilter};
 use eks_audit_core::pipeline::{EventFate, process_event};
 use eks_audit_core::redact::Redaction;
 use eks_audit_core::schema::EventContext;
+use eks_audit_core::{Format, ProcessOptions};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
 /// Every format with the default filter, keeping every event, and keeping and redacting every
 /// event.
 static SETTINGS: LazyLock<Vec<ProcessOptions>> = LazyLock::new(|| {
-    let keep_all = Filter { stages: StageFilter::All, exclude_uris: Vec::new() };
+    let keep_all = Filter {
+        stages: StageFilter::All,
+        exclude_uris: Vec::new(),
+    };
     let redact_all = Redaction::parse("*").expect("a valid rule");
     Format::ALL
         .iter()
         .flat_map(|&format| {
             [
-                ProcessOptions { format, ..ProcessOptions::default() },
-                ProcessOptions { format, filter: keep_all.clone(), ..ProcessOptions::default() },
-                ProcessOptions { format, filter: keep_all.clone(), redaction: redact_all.clone(), ..ProcessOptions::default() },
+                ProcessOptions {
+                    format,
+                    ..ProcessOptions::default()
+                },
+                ProcessOptions {
+                    format,
+                    filter: keep_all.clone(),
+                    ..ProcessOptions::default()
+                },
+                ProcessOptions {
+                    format,
+                    filter: keep_all.clone(),
+                    redaction: redact_all.clone(),
+                    ..ProcessOptions::default()
+                },
             ]
         })
         .collect()
@@ -48,7 +63,9 @@ const CONTEXT: EventContext<'static> = EventContext {
 };
 
 fuzz_target!(|input: &[u8]| {
-    let Ok(text) = std::str::from_utf8(input) else { return };
+    let Ok(text) = std::str::from_utf8(input) else {
+        return;
+    };
     for settings in SETTINGS.iter() {
         let mut out = b"previous line\n".to_vec();
         let fate = process_event(text, &CONTEXT, settings, &mut out);
@@ -59,18 +76,24 @@ fuzz_target!(|input: &[u8]| {
         assert_eq!(bytes.start, "previous line\n".len(), "the line is appended");
         assert_eq!(bytes.end, out.len());
         let line = std::str::from_utf8(&out[bytes]).expect("output is UTF-8");
-        assert!(line.ends_with('\n') && line.find('\n') == Some(line.len() - 1), "one line: {line:?}");
-        let value: Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("kept line is not JSON strict readers accept ({e}): {line}"));
+        assert!(
+            line.ends_with('\n') && line.find('\n') == Some(line.len() - 1),
+            "one line: {line:?}"
+        );
+        let value: Value = serde_json::from_str(line).unwrap_or_else(|e| {
+            panic!("kept line is not JSON strict readers accept ({e}): {line}")
+        });
         assert!(value.is_object());
         match settings.format {
             Format::Flat => {
-                let mut input: Value = serde_json::from_str(text)
-                    .unwrap_or_else(|e| panic!("kept an event strict readers reject ({e}): {text}"));
+                let mut input: Value = serde_json::from_str(text).unwrap_or_else(|e| {
+                    panic!("kept an event strict readers reject ({e}): {text}")
+                });
                 let mut raw = value["RawEvent"].clone();
                 if !settings.redaction.is_off() {
                     // Every body that was there is the marker now; nothing else changed.
-                    let marker = serde_json::json!({"redacted": "eks-audit-forwarder", "reason": "*"});
+                    let marker =
+                        serde_json::json!({"redacted": "eks-audit-forwarder", "reason": "*"});
                     for body in BODIES {
                         match input.get(body) {
                             None => assert!(raw.get(body).is_none(), "no {body} is made up"),

@@ -28,7 +28,11 @@ use serde_json::{Value, json};
 
 #[derive(Arbitrary, Debug)]
 enum Input<'a> {
-    Event { keep_all_stages: bool, with_bucket: bool, records: Vec<Record<'a>> },
+    Event {
+        keep_all_stages: bool,
+        with_bucket: bool,
+        records: Vec<Record<'a>>,
+    },
     /// Any text as the Lambda event.
     Text(&'a str),
 }
@@ -56,7 +60,10 @@ enum Data<'a> {
     /// Base64 of gzip of arbitrary bytes.
     GzipBytes(&'a [u8]),
     /// Base64 of subscription messages, gzip (each its own member) or plain JSON.
-    Messages { gzip: bool, messages: Vec<Message<'a>> },
+    Messages {
+        gzip: bool,
+        messages: Vec<Message<'a>>,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -122,7 +129,11 @@ struct AuditEvent<'a> {
 
 impl AuditEvent<'_> {
     fn text(&self) -> String {
-        let stage = if self.response_complete { Some("ResponseComplete") } else { self.stage };
+        let stage = if self.response_complete {
+            Some("ResponseComplete")
+        } else {
+            self.stage
+        };
         let event = json!({
             "kind": "Event",
             "apiVersion": "audit.k8s.io/v1",
@@ -139,7 +150,11 @@ impl AuditEvent<'_> {
             "stageTimestamp": "2024-05-21T10:00:00.123456Z",
             self.extra_key: self.extra_value,
         });
-        let text = if self.pretty { serde_json::to_string_pretty(&event) } else { serde_json::to_string(&event) };
+        let text = if self.pretty {
+            serde_json::to_string_pretty(&event)
+        } else {
+            serde_json::to_string(&event)
+        };
         let mut text = text.expect("a Value always serializes");
         if let Some(at) = self.truncate_at {
             let mut at = usize::from(at).min(text.len());
@@ -197,7 +212,10 @@ impl Data<'_> {
             Data::Base64(bytes) => STANDARD.encode(bytes),
             Data::Verbatim(text) => (*text).to_owned(),
             Data::GzipBytes(bytes) => STANDARD.encode(gzip(bytes)),
-            Data::Messages { gzip: compress, messages } => {
+            Data::Messages {
+                gzip: compress,
+                messages,
+            } => {
                 let mut payload = Vec::new();
                 for message in messages {
                     let text = message.json().to_string();
@@ -216,7 +234,9 @@ impl Data<'_> {
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
-    encoder.write_all(bytes).expect("writing into a Vec cannot fail");
+    encoder
+        .write_all(bytes)
+        .expect("writing into a Vec cannot fail");
     encoder.finish().expect("writing into a Vec cannot fail")
 }
 
@@ -229,7 +249,10 @@ struct World {
 static WORLD: LazyLock<World> = LazyLock::new(|| World {
     default: ProcessOptions::default(),
     keep_all: ProcessOptions {
-        filter: Filter { stages: StageFilter::All, ..Filter::default() },
+        filter: Filter {
+            stages: StageFilter::All,
+            ..Filter::default()
+        },
         ..ProcessOptions::default()
     },
 });
@@ -241,15 +264,30 @@ const PREFIX: &str = "eks-audit";
 fn answer(text: &str, options: &ProcessOptions, with_bucket: bool) -> Option<FirehoseResponse> {
     let event: IncomingEvent<'_> = serde_json::from_str(text).ok()?;
     let records = event.records.as_deref()?;
-    let origin = Origin { region: Some("us-west-2") };
+    let origin = Origin {
+        region: Some("us-west-2"),
+    };
     let mut processed = process_records(records, origin, options, with_bucket.then_some(PREFIX));
     for object in &processed.quarantine {
-        assert!(object.key.starts_with("eks-audit/quarantine/"), "quarantine stays apart: {}", object.key);
+        assert!(
+            object.key.starts_with("eks-audit/quarantine/"),
+            "quarantine stays apart: {}",
+            object.key
+        );
         assert!(object.lines > 0, "no empty quarantine object");
     }
     // Small records always fit one response; when they do not, planning says so.
-    reingest::plan(records, &mut processed.entries, origin, options, &FirehoseLimits::default()).ok()?;
-    Some(FirehoseResponse { records: processed.entries })
+    reingest::plan(
+        records,
+        &mut processed.entries,
+        origin,
+        options,
+        &FirehoseLimits::default(),
+    )
+    .ok()?;
+    Some(FirehoseResponse {
+        records: processed.entries,
+    })
 }
 
 fuzz_target!(|input: Input<'_>| {
@@ -259,17 +297,28 @@ fuzz_target!(|input: Input<'_>| {
             if let Some(response) = answer(text, &world.default, false) {
                 // Read the records as the handler does (unknown fields skipped unread), not as
                 // a Value, which refuses text the handler rightly accepts (`"x": 1e400`).
-                let event: RecordsOnly = serde_json::from_str(text).expect("an answered event has records");
-                let inputs: Vec<(String, String)> = event.records.into_iter().map(|r| (r.record_id, r.data)).collect();
+                let event: RecordsOnly =
+                    serde_json::from_str(text).expect("an answered event has records");
+                let inputs: Vec<(String, String)> = event
+                    .records
+                    .into_iter()
+                    .map(|r| (r.record_id, r.data))
+                    .collect();
                 check(&inputs, &response);
             }
         }
-        Input::Event { keep_all_stages, with_bucket, records } => {
+        Input::Event {
+            keep_all_stages,
+            with_bucket,
+            records,
+        } => {
             let mut inputs: Vec<(String, String)> = Vec::with_capacity(records.len());
             for (position, record) in records.iter().enumerate() {
                 let id = match record.id {
                     RecordId::Position => format!("r{position}"),
-                    RecordId::Repeat(back) if !inputs.is_empty() => inputs[usize::from(back) % inputs.len()].0.clone(),
+                    RecordId::Repeat(back) if !inputs.is_empty() => {
+                        inputs[usize::from(back) % inputs.len()].0.clone()
+                    }
                     RecordId::Repeat(_) => format!("r{position}"),
                     RecordId::Text(text) => text.to_owned(),
                 };
@@ -284,7 +333,11 @@ fuzz_target!(|input: Input<'_>| {
                 })).collect::<Vec<_>>(),
             })
             .to_string();
-            let options = if keep_all_stages { &world.keep_all } else { &world.default };
+            let options = if keep_all_stages {
+                &world.keep_all
+            } else {
+                &world.default
+            };
             match answer(&event, options, with_bucket) {
                 Some(response) => check(&inputs, &response),
                 None => panic!("a well-formed Firehose event must be answered record by record"),
@@ -307,12 +360,19 @@ struct InputRecord {
 
 /// The accounting invariant, record by record.
 fn check(inputs: &[(String, String)], response: &FirehoseResponse) {
-    assert_eq!(response.records.len(), inputs.len(), "one response record per input record");
+    assert_eq!(
+        response.records.len(),
+        inputs.len(),
+        "one response record per input record"
+    );
     for ((id, data), record) in inputs.iter().zip(&response.records) {
         assert_eq!(&record.record_id, id, "same ids in the same order");
         match record.result {
             FirehoseResult::ProcessingFailed => {
-                assert_eq!(&record.data, data, "a failed record carries its original data");
+                assert_eq!(
+                    &record.data, data,
+                    "a failed record carries its original data"
+                );
                 assert!(record.metadata.is_none());
             }
             FirehoseResult::Dropped => {
@@ -320,14 +380,25 @@ fn check(inputs: &[(String, String)], response: &FirehoseResponse) {
                 assert!(record.metadata.is_none());
             }
             FirehoseResult::Ok => {
-                let keys = &record.metadata.as_ref().expect("Ok records carry partition keys").partition_keys;
-                assert!(keys.contains_key("cluster") && keys.contains_key("account"), "{keys:?}");
+                let keys = &record
+                    .metadata
+                    .as_ref()
+                    .expect("Ok records carry partition keys")
+                    .partition_keys;
+                assert!(
+                    keys.contains_key("cluster") && keys.contains_key("account"),
+                    "{keys:?}"
+                );
                 let ndjson = STANDARD.decode(&record.data).expect("Ok data is base64");
                 let text = std::str::from_utf8(&ndjson).expect("NDJSON is UTF-8");
-                assert!(!text.is_empty() && text.ends_with('\n'), "every line ends in \\n: {text:?}");
+                assert!(
+                    !text.is_empty() && text.ends_with('\n'),
+                    "every line ends in \\n: {text:?}"
+                );
                 for line in text.split_terminator('\n') {
-                    let value: Value = serde_json::from_str(line)
-                        .unwrap_or_else(|e| panic!("Ok line is not JSON strict readers accept ({e}): {line}"));
+                    let value: Value = serde_json::from_str(line).unwrap_or_else(|e| {
+                        panic!("Ok line is not JSON strict readers accept ({e}): {line}")
+                    });
                     assert!(value.is_object(), "{line}");
                 }
             }

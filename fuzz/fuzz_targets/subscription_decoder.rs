@@ -14,11 +14,17 @@ use flate2::write::GzEncoder;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: &[u8]| {
-    let Some((&mode, rest)) = input.split_first() else { return };
+    let Some((&mode, rest)) = input.split_first() else {
+        return;
+    };
     // Bit 0: wrap the rest in gzip (so the parser sees decompressed fuzz data) or not.
     // Bits 4-5: the log-event limit. Bits 6-7: the payload limit, tiny to exercise the bomb
     // guard, or the default 64 MiB.
-    let bytes = if mode & 1 == 1 { gzip(rest) } else { rest.to_vec() };
+    let bytes = if mode & 1 == 1 {
+        gzip(rest)
+    } else {
+        rest.to_vec()
+    };
     let max_events = match (mode >> 4) & 3 {
         0 => 0,
         1 => 1,
@@ -33,23 +39,37 @@ fuzz_target!(|input: &[u8]| {
     };
     let was_gzip = bytes.starts_with(&[0x1f, 0x8b]);
     let original = bytes.clone();
-    let Ok(payload) = decompress(bytes, limit) else { return };
-    assert!(payload.len() <= limit, "decompressed {} bytes past the {limit}-byte limit", payload.len());
+    let Ok(payload) = decompress(bytes, limit) else {
+        return;
+    };
+    assert!(
+        payload.len() <= limit,
+        "decompressed {} bytes past the {limit}-byte limit",
+        payload.len()
+    );
     if !was_gzip {
         assert_eq!(payload, original, "plain JSON is passed through untouched");
     }
     if let Ok(messages) = parse_messages(&payload, max_events) {
         assert!(!messages.is_empty());
         for message in &messages {
-            assert!(matches!(message.message_type.as_ref(), "DATA_MESSAGE" | "CONTROL_MESSAGE"));
+            assert!(matches!(
+                message.message_type.as_ref(),
+                "DATA_MESSAGE" | "CONTROL_MESSAGE"
+            ));
         }
         let events: usize = messages.iter().map(|m| m.log_events.len()).sum();
-        assert!(events <= max_events, "{events} log events past the limit of {max_events}");
+        assert!(
+            events <= max_events,
+            "{events} log events past the limit of {max_events}"
+        );
     }
 });
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
-    encoder.write_all(bytes).expect("writing into a Vec cannot fail");
+    encoder
+        .write_all(bytes)
+        .expect("writing into a Vec cannot fail");
     encoder.finish().expect("writing into a Vec cannot fail")
 }

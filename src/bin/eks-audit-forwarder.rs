@@ -18,20 +18,25 @@ async fn main() -> Result<(), Error> {
     eks_audit_forwarder::telemetry::init(on_lambda);
     let settings = SettingsArgs::from_env()?;
     let store = ObjectStore::from_settings(&settings).await;
-    let handler = Handler::new(settings, store, region_from_env()).with_reingester(Reingester::from_env());
+    let handler =
+        Handler::new(settings, store, region_from_env()).with_reingester(Reingester::from_env());
     let handler = &handler;
-    run(service_fn(move |event: LambdaEvent<Box<RawValue>>| async move {
-        let started = Instant::now();
-        let invocation = handler.invoke(event.payload.get()).await?;
-        let metrics = emf::line(
-            &invocation.tally,
-            emf::cluster_dimension(&invocation.clusters),
-            SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64),
-            started.elapsed().as_millis() as u64,
-        );
-        // The metrics line on stdout, alone: CloudWatch Logs extracts it (logs are on stderr).
-        drop(writeln!(std::io::stdout().lock(), "{metrics}"));
-        Ok::<Response, HandlerError>(invocation.response)
-    }))
+    run(service_fn(
+        move |event: LambdaEvent<Box<RawValue>>| async move {
+            let started = Instant::now();
+            let invocation = handler.invoke(event.payload.get()).await?;
+            let metrics = emf::line(
+                &invocation.tally,
+                emf::cluster_dimension(&invocation.clusters),
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64),
+                started.elapsed().as_millis() as u64,
+            );
+            // The metrics line on stdout, alone: CloudWatch Logs extracts it (logs are on stderr).
+            drop(writeln!(std::io::stdout().lock(), "{metrics}"));
+            Ok::<Response, HandlerError>(invocation.response)
+        },
+    ))
     .await
 }

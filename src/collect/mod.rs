@@ -26,8 +26,8 @@ use std::io::Write;
 
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 
-use eks_audit_core::batch::objects::is_quarantine_key;
 use crate::sink::describe_sdk_error;
+use eks_audit_core::batch::objects::is_quarantine_key;
 use notification::{Notification, NotificationError};
 use object::ObjectError;
 
@@ -79,9 +79,17 @@ pub enum MessageError {
     #[error(transparent)]
     Notification(#[from] NotificationError),
     #[error("cannot get s3://{bucket}/{key}: {message}")]
-    Get { bucket: String, key: String, message: String },
+    Get {
+        bucket: String,
+        key: String,
+        message: String,
+    },
     #[error("s3://{bucket}/{key}: {source}")]
-    Object { bucket: String, key: String, source: ObjectError },
+    Object {
+        bucket: String,
+        key: String,
+        source: ObjectError,
+    },
 }
 
 pub struct Collector {
@@ -131,7 +139,8 @@ impl Collector {
                 break;
             }
             for message in &messages {
-                self.handle(message, out, &mut totals, &mut failed_ids).await?;
+                self.handle(message, out, &mut totals, &mut failed_ids)
+                    .await?;
                 progress(&totals);
             }
         }
@@ -189,7 +198,13 @@ impl Collector {
         totals.skipped += collected.skipped;
         totals.messages += 1;
         if let Some(receipt) = message.receipt_handle() {
-            let deleted = self.sqs.delete_message().queue_url(&self.options.queue_url).receipt_handle(receipt).send().await;
+            let deleted = self
+                .sqs
+                .delete_message()
+                .queue_url(&self.options.queue_url)
+                .receipt_handle(receipt)
+                .send()
+                .await;
             if let Err(e) = deleted {
                 // Its events are out; the message comes back and they are written again.
                 tracing::error!(message_id, error = %describe_sdk_error(&e), "cannot delete a collected message; it will be delivered again");
@@ -211,18 +226,32 @@ impl Collector {
         };
         for record in records {
             if !record.is_created() {
-                tracing::info!(event = record.event_name, bucket = record.bucket, key = record.key, "not an ObjectCreated event; nothing to collect");
+                tracing::info!(
+                    event = record.event_name,
+                    bucket = record.bucket,
+                    key = record.key,
+                    "not an ObjectCreated event; nothing to collect"
+                );
                 collected.skipped += 1;
                 continue;
             }
             if is_quarantine_key(&record.key) {
-                tracing::warn!(bucket = record.bucket, key = record.key, "quarantine object (not audit events) skipped; inspect it in S3");
+                tracing::warn!(
+                    bucket = record.bucket,
+                    key = record.key,
+                    "quarantine object (not audit events) skipped; inspect it in S3"
+                );
                 collected.skipped += 1;
                 continue;
             }
             let body = self.get(&record.bucket, &record.key).await?;
-            let events = object::decode(body, self.options.max_object_bytes)
-                .map_err(|source| MessageError::Object { bucket: record.bucket.clone(), key: record.key.clone(), source })?;
+            let events = object::decode(body, self.options.max_object_bytes).map_err(|source| {
+                MessageError::Object {
+                    bucket: record.bucket.clone(),
+                    key: record.key.clone(),
+                    source,
+                }
+            })?;
             collected.objects += 1;
             collected.events += events.count as u64;
             collected.ndjson.push(events.ndjson);
@@ -231,8 +260,11 @@ impl Collector {
     }
 
     async fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>, MessageError> {
-        let error =
-            |message: String| MessageError::Get { bucket: bucket.to_owned(), key: key.to_owned(), message };
+        let error = |message: String| MessageError::Get {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            message,
+        };
         let object = self
             .s3
             .get_object()
@@ -241,7 +273,11 @@ impl Collector {
             .send()
             .await
             .map_err(|e| error(describe_sdk_error(&e)))?;
-        let body = object.body.collect().await.map_err(|e| error(e.to_string()))?;
+        let body = object
+            .body
+            .collect()
+            .await
+            .map_err(|e| error(e.to_string()))?;
         Ok(body.into_bytes().to_vec())
     }
 }

@@ -83,26 +83,45 @@ struct WireObject {
 
 /// Reads an SQS message body.
 pub fn parse(body: &str) -> Result<Notification, NotificationError> {
-    let parsed: Body = serde_json::from_str(body).map_err(|e| NotificationError::NotJson(e.to_string()))?;
+    let parsed: Body =
+        serde_json::from_str(body).map_err(|e| NotificationError::NotJson(e.to_string()))?;
     match parsed {
-        Body { records: Some(records), .. } => records
+        Body {
+            records: Some(records),
+            ..
+        } => records
             .into_iter()
             .map(|r| {
-                Ok(ObjectEvent { event_name: r.event_name, bucket: r.s3.bucket.name, key: decode_key(&r.s3.object.key)? })
+                Ok(ObjectEvent {
+                    event_name: r.event_name,
+                    bucket: r.s3.bucket.name,
+                    key: decode_key(&r.s3.object.key)?,
+                })
             })
             .collect::<Result<_, _>>()
             .map(Notification::Records),
-        Body { event: Some(event), bucket, .. } if event == "s3:TestEvent" => {
-            Ok(Notification::TestEvent { bucket: bucket.unwrap_or_default() })
-        }
-        Body { sns_type: Some(kind), sns_message: Some(message), .. } if kind == "Notification" => parse(&message),
+        Body {
+            event: Some(event),
+            bucket,
+            ..
+        } if event == "s3:TestEvent" => Ok(Notification::TestEvent {
+            bucket: bucket.unwrap_or_default(),
+        }),
+        Body {
+            sns_type: Some(kind),
+            sns_message: Some(message),
+            ..
+        } if kind == "Notification" => parse(&message),
         _ => Err(NotificationError::UnknownShape),
     }
 }
 
 /// Decodes a key as S3 writes it in notifications: URL (form) encoding, `+` for a space.
 pub fn decode_key(key: &str) -> Result<String, NotificationError> {
-    let bad = |reason: &str| NotificationError::BadKey { key: key.to_owned(), reason: reason.to_owned() };
+    let bad = |reason: &str| NotificationError::BadKey {
+        key: key.to_owned(),
+        reason: reason.to_owned(),
+    };
     let mut bytes = Vec::with_capacity(key.len());
     let mut input = key.bytes();
     while let Some(byte) = input.next() {
@@ -129,13 +148,23 @@ mod tests {
     #[test]
     fn keys_are_url_decoded() {
         assert_eq!(
-            decode_key("eks-audit/cluster%3Dprod-east/dt%3D2024-05-21/hour%3D13/a.json.gz").unwrap(),
+            decode_key("eks-audit/cluster%3Dprod-east/dt%3D2024-05-21/hour%3D13/a.json.gz")
+                .unwrap(),
             "eks-audit/cluster=prod-east/dt=2024-05-21/hour=13/a.json.gz"
         );
         assert_eq!(decode_key("a+b%2Bc%C3%A9").unwrap(), "a b+cé");
-        assert!(matches!(decode_key("a%2"), Err(NotificationError::BadKey { .. })));
-        assert!(matches!(decode_key("a%zz"), Err(NotificationError::BadKey { .. })));
-        assert!(matches!(decode_key("%ff"), Err(NotificationError::BadKey { .. })));
+        assert!(matches!(
+            decode_key("a%2"),
+            Err(NotificationError::BadKey { .. })
+        ));
+        assert!(matches!(
+            decode_key("a%zz"),
+            Err(NotificationError::BadKey { .. })
+        ));
+        assert!(matches!(
+            decode_key("%ff"),
+            Err(NotificationError::BadKey { .. })
+        ));
     }
 
     #[test]
@@ -144,7 +173,9 @@ mod tests {
             "eventTime":"2024-05-21T13:00:00.000Z","eventName":"ObjectCreated:Put",
             "s3":{"s3SchemaVersion":"1.0","configurationId":"c","bucket":{"name":"audit","arn":"arn:aws:s3:::audit"},
             "object":{"key":"eks-audit/cluster%3Dprod-east/x.json.gz","size":123,"eTag":"e"}}}]}"#;
-        let Notification::Records(records) = parse(body).unwrap() else { panic!("records") };
+        let Notification::Records(records) = parse(body).unwrap() else {
+            panic!("records")
+        };
         assert_eq!(records.len(), 1);
         assert!(records[0].is_created());
         assert_eq!(records[0].bucket, "audit");
@@ -154,14 +185,22 @@ mod tests {
     #[test]
     fn test_event_is_recognized() {
         let body = r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2024-05-21T13:00:00.000Z","Bucket":"audit","RequestId":"r","HostId":"h"}"#;
-        assert_eq!(parse(body).unwrap(), Notification::TestEvent { bucket: "audit".into() });
+        assert_eq!(
+            parse(body).unwrap(),
+            Notification::TestEvent {
+                bucket: "audit".into()
+            }
+        );
     }
 
     #[test]
     fn sns_envelopes_are_unwrapped() {
         let inner = r#"{"Records":[{"eventName":"ObjectRemoved:Delete","s3":{"bucket":{"name":"b"},"object":{"key":"k"}}}]}"#;
-        let body = serde_json::json!({"Type": "Notification", "MessageId": "m", "Message": inner}).to_string();
-        let Notification::Records(records) = parse(&body).unwrap() else { panic!("records") };
+        let body = serde_json::json!({"Type": "Notification", "MessageId": "m", "Message": inner})
+            .to_string();
+        let Notification::Records(records) = parse(&body).unwrap() else {
+            panic!("records")
+        };
         assert!(!records[0].is_created());
     }
 

@@ -36,7 +36,10 @@ pub fn decode(body: Vec<u8>, limit: usize) -> Result<Events, ObjectError> {
     let mut count = 0;
     if !ndjson.is_empty() {
         for (index, line) in body.split(|&b| b == b'\n').enumerate() {
-            check_line(line).map_err(|reason| ObjectError::BadLine { line: index + 1, reason })?;
+            check_line(line).map_err(|reason| ObjectError::BadLine {
+                line: index + 1,
+                reason,
+            })?;
             count += 1;
         }
     }
@@ -74,21 +77,42 @@ mod tests {
 
     #[test]
     fn damaged_objects_are_rejected_with_the_reason() {
-        assert!(matches!(decode(b"{\"a\":1}\n".to_vec(), 1 << 20), Err(ObjectError::NotGzip(_))));
+        assert!(matches!(
+            decode(b"{\"a\":1}\n".to_vec(), 1 << 20),
+            Err(ObjectError::NotGzip(_))
+        ));
         let whole = gzip(b"{\"a\":1}\n");
         let cut = whole[..whole.len() - 4].to_vec();
-        assert!(matches!(decode(cut, 1 << 20), Err(ObjectError::Gzip(DecodeError::CorruptGzip(_)))));
+        assert!(matches!(
+            decode(cut, 1 << 20),
+            Err(ObjectError::Gzip(DecodeError::CorruptGzip(_)))
+        ));
         let mut flipped = whole.clone();
         let crc = flipped.len() - 8;
         flipped[crc] ^= 0xff;
-        assert!(matches!(decode(flipped, 1 << 20), Err(ObjectError::Gzip(DecodeError::CorruptGzip(_)))));
+        assert!(matches!(
+            decode(flipped, 1 << 20),
+            Err(ObjectError::Gzip(DecodeError::CorruptGzip(_)))
+        ));
         assert_eq!(
             decode(gzip(&[b' '; 2048]), 1024),
             Err(ObjectError::Gzip(DecodeError::TooLarge { limit: 1024 }))
         );
-        assert_eq!(decode(gzip(b"{\"a\":1}"), 1 << 20), Err(ObjectError::Unterminated));
-        assert!(matches!(decode(gzip(b"{\"a\":1}\nnot json\n"), 1 << 20), Err(ObjectError::BadLine { line: 2, .. })));
-        assert!(matches!(decode(gzip(b"[1]\n"), 1 << 20), Err(ObjectError::BadLine { line: 1, .. })));
-        assert!(matches!(decode(gzip(b"{}\n\n{}\n"), 1 << 20), Err(ObjectError::BadLine { line: 2, .. })));
+        assert_eq!(
+            decode(gzip(b"{\"a\":1}"), 1 << 20),
+            Err(ObjectError::Unterminated)
+        );
+        assert!(matches!(
+            decode(gzip(b"{\"a\":1}\nnot json\n"), 1 << 20),
+            Err(ObjectError::BadLine { line: 2, .. })
+        ));
+        assert!(matches!(
+            decode(gzip(b"[1]\n"), 1 << 20),
+            Err(ObjectError::BadLine { line: 1, .. })
+        ));
+        assert!(matches!(
+            decode(gzip(b"{}\n\n{}\n"), 1 << 20),
+            Err(ObjectError::BadLine { line: 2, .. })
+        ));
     }
 }

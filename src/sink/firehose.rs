@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use aws_sdk_firehose::Client;
 use aws_sdk_firehose::config::Region;
-use aws_sdk_firehose::config::retry::RetryConfig;
 use aws_sdk_firehose::config::http::HttpResponse;
+use aws_sdk_firehose::config::retry::RetryConfig;
 use aws_sdk_firehose::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_firehose::primitives::Blob;
 use aws_sdk_firehose::types::Record;
@@ -27,7 +27,9 @@ use eks_audit_core::batch::reingest::{FirehoseLimits, batches};
 
 /// A Firehose client from the shared AWS configuration, without the SDK's retries.
 pub fn client(aws: &aws_config::SdkConfig) -> Client {
-    let config = aws_sdk_firehose::config::Builder::from(aws).retry_config(RetryConfig::disabled()).build();
+    let config = aws_sdk_firehose::config::Builder::from(aws)
+        .retry_config(RetryConfig::disabled())
+        .build();
     Client::from_conf(config)
 }
 
@@ -46,7 +48,11 @@ impl Default for RetryPolicy {
     /// Six attempts, with at most 3.1 s of backoff in all (ceilings of 0.1, 0.2, 0.4, 0.8 and
     /// 1.6 s; half that on average with jitter): well inside a transformation Lambda's timeout.
     fn default() -> Self {
-        RetryPolicy { max_attempts: 6, base_delay: Duration::from_millis(100), max_delay: Duration::from_secs(5) }
+        RetryPolicy {
+            max_attempts: 6,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(5),
+        }
     }
 }
 
@@ -54,7 +60,10 @@ impl RetryPolicy {
     /// Full jitter: a uniform delay between zero and the attempt's exponential ceiling.
     /// `retry` is 1 before the second attempt.
     fn delay(&self, retry: u32) -> Duration {
-        let ceiling = self.base_delay.saturating_mul(1 << retry.saturating_sub(1).min(20)).min(self.max_delay);
+        let ceiling = self
+            .base_delay
+            .saturating_mul(1 << retry.saturating_sub(1).min(20))
+            .min(self.max_delay);
         let random = RandomState::new().hash_one(retry);
         ceiling.mul_f64((random >> 11) as f64 / (1u64 << 53) as f64)
     }
@@ -69,7 +78,13 @@ pub enum ReingestError {
     #[error(
         "re-ingesting into delivery stream {stream}: {failed} of {sent} record(s) still failing after {attempts} attempt(s); last error: {last_error}"
     )]
-    GaveUp { stream: String, failed: usize, sent: usize, attempts: u32, last_error: String },
+    GaveUp {
+        stream: String,
+        failed: usize,
+        sent: usize,
+        attempts: u32,
+        last_error: String,
+    },
     #[error("re-ingesting into delivery stream {stream} was refused: {error}")]
     Refused { stream: String, error: String },
 }
@@ -101,17 +116,29 @@ enum ClientSource {
 
 impl Reingester {
     pub fn new(client: Client, policy: RetryPolicy) -> Reingester {
-        Reingester { client: ClientSource::Given(client), policy, limits: FirehoseLimits::default() }
+        Reingester {
+            client: ClientSource::Given(client),
+            policy,
+            limits: FirehoseLimits::default(),
+        }
     }
 
     /// A re-ingester whose client is built from the standard AWS configuration when first needed.
     pub fn from_env() -> Reingester {
-        Reingester { client: ClientSource::FromEnv(OnceCell::new()), policy: RetryPolicy::default(), limits: FirehoseLimits::default() }
+        Reingester {
+            client: ClientSource::FromEnv(OnceCell::new()),
+            policy: RetryPolicy::default(),
+            limits: FirehoseLimits::default(),
+        }
     }
 
     /// No client: for shells that cannot reach AWS; re-ingestion then fails the invocation.
     pub fn none() -> Reingester {
-        Reingester { client: ClientSource::Missing, policy: RetryPolicy::default(), limits: FirehoseLimits::default() }
+        Reingester {
+            client: ClientSource::Missing,
+            policy: RetryPolicy::default(),
+            limits: FirehoseLimits::default(),
+        }
     }
 
     /// Other batch limits, for tests of the batching against an emulator.
@@ -127,19 +154,31 @@ impl Reingester {
     async fn client(&self) -> Option<&Client> {
         match &self.client {
             ClientSource::Given(client) => Some(client),
-            ClientSource::FromEnv(cell) => Some(cell.get_or_init(|| async { client(&aws_config::load_from_env().await) }).await),
+            ClientSource::FromEnv(cell) => Some(
+                cell.get_or_init(|| async { client(&aws_config::load_from_env().await) })
+                    .await,
+            ),
             ClientSource::Missing => None,
         }
     }
 
     /// Puts every payload into `stream`, in batches within the limits, retrying failures.
-    pub async fn put(&self, stream: DeliveryStream<'_>, payloads: &[Vec<u8>]) -> Result<Reingested, ReingestError> {
+    pub async fn put(
+        &self,
+        stream: DeliveryStream<'_>,
+        payloads: &[Vec<u8>],
+    ) -> Result<Reingested, ReingestError> {
         let Some(client) = self.client().await else {
-            return Err(ReingestError::NoClient { stream: stream.name.to_owned(), records: payloads.len() });
+            return Err(ReingestError::NoClient {
+                stream: stream.name.to_owned(),
+                records: payloads.len(),
+            });
         };
         let mut done = Reingested::default();
         for batch in batches(payloads, &self.limits) {
-            done.calls += self.put_batch(client, stream, &payloads[batch.clone()]).await?;
+            done.calls += self
+                .put_batch(client, stream, &payloads[batch.clone()])
+                .await?;
             done.records += batch.len();
             done.bytes += payloads[batch].iter().map(Vec::len).sum::<usize>();
         }
@@ -153,17 +192,33 @@ impl Reingester {
         stream: DeliveryStream<'_>,
         batch: &[Vec<u8>],
     ) -> Result<usize, ReingestError> {
-        let elsewhere = stream.region.filter(|r| client.config().region().is_none_or(|own| own.as_ref() != *r));
+        let elsewhere = stream.region.filter(|r| {
+            client
+                .config()
+                .region()
+                .is_none_or(|own| own.as_ref() != *r)
+        });
         let name = stream.name;
         let mut pending: Vec<&Vec<u8>> = batch.iter().collect();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let records = pending.iter().map(|data| Record::builder().data(Blob::new(data.as_slice())).build());
-            let records = records.collect::<Result<Vec<_>, _>>().expect("data, the one required field, is set");
-            let mut request = client.put_record_batch().delivery_stream_name(name).set_records(Some(records)).customize();
+            let records = pending
+                .iter()
+                .map(|data| Record::builder().data(Blob::new(data.as_slice())).build());
+            let records = records
+                .collect::<Result<Vec<_>, _>>()
+                .expect("data, the one required field, is set");
+            let mut request = client
+                .put_record_batch()
+                .delivery_stream_name(name)
+                .set_records(Some(records))
+                .customize();
             if let Some(region) = elsewhere {
-                request = request.config_override(aws_sdk_firehose::config::Builder::default().region(Region::new(region.to_owned())));
+                request = request.config_override(
+                    aws_sdk_firehose::config::Builder::default()
+                        .region(Region::new(region.to_owned())),
+                );
             }
             let last_error = match request.send().await {
                 Ok(output) => {
@@ -176,7 +231,10 @@ impl Reingester {
                         for (data, answer) in pending.iter().zip(answers) {
                             if let Some(code) = answer.error_code() {
                                 first_error.get_or_insert_with(|| {
-                                    format!("{code}: {}", answer.error_message().unwrap_or_default())
+                                    format!(
+                                        "{code}: {}",
+                                        answer.error_message().unwrap_or_default()
+                                    )
                                 });
                                 failed.push(*data);
                             }
@@ -194,7 +252,10 @@ impl Reingester {
                 Err(error) => {
                     let message = super::describe_sdk_error(&error);
                     if !is_transient(&error) {
-                        return Err(ReingestError::Refused { stream: name.to_owned(), error: message });
+                        return Err(ReingestError::Refused {
+                            stream: name.to_owned(),
+                            error: message,
+                        });
                     }
                     tracing::warn!(stream = name, sent = pending.len(), attempt, error = %message, "PutRecordBatch failed");
                     message
@@ -221,9 +282,16 @@ fn is_transient<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> b
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or_default();
             service.raw().status().is_server_error()
-                || matches!(code, "ServiceUnavailableException" | "ThrottlingException" | "LimitExceededException")
+                || matches!(
+                    code,
+                    "ServiceUnavailableException"
+                        | "ThrottlingException"
+                        | "LimitExceededException"
+                )
         }
-        SdkError::ResponseError(_) | SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => true,
+        SdkError::ResponseError(_) | SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
+            true
+        }
         _ => false,
     }
 }
@@ -253,21 +321,39 @@ mod tests {
     #[test]
     fn the_stream_and_its_region_come_from_the_arn() {
         assert_eq!(
-            DeliveryStream::from_arn("arn:aws:firehose:eu-west-1:111122223333:deliverystream/eks-audit"),
-            Some(DeliveryStream { name: "eks-audit", region: Some("eu-west-1") })
+            DeliveryStream::from_arn(
+                "arn:aws:firehose:eu-west-1:111122223333:deliverystream/eks-audit"
+            ),
+            Some(DeliveryStream {
+                name: "eks-audit",
+                region: Some("eu-west-1")
+            })
         );
-        assert_eq!(DeliveryStream::from_arn("arn:aws:firehose:eu-west-1:111122223333:deliverystream/"), None);
+        assert_eq!(
+            DeliveryStream::from_arn("arn:aws:firehose:eu-west-1:111122223333:deliverystream/"),
+            None
+        );
         assert_eq!(DeliveryStream::from_arn("eks-audit"), None);
     }
 
     #[test]
     fn backoff_is_full_jitter_under_a_doubling_ceiling() {
-        let policy = RetryPolicy { max_attempts: 10, base_delay: Duration::from_millis(100), max_delay: Duration::from_secs(1) };
+        let policy = RetryPolicy {
+            max_attempts: 10,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+        };
         for retry in 1..10 {
             let ceiling = Duration::from_millis(100 << (retry - 1)).min(Duration::from_secs(1));
             let delays: Vec<Duration> = (0..50).map(|_| policy.delay(retry)).collect();
-            assert!(delays.iter().all(|d| *d <= ceiling), "retry {retry}: {delays:?}");
-            assert!(delays.iter().any(|d| *d < ceiling / 2), "retry {retry}: jitter reaches low delays");
+            assert!(
+                delays.iter().all(|d| *d <= ceiling),
+                "retry {retry}: {delays:?}"
+            );
+            assert!(
+                delays.iter().any(|d| *d < ceiling / 2),
+                "retry {retry}: jitter reaches low delays"
+            );
         }
     }
 }

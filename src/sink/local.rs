@@ -20,13 +20,18 @@ impl LocalDir {
 
     pub async fn put(&self, object: &Object) -> Result<(), SinkError> {
         let path = self.path_of(&object.key);
-        let error = |source| SinkError::Local { path: path.display().to_string(), source };
+        let error = |source| SinkError::Local {
+            path: path.display().to_string(),
+            source,
+        };
         if let Some(parent) = path.parent() {
             tokio::fs::create_dir_all(parent).await.map_err(error)?;
         }
         // Write then rename, so a reader never sees half an object.
         let partial = partial_path(&path);
-        tokio::fs::write(&partial, &object.body).await.map_err(error)?;
+        tokio::fs::write(&partial, &object.body)
+            .await
+            .map_err(error)?;
         tokio::fs::rename(&partial, &path).await.map_err(error)
     }
 }

@@ -8,17 +8,24 @@ pub mod s3;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
-use eks_audit_core::batch::objects::Object;
 use crate::config::Settings;
+use eks_audit_core::batch::objects::Object;
 
 /// Why an object could not be stored. The invocation fails, so the source retries it and the
 /// deterministic keys make the retry overwrite rather than duplicate.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     #[error("cannot write {path}: {source}")]
-    Local { path: String, source: std::io::Error },
+    Local {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot put s3://{bucket}/{key}: {message}")]
-    S3 { bucket: String, key: String, message: String },
+    S3 {
+        bucket: String,
+        key: String,
+        message: String,
+    },
 }
 
 pub enum ObjectStore {
@@ -34,7 +41,11 @@ impl ObjectStore {
         match &settings.bucket {
             Some(bucket) => {
                 let aws = aws_config::load_from_env().await;
-                ObjectStore::S3(s3::S3Store::new(s3::client(&aws), bucket.clone(), settings.sse_kms_key_id.clone()))
+                ObjectStore::S3(s3::S3Store::new(
+                    s3::client(&aws),
+                    bucket.clone(),
+                    settings.sse_kms_key_id.clone(),
+                ))
             }
             None => ObjectStore::Local(local::LocalDir::new(&settings.out_dir)),
         }

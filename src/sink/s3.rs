@@ -11,13 +11,19 @@ use eks_audit_core::batch::objects::{CONTENT_ENCODING, CONTENT_TYPE, Object};
 /// An S3 client from the shared AWS configuration. With an endpoint override (a local AWS
 /// emulator) buckets are addressed by path, since `bucket.127.0.0.1` does not resolve.
 pub fn client(aws: &aws_config::SdkConfig) -> Client {
-    let config = aws_sdk_s3::config::Builder::from(aws).force_path_style(aws.endpoint_url().is_some()).build();
+    let config = aws_sdk_s3::config::Builder::from(aws)
+        .force_path_style(aws.endpoint_url().is_some())
+        .build();
     Client::from_conf(config)
 }
 
 /// Parquet objects (Security Lake output) are compressed inside; everything else is gzip NDJSON.
 fn content_type(key: &str) -> &'static str {
-    if key.ends_with(".parquet") { PARQUET_CONTENT_TYPE } else { CONTENT_TYPE }
+    if key.ends_with(".parquet") {
+        PARQUET_CONTENT_TYPE
+    } else {
+        CONTENT_TYPE
+    }
 }
 
 fn content_encoding(key: &str) -> Option<&'static str> {
@@ -34,7 +40,11 @@ pub struct S3Store {
 
 impl S3Store {
     pub fn new(client: Client, bucket: String, kms_key_id: Option<String>) -> S3Store {
-        S3Store { client, bucket, kms_key_id }
+        S3Store {
+            client,
+            bucket,
+            kms_key_id,
+        }
     }
 
     pub fn bucket(&self) -> &str {
@@ -52,7 +62,9 @@ impl S3Store {
             .set_content_encoding(content_encoding(&object.key).map(str::to_owned))
             .body(ByteStream::from(object.body.clone()));
         let request = match &self.kms_key_id {
-            Some(key) => request.server_side_encryption(ServerSideEncryption::AwsKms).ssekms_key_id(key),
+            Some(key) => request
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .ssekms_key_id(key),
             None => request.server_side_encryption(ServerSideEncryption::Aes256),
         };
         request.send().await.map(drop).map_err(|e| SinkError::S3 {

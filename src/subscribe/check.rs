@@ -58,20 +58,38 @@ pub enum Problem {
     /// No filter of our name (nor, with a destination, one delivering there).
     FilterMissing { name: String },
     /// Our filter delivers somewhere else than the expected destination.
-    FilterElsewhere { name: String, destination_arn: String },
+    FilterElsewhere {
+        name: String,
+        destination_arn: String,
+    },
 }
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Problem::NoAuditStream => f.write_str("no kube-apiserver-audit-* log stream (audit logging off?)"),
-            Problem::NoAuditEvent => f.write_str("kube-apiserver-audit-* log streams hold no event"),
+            Problem::NoAuditStream => {
+                f.write_str("no kube-apiserver-audit-* log stream (audit logging off?)")
+            }
+            Problem::NoAuditEvent => {
+                f.write_str("kube-apiserver-audit-* log streams hold no event")
+            }
             Problem::Stale { age, max_age } => {
-                write!(f, "last audit event {} ago (max age {})", human(*age), human(*max_age))
+                write!(
+                    f,
+                    "last audit event {} ago (max age {})",
+                    human(*age),
+                    human(*max_age)
+                )
             }
             Problem::FilterMissing { name } => write!(f, "subscription filter {name} missing"),
-            Problem::FilterElsewhere { name, destination_arn } => {
-                write!(f, "subscription filter {name} delivers to {destination_arn}")
+            Problem::FilterElsewhere {
+                name,
+                destination_arn,
+            } => {
+                write!(
+                    f,
+                    "subscription filter {name} delivers to {destination_arn}"
+                )
             }
         }
     }
@@ -95,15 +113,25 @@ impl Health {
 
 impl fmt::Display for Health {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.is_flowing() { "flowing" } else { "NOT flowing" })?;
+        f.write_str(if self.is_flowing() {
+            "flowing"
+        } else {
+            "NOT flowing"
+        })?;
         let mut parts: Vec<String> = self.problems.iter().map(ToString::to_string).collect();
         if let Some((stream, age)) = &self.latest
-            && !self.problems.iter().any(|p| matches!(p, Problem::Stale { .. }))
+            && !self
+                .problems
+                .iter()
+                .any(|p| matches!(p, Problem::Stale { .. }))
         {
             parts.push(format!("last audit event {} ago in {stream}", human(*age)));
         }
         if let Some(filter) = &self.filter {
-            parts.push(format!("filter {} -> {}", filter.name, filter.destination_arn));
+            parts.push(format!(
+                "filter {} -> {}",
+                filter.name, filter.destination_arn
+            ));
         }
         if !parts.is_empty() {
             write!(f, ": {}", parts.join("; "))?;
@@ -120,16 +148,27 @@ pub fn assess(observed: &Observed, expected: &Expected, now_ms: i64) -> Health {
         .iter()
         .filter_map(|s| Some((s, s.latest_ms()?)))
         .max_by_key(|(_, at)| *at)
-        .map(|(s, at)| (s.name.clone(), Duration::from_millis(now_ms.saturating_sub(at).max(0).unsigned_abs())));
+        .map(|(s, at)| {
+            (
+                s.name.clone(),
+                Duration::from_millis(now_ms.saturating_sub(at).max(0).unsigned_abs()),
+            )
+        });
     match &latest {
         _ if observed.audit_streams.is_empty() => problems.push(Problem::NoAuditStream),
         None => problems.push(Problem::NoAuditEvent),
         Some((_, age)) if *age > expected.max_age => {
-            problems.push(Problem::Stale { age: *age, max_age: expected.max_age });
+            problems.push(Problem::Stale {
+                age: *age,
+                max_age: expected.max_age,
+            });
         }
         Some(_) => {}
     }
-    let ours = observed.filters.iter().find(|f| f.name == expected.filter_name);
+    let ours = observed
+        .filters
+        .iter()
+        .find(|f| f.name == expected.filter_name);
     let filter = match (&expected.destination_arn, ours) {
         (Some(destination), Some(ours)) if ours.destination_arn != *destination => {
             problems.push(Problem::FilterElsewhere {
@@ -139,13 +178,23 @@ pub fn assess(observed: &Observed, expected: &Expected, now_ms: i64) -> Health {
             None
         }
         (_, Some(ours)) => Some(ours.clone()),
-        (Some(destination), None) => observed.filters.iter().find(|f| f.destination_arn == *destination).cloned(),
+        (Some(destination), None) => observed
+            .filters
+            .iter()
+            .find(|f| f.destination_arn == *destination)
+            .cloned(),
         (None, None) => None,
     };
     if filter.is_none() && ours.is_none() {
-        problems.push(Problem::FilterMissing { name: expected.filter_name.clone() });
+        problems.push(Problem::FilterMissing {
+            name: expected.filter_name.clone(),
+        });
     }
-    Health { latest, filter, problems }
+    Health {
+        latest,
+        filter,
+        problems,
+    }
 }
 
 /// A duration as operators write it: `90s`, `15m`, `2h`, `1d`, or a sum (`1h30m`). A bare number
@@ -159,9 +208,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let mut total = Duration::ZERO;
     let mut rest = text;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(invalid)?;
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .ok_or_else(invalid)?;
         let number: u64 = rest[..digits].parse().map_err(|_| invalid())?;
-        let unit_len = rest[digits..].find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len() - digits);
+        let unit_len = rest[digits..]
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len() - digits);
         let seconds = match &rest[digits..digits + unit_len] {
             "s" => 1,
             "m" => 60,
@@ -172,7 +225,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         total += Duration::from_secs(number.checked_mul(seconds).ok_or_else(invalid)?);
         rest = &rest[digits + unit_len..];
     }
-    if text.is_empty() { Err(invalid()) } else { Ok(total) }
+    if text.is_empty() {
+        Err(invalid())
+    } else {
+        Ok(total)
+    }
 }
 
 /// A duration in its two largest units: `45s`, `12m`, `3h5m`, `2d4h`.
@@ -200,7 +257,11 @@ mod tests {
     const MINUTE: i64 = 60_000;
     const STREAM: &str = "arn:aws:firehose:us-east-1:111122223333:deliverystream/eks-audit";
 
-    fn stream(name: &str, last_event_ago: Option<i64>, last_ingestion_ago: Option<i64>) -> StreamActivity {
+    fn stream(
+        name: &str,
+        last_event_ago: Option<i64>,
+        last_ingestion_ago: Option<i64>,
+    ) -> StreamActivity {
         StreamActivity {
             name: name.to_owned(),
             last_event_ms: last_event_ago.map(|ago| NOW - ago),
@@ -228,7 +289,11 @@ mod tests {
     fn healthy() -> Observed {
         Observed {
             audit_streams: vec![
-                stream("kube-apiserver-audit-old", Some(400 * MINUTE), Some(400 * MINUTE)),
+                stream(
+                    "kube-apiserver-audit-old",
+                    Some(400 * MINUTE),
+                    Some(400 * MINUTE),
+                ),
                 stream("kube-apiserver-audit-new", Some(2 * MINUTE), Some(MINUTE)),
             ],
             filters: vec![filter("eks-audit-forwarder", STREAM)],
@@ -239,7 +304,13 @@ mod tests {
     fn a_recent_audit_event_and_our_filter_is_flowing() {
         let health = assess(&healthy(), &expected(Some(STREAM)), NOW);
         assert!(health.is_flowing(), "{health}");
-        assert_eq!(health.latest, Some(("kube-apiserver-audit-new".to_owned(), Duration::from_secs(60))));
+        assert_eq!(
+            health.latest,
+            Some((
+                "kube-apiserver-audit-new".to_owned(),
+                Duration::from_secs(60)
+            ))
+        );
         assert_eq!(
             health.to_string(),
             format!(
@@ -252,7 +323,11 @@ mod tests {
     fn the_later_of_event_and_ingestion_time_counts() {
         // lastEventTimestamp lags up to an hour behind; lastIngestionTime does not.
         let mut observed = healthy();
-        observed.audit_streams = vec![stream("kube-apiserver-audit-a", Some(50 * MINUTE), Some(3 * MINUTE))];
+        observed.audit_streams = vec![stream(
+            "kube-apiserver-audit-a",
+            Some(50 * MINUTE),
+            Some(3 * MINUTE),
+        )];
         assert!(assess(&observed, &expected(None), NOW).is_flowing());
         observed.audit_streams = vec![stream("kube-apiserver-audit-a", Some(3 * MINUTE), None)];
         assert!(assess(&observed, &expected(None), NOW).is_flowing());
@@ -261,45 +336,77 @@ mod tests {
     #[test]
     fn an_old_last_event_is_stale() {
         let mut observed = healthy();
-        observed.audit_streams = vec![stream("kube-apiserver-audit-a", Some(185 * MINUTE), Some(185 * MINUTE))];
+        observed.audit_streams = vec![stream(
+            "kube-apiserver-audit-a",
+            Some(185 * MINUTE),
+            Some(185 * MINUTE),
+        )];
         let health = assess(&observed, &expected(None), NOW);
         assert_eq!(
             health.problems,
-            [Problem::Stale { age: Duration::from_secs(185 * 60), max_age: Duration::from_secs(900) }]
+            [Problem::Stale {
+                age: Duration::from_secs(185 * 60),
+                max_age: Duration::from_secs(900)
+            }]
         );
         assert_eq!(
             health.to_string(),
-            format!("NOT flowing: last audit event 3h5m ago (max age 15m); filter eks-audit-forwarder -> {STREAM}")
+            format!(
+                "NOT flowing: last audit event 3h5m ago (max age 15m); filter eks-audit-forwarder -> {STREAM}"
+            )
         );
     }
 
     #[test]
     fn a_group_without_audit_streams_is_not_flowing() {
-        let observed = Observed { audit_streams: vec![], filters: vec![filter("eks-audit-forwarder", STREAM)] };
+        let observed = Observed {
+            audit_streams: vec![],
+            filters: vec![filter("eks-audit-forwarder", STREAM)],
+        };
         let health = assess(&observed, &expected(None), NOW);
         assert_eq!(health.problems, [Problem::NoAuditStream]);
-        assert!(health.to_string().starts_with("NOT flowing: no kube-apiserver-audit-* log stream"));
+        assert!(
+            health
+                .to_string()
+                .starts_with("NOT flowing: no kube-apiserver-audit-* log stream")
+        );
     }
 
     #[test]
     fn audit_streams_without_events_are_not_flowing() {
-        let observed = Observed { audit_streams: vec![stream("kube-apiserver-audit-a", None, None)], ..healthy() };
-        assert_eq!(assess(&observed, &expected(None), NOW).problems, [Problem::NoAuditEvent]);
+        let observed = Observed {
+            audit_streams: vec![stream("kube-apiserver-audit-a", None, None)],
+            ..healthy()
+        };
+        assert_eq!(
+            assess(&observed, &expected(None), NOW).problems,
+            [Problem::NoAuditEvent]
+        );
     }
 
     #[test]
     fn a_missing_filter_is_not_flowing() {
-        let observed =
-            Observed { filters: vec![filter("splunk", "arn:aws:lambda:us-east-1:1:function:x")], ..healthy() };
+        let observed = Observed {
+            filters: vec![filter("splunk", "arn:aws:lambda:us-east-1:1:function:x")],
+            ..healthy()
+        };
         let health = assess(&observed, &expected(Some(STREAM)), NOW);
-        assert_eq!(health.problems, [Problem::FilterMissing { name: "eks-audit-forwarder".to_owned() }]);
+        assert_eq!(
+            health.problems,
+            [Problem::FilterMissing {
+                name: "eks-audit-forwarder".to_owned()
+            }]
+        );
         assert_eq!(health.filter, None);
     }
 
     #[test]
     fn with_a_destination_a_filter_of_another_name_delivering_there_counts() {
         let stack = filter("stack-FirehoseSubscriptionprod-1X2Y", STREAM);
-        let observed = Observed { filters: vec![stack.clone()], ..healthy() };
+        let observed = Observed {
+            filters: vec![stack.clone()],
+            ..healthy()
+        };
         let health = assess(&observed, &expected(Some(STREAM)), NOW);
         assert!(health.is_flowing(), "{health}");
         assert_eq!(health.filter, Some(stack));
@@ -310,7 +417,10 @@ mod tests {
     #[test]
     fn our_filter_delivering_elsewhere_is_not_flowing() {
         let elsewhere = "arn:aws:firehose:us-east-1:111122223333:deliverystream/old";
-        let observed = Observed { filters: vec![filter("eks-audit-forwarder", elsewhere)], ..healthy() };
+        let observed = Observed {
+            filters: vec![filter("eks-audit-forwarder", elsewhere)],
+            ..healthy()
+        };
         let health = assess(&observed, &expected(Some(STREAM)), NOW);
         assert_eq!(
             health.problems,
@@ -336,9 +446,14 @@ mod tests {
 
     #[test]
     fn an_event_from_the_future_is_zero_seconds_old() {
-        let observed =
-            Observed { audit_streams: vec![stream("kube-apiserver-audit-a", Some(-MINUTE), None)], ..healthy() };
-        assert_eq!(assess(&observed, &expected(None), NOW).latest.unwrap().1, Duration::ZERO);
+        let observed = Observed {
+            audit_streams: vec![stream("kube-apiserver-audit-a", Some(-MINUTE), None)],
+            ..healthy()
+        };
+        assert_eq!(
+            assess(&observed, &expected(None), NOW).latest.unwrap().1,
+            Duration::ZERO
+        );
     }
 
     #[test]

@@ -7,8 +7,8 @@ use aws_sdk_cloudwatchlogs::types::SubscriptionFilter;
 
 use super::check::StreamActivity;
 use super::plan::FilterSpec;
-use eks_audit_core::eks::{AUDIT_STREAM_PREFIX, cluster_from_log_group};
 use crate::sink::describe_sdk_error;
+use eks_audit_core::eks::{AUDIT_STREAM_PREFIX, cluster_from_log_group};
 
 /// The prefix of every EKS control-plane log group, `/aws/eks/<cluster>/cluster`.
 pub const EKS_LOG_GROUP_PREFIX: &str = "/aws/eks/";
@@ -21,7 +21,11 @@ pub enum LogsError {
     #[error("cannot describe the subscription filters of {group}: {message}")]
     DescribeFilters { group: String, message: String },
     #[error("cannot put subscription filter {filter} on {group}: {message}")]
-    PutFilter { group: String, filter: String, message: String },
+    PutFilter {
+        group: String,
+        filter: String,
+        message: String,
+    },
     #[error("cannot describe the log streams of {group}: {message}")]
     DescribeStreams { group: String, message: String },
 }
@@ -40,8 +44,12 @@ impl CloudWatchLogs {
     /// region, in name order. Other groups under `/aws/eks/` are left out.
     /// <https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_DescribeLogGroups.html>
     pub async fn eks_clusters(&self) -> Result<Vec<String>, LogsError> {
-        let mut pages =
-            self.client.describe_log_groups().log_group_name_prefix(EKS_LOG_GROUP_PREFIX).into_paginator().send();
+        let mut pages = self
+            .client
+            .describe_log_groups()
+            .log_group_name_prefix(EKS_LOG_GROUP_PREFIX)
+            .into_paginator()
+            .send();
         let mut clusters = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| LogsError::ListGroups(describe_sdk_error(&e)))?;
@@ -55,13 +63,26 @@ impl CloudWatchLogs {
 
     /// The subscription filters on `group`; `None` when the log group does not exist.
     /// <https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_DescribeSubscriptionFilters.html>
-    pub async fn subscription_filters(&self, group: &str) -> Result<Option<Vec<FilterSpec>>, LogsError> {
-        let mut pages = self.client.describe_subscription_filters().log_group_name(group).into_paginator().send();
+    pub async fn subscription_filters(
+        &self,
+        group: &str,
+    ) -> Result<Option<Vec<FilterSpec>>, LogsError> {
+        let mut pages = self
+            .client
+            .describe_subscription_filters()
+            .log_group_name(group)
+            .into_paginator()
+            .send();
         let mut filters = Vec::new();
         while let Some(page) = pages.next().await {
             match page {
                 Ok(page) => filters.extend(page.subscription_filters().iter().map(filter_spec)),
-                Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => return Ok(None),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_resource_not_found_exception()) =>
+                {
+                    return Ok(None);
+                }
                 Err(e) => {
                     return Err(LogsError::DescribeFilters {
                         group: group.to_owned(),
@@ -75,7 +96,11 @@ impl CloudWatchLogs {
 
     /// Creates `filter` on `group`, or replaces the filter of the same name.
     /// <https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutSubscriptionFilter.html>
-    pub async fn put_subscription_filter(&self, group: &str, filter: &FilterSpec) -> Result<(), LogsError> {
+    pub async fn put_subscription_filter(
+        &self,
+        group: &str,
+        filter: &FilterSpec,
+    ) -> Result<(), LogsError> {
         self.client
             .put_subscription_filter()
             .log_group_name(group)
@@ -97,7 +122,10 @@ impl CloudWatchLogs {
     /// Streams can only be listed in name order when a prefix is given (ordering by
     /// `LastEventTime` refuses a prefix), so every page is read.
     /// <https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_DescribeLogStreams.html>
-    pub async fn audit_streams(&self, group: &str) -> Result<Option<Vec<StreamActivity>>, LogsError> {
+    pub async fn audit_streams(
+        &self,
+        group: &str,
+    ) -> Result<Option<Vec<StreamActivity>>, LogsError> {
         let mut pages = self
             .client
             .describe_log_streams()
@@ -113,7 +141,12 @@ impl CloudWatchLogs {
                     last_event_ms: s.last_event_timestamp(),
                     last_ingestion_ms: s.last_ingestion_time(),
                 })),
-                Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => return Ok(None),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_resource_not_found_exception()) =>
+                {
+                    return Ok(None);
+                }
                 Err(e) => {
                     return Err(LogsError::DescribeStreams {
                         group: group.to_owned(),
@@ -130,7 +163,10 @@ fn filter_spec(filter: &SubscriptionFilter) -> FilterSpec {
     FilterSpec {
         name: filter.filter_name().unwrap_or_default().to_owned(),
         destination_arn: filter.destination_arn().unwrap_or_default().to_owned(),
-        role_arn: filter.role_arn().filter(|r| !r.is_empty()).map(str::to_owned),
+        role_arn: filter
+            .role_arn()
+            .filter(|r| !r.is_empty())
+            .map(str::to_owned),
         pattern: filter.filter_pattern().unwrap_or_default().to_owned(),
     }
 }

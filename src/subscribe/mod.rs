@@ -25,11 +25,15 @@ pub fn parse_cluster(arg: &str) -> Result<String, String> {
     // EKS cluster names: 1-100 characters, a letter or digit first, then letters, digits, - and _.
     let valid = name.len() <= 100
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if valid {
         Ok(name.to_owned())
     } else {
-        Err(format!("{arg:?} is neither an EKS cluster name nor a /aws/eks/<cluster>/cluster log group"))
+        Err(format!(
+            "{arg:?} is neither an EKS cluster name nor a /aws/eks/<cluster>/cluster log group"
+        ))
     }
 }
 
@@ -106,14 +110,25 @@ impl fmt::Display for SubscribeReport {
             }
             Outcome::Failed(error) => return write!(f, "{cluster}: error: {error}"),
         };
-        let verb = |done: &str, planned: &str| if dry_run { planned.to_owned() } else { done.to_owned() };
+        let verb = |done: &str, planned: &str| {
+            if dry_run {
+                planned.to_owned()
+            } else {
+                done.to_owned()
+            }
+        };
         write!(f, "{cluster}: ")?;
         match &plan.action {
             Action::Unchanged => write!(f, "unchanged ({target})")?,
             Action::Create => write!(f, "{} {target}", verb("created", "would create"))?,
             Action::Update { changed } => {
                 let changed: Vec<String> = changed.iter().map(ToString::to_string).collect();
-                write!(f, "{} {target} ({} changed)", verb("updated", "would update"), changed.join(", "))?;
+                write!(
+                    f,
+                    "{} {target} ({} changed)",
+                    verb("updated", "would update"),
+                    changed.join(", ")
+                )?;
             }
             Action::AlreadyDelivered { by } => write!(
                 f,
@@ -141,7 +156,11 @@ impl fmt::Display for SubscribeReport {
 }
 
 fn describe<'a>(filters: impl IntoIterator<Item = &'a FilterSpec>) -> String {
-    filters.into_iter().map(|f| format!("{} -> {}", f.name, f.destination_arn)).collect::<Vec<_>>().join(", ")
+    filters
+        .into_iter()
+        .map(|f| format!("{} -> {}", f.name, f.destination_arn))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// What `--check` found for one cluster.
@@ -219,7 +238,10 @@ impl Subscriber {
                 let clusters = self.logs.eks_clusters().await?;
                 if clusters.is_empty() {
                     return Err(SubscribeError::NoClusters {
-                        region: self.region.clone().unwrap_or_else(|| "(no region configured)".to_owned()),
+                        region: self
+                            .region
+                            .clone()
+                            .unwrap_or_else(|| "(no region configured)".to_owned()),
                     });
                 }
                 Ok(clusters)
@@ -229,14 +251,30 @@ impl Subscriber {
 
     /// Refuses a destination AWS would refuse less clearly (see [`plan::check_destination`]).
     pub fn check_destination(&self, filter: &FilterSpec) -> Result<(), DestinationError> {
-        plan::check_destination(&filter.destination_arn, filter.role_arn.as_deref(), self.region.as_deref())
+        plan::check_destination(
+            &filter.destination_arn,
+            filter.role_arn.as_deref(),
+            self.region.as_deref(),
+        )
     }
 
     /// Puts `filter` on the cluster's log group as [`plan::plan`] decides; with `dry_run`
     /// only decides.
-    pub async fn subscribe(&self, cluster: &str, filter: &FilterSpec, dry_run: bool) -> SubscribeReport {
-        let outcome = self.subscribe_group(&log_group_of(cluster), filter, dry_run).await;
-        SubscribeReport { cluster: cluster.to_owned(), filter: filter.clone(), region: self.region.clone(), outcome }
+    pub async fn subscribe(
+        &self,
+        cluster: &str,
+        filter: &FilterSpec,
+        dry_run: bool,
+    ) -> SubscribeReport {
+        let outcome = self
+            .subscribe_group(&log_group_of(cluster), filter, dry_run)
+            .await;
+        SubscribeReport {
+            cluster: cluster.to_owned(),
+            filter: filter.clone(),
+            region: self.region.clone(),
+            outcome,
+        }
     }
 
     async fn subscribe_group(&self, group: &str, filter: &FilterSpec, dry_run: bool) -> Outcome {
@@ -259,16 +297,29 @@ impl Subscriber {
     pub async fn check(&self, cluster: &str, expected: &Expected, now_ms: i64) -> CheckReport {
         let group = log_group_of(cluster);
         let observed = async {
-            let Some(audit_streams) = self.logs.audit_streams(&group).await? else { return Ok(None) };
-            let Some(filters) = self.logs.subscription_filters(&group).await? else { return Ok(None) };
-            Ok(Some(Observed { audit_streams, filters }))
+            let Some(audit_streams) = self.logs.audit_streams(&group).await? else {
+                return Ok(None);
+            };
+            let Some(filters) = self.logs.subscription_filters(&group).await? else {
+                return Ok(None);
+            };
+            Ok(Some(Observed {
+                audit_streams,
+                filters,
+            }))
         };
         let outcome = match observed.await {
-            Ok(Some(observed)) => CheckOutcome::Assessed(check::assess(&observed, expected, now_ms)),
+            Ok(Some(observed)) => {
+                CheckOutcome::Assessed(check::assess(&observed, expected, now_ms))
+            }
             Ok(None) => CheckOutcome::LogGroupNotFound,
             Err(error) => CheckOutcome::Failed(error),
         };
-        CheckReport { cluster: cluster.to_owned(), region: self.region.clone(), outcome }
+        CheckReport {
+            cluster: cluster.to_owned(),
+            region: self.region.clone(),
+            outcome,
+        }
     }
 }
 
@@ -300,32 +351,58 @@ mod tests {
     }
 
     fn planned(action: Action, others: Vec<FilterSpec>, dry_run: bool) -> SubscribeReport {
-        report(Outcome::Planned { plan: Plan { action, others }, dry_run })
+        report(Outcome::Planned {
+            plan: Plan { action, others },
+            dry_run,
+        })
     }
 
     #[test]
     fn cluster_names_and_log_groups_are_accepted() {
         assert_eq!(parse_cluster("prod-east_1"), Ok("prod-east_1".to_owned()));
-        assert_eq!(parse_cluster("/aws/eks/prod/cluster"), Ok("prod".to_owned()));
-        for bad in ["", "-prod", "a/b", "/aws/eks/a/b/cluster", "prod east", &"x".repeat(101)] {
+        assert_eq!(
+            parse_cluster("/aws/eks/prod/cluster"),
+            Ok("prod".to_owned())
+        );
+        for bad in [
+            "",
+            "-prod",
+            "a/b",
+            "/aws/eks/a/b/cluster",
+            "prod east",
+            &"x".repeat(101),
+        ] {
             assert!(parse_cluster(bad).is_err(), "{bad:?}");
         }
     }
 
     #[test]
     fn each_action_is_one_line_naming_the_cluster() {
-        let fwd = "filter eks-audit-forwarder -> arn:aws:lambda:us-east-1:111122223333:function:fwd";
-        assert_eq!(planned(Action::Create, vec![], false).to_string(), format!("prod: created {fwd}"));
-        assert_eq!(planned(Action::Create, vec![], true).to_string(), format!("prod: would create {fwd}"));
-        assert_eq!(planned(Action::Unchanged, vec![], false).to_string(), format!("prod: unchanged ({fwd})"));
-        let update = Action::Update { changed: vec![plan::Field::Pattern, plan::Field::Role] };
+        let fwd =
+            "filter eks-audit-forwarder -> arn:aws:lambda:us-east-1:111122223333:function:fwd";
+        assert_eq!(
+            planned(Action::Create, vec![], false).to_string(),
+            format!("prod: created {fwd}")
+        );
+        assert_eq!(
+            planned(Action::Create, vec![], true).to_string(),
+            format!("prod: would create {fwd}")
+        );
+        assert_eq!(
+            planned(Action::Unchanged, vec![], false).to_string(),
+            format!("prod: unchanged ({fwd})")
+        );
+        let update = Action::Update {
+            changed: vec![plan::Field::Pattern, plan::Field::Role],
+        };
         assert_eq!(
             planned(update, vec![], true).to_string(),
             format!("prod: would update {fwd} (filter pattern, role changed)")
         );
-        for report in
-            [planned(Action::Create, vec![], false), planned(Action::NoFreeSlot, vec![other("a"), other("b")], false)]
-        {
+        for report in [
+            planned(Action::Create, vec![], false),
+            planned(Action::NoFreeSlot, vec![other("a"), other("b")], false),
+        ] {
             assert_eq!(report.to_string().lines().count(), 1);
         }
     }
@@ -333,7 +410,12 @@ mod tests {
     #[test]
     fn other_filters_are_reported_as_kept() {
         let line = planned(Action::Create, vec![other("splunk")], false).to_string();
-        assert!(line.ends_with("; other filter kept: splunk -> arn:aws:lambda:us-east-1:1:function:splunk"), "{line}");
+        assert!(
+            line.ends_with(
+                "; other filter kept: splunk -> arn:aws:lambda:us-east-1:1:function:splunk"
+            ),
+            "{line}"
+        );
     }
 
     #[test]
@@ -341,7 +423,9 @@ mod tests {
         let report = planned(Action::NoFreeSlot, vec![other("a"), other("b")], false);
         let line = report.to_string();
         assert!(
-            line.starts_with("prod: no free slot: filters a -> arn:aws:lambda:us-east-1:1:function:a, b -> "),
+            line.starts_with(
+                "prod: no free slot: filters a -> arn:aws:lambda:us-east-1:1:function:a, b -> "
+            ),
             "{line}"
         );
         assert!(line.contains("not subscribed"), "{line}");
@@ -350,9 +434,18 @@ mod tests {
 
     #[test]
     fn a_filter_already_delivering_there_is_named_once() {
-        let report = planned(Action::AlreadyDelivered { by: "stack".to_owned() }, vec![other("stack")], false);
+        let report = planned(
+            Action::AlreadyDelivered {
+                by: "stack".to_owned(),
+            },
+            vec![other("stack")],
+            false,
+        );
         let line = report.to_string();
-        assert!(line.contains("by filter stack; eks-audit-forwarder not added"), "{line}");
+        assert!(
+            line.contains("by filter stack; eks-audit-forwarder not added"),
+            "{line}"
+        );
         assert!(!line.contains("kept"), "{line}");
         assert!(report.is_subscribed());
     }

@@ -92,14 +92,23 @@ pub struct Plan {
 
 /// Decides what to do to a log group holding `existing` filters so that it holds `desired`.
 pub fn plan(existing: &[FilterSpec], desired: &FilterSpec) -> Plan {
-    let others: Vec<FilterSpec> = existing.iter().filter(|f| f.name != desired.name).cloned().collect();
+    let others: Vec<FilterSpec> = existing
+        .iter()
+        .filter(|f| f.name != desired.name)
+        .cloned()
+        .collect();
     let action = match existing.iter().find(|f| f.name == desired.name) {
         Some(ours) => match differences(ours, desired) {
             changed if changed.is_empty() => Action::Unchanged,
             changed => Action::Update { changed },
         },
-        None => match others.iter().find(|f| f.destination_arn == desired.destination_arn) {
-            Some(same) => Action::AlreadyDelivered { by: same.name.clone() },
+        None => match others
+            .iter()
+            .find(|f| f.destination_arn == desired.destination_arn)
+        {
+            Some(same) => Action::AlreadyDelivered {
+                by: same.name.clone(),
+            },
             None if others.len() >= MAX_FILTERS_PER_GROUP => Action::NoFreeSlot,
             None => Action::Create,
         },
@@ -127,7 +136,9 @@ pub fn differences(found: &FilterSpec, wanted: &FilterSpec) -> Vec<Field> {
 /// Why a destination cannot be used as given; checked before any call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DestinationError {
-    #[error("--destination-arn {0:?} is not an ARN (arn:partition:service:region:account:resource)")]
+    #[error(
+        "--destination-arn {0:?} is not an ARN (arn:partition:service:region:account:resource)"
+    )]
     NotAnArn(String),
     #[error(
         "--destination-arn {arn} is a {service} destination: CloudWatch Logs needs --role-arn, a role it may assume to put records into it (the stack's SubscriptionRoleArn output)"
@@ -136,16 +147,32 @@ pub enum DestinationError {
     #[error(
         "--destination-arn {arn} is in region {destination_region}, the log groups in {region}: a subscription delivers within its region"
     )]
-    OtherRegion { arn: String, destination_region: String, region: String },
+    OtherRegion {
+        arn: String,
+        destination_region: String,
+        region: String,
+    },
 }
 
 /// Checks what AWS would reject with a less helpful message: a Firehose or Kinesis destination
 /// without a role, a destination in another region than the log groups (`region`, when known).
 /// A CloudWatch Logs destination (`arn:…:logs:…:destination:…`, cross-account) and a Lambda
 /// function need no role.
-pub fn check_destination(arn: &str, role_arn: Option<&str>, region: Option<&str>) -> Result<(), DestinationError> {
+pub fn check_destination(
+    arn: &str,
+    role_arn: Option<&str>,
+    region: Option<&str>,
+) -> Result<(), DestinationError> {
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    let [scheme, _partition, service, destination_region, _account, resource] = parts[..] else {
+    let [
+        scheme,
+        _partition,
+        service,
+        destination_region,
+        _account,
+        resource,
+    ] = parts[..]
+    else {
         return Err(DestinationError::NotAnArn(arn.to_owned()));
     };
     if scheme != "arn" || service.is_empty() || resource.is_empty() {
@@ -159,7 +186,10 @@ pub fn check_destination(arn: &str, role_arn: Option<&str>, region: Option<&str>
     if let Some(service) = needs_role
         && role_arn.is_none_or(str::is_empty)
     {
-        return Err(DestinationError::RoleRequired { arn: arn.to_owned(), service });
+        return Err(DestinationError::RoleRequired {
+            arn: arn.to_owned(),
+            service,
+        });
     }
     if let Some(region) = region
         && !destination_region.is_empty()
@@ -201,7 +231,13 @@ mod tests {
 
     #[test]
     fn an_empty_log_group_gets_our_filter() {
-        assert_eq!(plan(&[], &desired()), Plan { action: Action::Create, others: vec![] });
+        assert_eq!(
+            plan(&[], &desired()),
+            Plan {
+                action: Action::Create,
+                others: vec![]
+            }
+        );
     }
 
     #[test]
@@ -224,7 +260,12 @@ mod tests {
     fn our_filter_with_another_destination_is_updated_in_place() {
         let ours = filter(DEFAULT_FILTER_NAME, OTHER_STREAM);
         let plan = plan(&[ours], &desired());
-        assert_eq!(plan.action, Action::Update { changed: vec![Field::Destination] });
+        assert_eq!(
+            plan.action,
+            Action::Update {
+                changed: vec![Field::Destination]
+            }
+        );
         assert!(plan.action.puts());
     }
 
@@ -234,7 +275,12 @@ mod tests {
         ours.pattern = String::new();
         ours.role_arn = None;
         let plan = plan(&[ours], &desired());
-        assert_eq!(plan.action, Action::Update { changed: vec![Field::Destination, Field::Pattern, Field::Role] });
+        assert_eq!(
+            plan.action,
+            Action::Update {
+                changed: vec![Field::Destination, Field::Pattern, Field::Role]
+            }
+        );
     }
 
     #[test]
@@ -243,7 +289,12 @@ mod tests {
         let mut ours = desired();
         ours.pattern = "{ $.verb = \"create\" }".to_owned();
         let plan = plan(&[filter("splunk", OTHER_STREAM), ours], &desired());
-        assert_eq!(plan.action, Action::Update { changed: vec![Field::Pattern] });
+        assert_eq!(
+            plan.action,
+            Action::Update {
+                changed: vec![Field::Pattern]
+            }
+        );
         assert_eq!(names(&plan.others), ["splunk"]);
     }
 
@@ -266,8 +317,13 @@ mod tests {
 
     #[test]
     fn two_foreign_filters_leave_no_free_slot() {
-        let existing =
-            [filter("splunk", OTHER_STREAM), filter("datadog", "arn:aws:lambda:us-east-1:111122223333:function:dd")];
+        let existing = [
+            filter("splunk", OTHER_STREAM),
+            filter(
+                "datadog",
+                "arn:aws:lambda:us-east-1:111122223333:function:dd",
+            ),
+        ];
         let plan = plan(&existing, &desired());
         assert_eq!(plan.action, Action::NoFreeSlot);
         assert_eq!(names(&plan.others), ["splunk", "datadog"]);
@@ -281,7 +337,12 @@ mod tests {
         // `subscribe` must not deliver every event twice.
         let stack = filter("eks-audit-FirehoseSubscriptionprod-1X2Y3Z", STREAM);
         let plan = plan(std::slice::from_ref(&stack), &desired());
-        assert_eq!(plan.action, Action::AlreadyDelivered { by: stack.name.clone() });
+        assert_eq!(
+            plan.action,
+            Action::AlreadyDelivered {
+                by: stack.name.clone()
+            }
+        );
         assert!(plan.action.is_subscribed());
         assert!(!plan.action.puts());
     }
@@ -289,7 +350,12 @@ mod tests {
     #[test]
     fn a_foreign_filter_to_our_destination_wins_over_a_full_log_group() {
         let existing = [filter("splunk", OTHER_STREAM), filter("stack-made", STREAM)];
-        assert_eq!(plan(&existing, &desired()).action, Action::AlreadyDelivered { by: "stack-made".to_owned() });
+        assert_eq!(
+            plan(&existing, &desired()).action,
+            Action::AlreadyDelivered {
+                by: "stack-made".to_owned()
+            }
+        );
     }
 
     #[test]
@@ -304,21 +370,37 @@ mod tests {
     fn a_firehose_or_kinesis_destination_needs_a_role() {
         assert_eq!(
             check_destination(STREAM, None, None),
-            Err(DestinationError::RoleRequired { arn: STREAM.to_owned(), service: "Firehose" })
+            Err(DestinationError::RoleRequired {
+                arn: STREAM.to_owned(),
+                service: "Firehose"
+            })
         );
         let kinesis = "arn:aws:kinesis:us-east-1:111122223333:stream/audit";
-        assert!(matches!(check_destination(kinesis, Some(""), None), Err(DestinationError::RoleRequired { .. })));
-        assert_eq!(check_destination(STREAM, Some(ROLE), Some("us-east-1")), Ok(()));
+        assert!(matches!(
+            check_destination(kinesis, Some(""), None),
+            Err(DestinationError::RoleRequired { .. })
+        ));
+        assert_eq!(
+            check_destination(STREAM, Some(ROLE), Some("us-east-1")),
+            Ok(())
+        );
     }
 
     #[test]
     fn a_lambda_or_logs_destination_needs_no_role() {
         assert_eq!(
-            check_destination("arn:aws:lambda:us-east-1:111122223333:function:fwd", None, Some("us-east-1")),
+            check_destination(
+                "arn:aws:lambda:us-east-1:111122223333:function:fwd",
+                None,
+                Some("us-east-1")
+            ),
             Ok(())
         );
         let cross_account = "arn:aws:logs:us-east-1:444455556666:destination:eks-audit";
-        assert_eq!(check_destination(cross_account, None, Some("us-east-1")), Ok(()));
+        assert_eq!(
+            check_destination(cross_account, None, Some("us-east-1")),
+            Ok(())
+        );
     }
 
     #[test]
@@ -331,8 +413,12 @@ mod tests {
 
     #[test]
     fn a_destination_that_is_not_an_arn_is_refused() {
-        for bad in ["eks-audit", "arn:aws:firehose", "urn:aws:lambda:us-east-1:1:function:f", "arn:aws::us-east-1:1:x"]
-        {
+        for bad in [
+            "eks-audit",
+            "arn:aws:firehose",
+            "urn:aws:lambda:us-east-1:1:function:f",
+            "arn:aws::us-east-1:1:x",
+        ] {
             assert_eq!(
                 check_destination(bad, Some(ROLE), None),
                 Err(DestinationError::NotAnArn(bad.to_owned())),

@@ -33,8 +33,16 @@ pub fn line(tally: &Tally, cluster: &str, timestamp_ms: i64, duration_ms: u64) -
         ("Records", "Count", tally.records),
         ("Events", "Count", tally.events),
         ("EventsKept", "Count", tally.kept),
-        ("DroppedControlMessage", "Count", tally.dropped.control_message),
-        ("DroppedNotAuditStream", "Count", tally.dropped.not_audit_stream),
+        (
+            "DroppedControlMessage",
+            "Count",
+            tally.dropped.control_message,
+        ),
+        (
+            "DroppedNotAuditStream",
+            "Count",
+            tally.dropped.not_audit_stream,
+        ),
         ("DroppedStage", "Count", tally.dropped.stage),
         ("DroppedExcludedUri", "Count", tally.dropped.excluded_uri),
         ("Quarantined", "Count", tally.quarantined),
@@ -70,8 +78,15 @@ mod tests {
 
     #[test]
     fn every_counter_is_a_metric_by_cluster_and_in_total() {
-        let mut tally =
-            Tally { records: 7, events: 12, kept: 8, quarantined: 1, failed_records: 1, reingested_records: 2, ..Tally::default() };
+        let mut tally = Tally {
+            records: 7,
+            events: 12,
+            kept: 8,
+            quarantined: 1,
+            failed_records: 1,
+            reingested_records: 2,
+            ..Tally::default()
+        };
         tally.dropped.control_message = 1;
         tally.dropped.not_audit_stream = 2;
         tally.dropped.stage = 1;
@@ -102,13 +117,29 @@ mod tests {
             ("Duration", 37),
             ("Invocations", 1),
         ];
-        let declared: Vec<&str> = directive["Metrics"].as_array().unwrap().iter().map(|m| m["Name"].as_str().unwrap()).collect();
+        let declared: Vec<&str> = directive["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
         assert_eq!(declared, expected.map(|(name, _)| name));
         for (name, count) in expected {
             assert_eq!(value[name], count, "{name}");
         }
-        let unit = |name: &str| directive["Metrics"].as_array().unwrap().iter().find(|m| m["Name"] == name).unwrap()["Unit"].clone();
-        assert_eq!((unit("BytesIn"), unit("Duration"), unit("Records")), (json!("Bytes"), json!("Milliseconds"), json!("Count")));
+        let unit = |name: &str| {
+            directive["Metrics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["Name"] == name)
+                .unwrap()["Unit"]
+                .clone()
+        };
+        assert_eq!(
+            (unit("BytesIn"), unit("Duration"), unit("Records")),
+            (json!("Bytes"), json!("Milliseconds"), json!("Count"))
+        );
     }
 
     #[test]

@@ -26,8 +26,11 @@ async fn collector(queue: &Queue, visibility_timeout: Option<i32>) -> Collector 
 /// Drains the queue once; returns what was written and the counters.
 async fn collect_once(queue: &Queue, visibility_timeout: Option<i32>) -> (String, Progress) {
     let mut out = Vec::new();
-    let progress =
-        collector(queue, visibility_timeout).await.run(&mut out, std::future::pending(), |_| {}).await.expect("collect runs");
+    let progress = collector(queue, visibility_timeout)
+        .await
+        .run(&mut out, std::future::pending(), |_| {})
+        .await
+        .expect("collect runs");
     (String::from_utf8(out).unwrap(), progress)
 }
 
@@ -53,10 +56,17 @@ async fn notified_bucket(dead_letter_after: Option<u32>) -> (String, Queue, Opti
 
 /// An object that is not what the forwarder writes: a gzip stream cut in half.
 async fn put_corrupted(s3: &aws_sdk_s3::Client, bucket: &str) -> String {
-    let key = "eks-audit/cluster=prod-east/dt=2024-05-21/hour=13/kube-apiserver-audit-x-1.json.gz".to_owned();
+    let key = "eks-audit/cluster=prod-east/dt=2024-05-21/hour=13/kube-apiserver-audit-x-1.json.gz"
+        .to_owned();
     let gzip = crate::common::gzip(b"{\"Verb\":\"get\"}\n{\"Verb\":\"list\"}\n");
     let cut = gzip[..gzip.len() / 2].to_vec();
-    s3.put_object().bucket(bucket).key(&key).body(cut.into()).send().await.unwrap();
+    s3.put_object()
+        .bucket(bucket)
+        .key(&key)
+        .body(cut.into())
+        .send()
+        .await
+        .unwrap();
     key
 }
 
@@ -64,7 +74,11 @@ async fn put_corrupted(s3: &aws_sdk_s3::Client, bucket: &str) -> String {
 async fn collected_events_are_the_handlers_kept_events_and_the_queue_is_emptied() {
     let (s3, sqs) = (moto::s3().await, moto::sqs().await);
     let (bucket, queue, _) = notified_bucket(None).await;
-    let summary = direct(&s3_handler(&bucket, None).await, &sample("awslogs-eks-audit.json")).await;
+    let summary = direct(
+        &s3_handler(&bucket, None).await,
+        &sample("awslogs-eks-audit.json"),
+    )
+    .await;
 
     let (out, progress) = collect_once(&queue, None).await;
 
@@ -74,9 +88,16 @@ async fn collected_events_are_the_handlers_kept_events_and_the_queue_is_emptied(
             written.push_str(&format!("{line}\n"));
         }
     }
-    let parsed: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let parsed: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let normalized: String = parsed.iter().map(|l| format!("{l}\n")).collect();
-    assert_eq!(sorted_lines(&normalized), sorted_lines(&written), "every kept event once, nothing else");
+    assert_eq!(
+        sorted_lines(&normalized),
+        sorted_lines(&written),
+        "every kept event once, nothing else"
+    );
     assert_eq!(parsed.len() as u64, summary.tally.kept);
     assert!(out.ends_with('\n'));
     let expected = Progress {
@@ -87,7 +108,10 @@ async fn collected_events_are_the_handlers_kept_events_and_the_queue_is_emptied(
         skipped: 1,
         left: 0,
     };
-    assert_eq!(progress, expected, "the test event skipped, every object collected");
+    assert_eq!(
+        progress, expected,
+        "the test event skipped, every object collected"
+    );
     assert_eq!(depth(&sqs, &queue).await, 0, "every message deleted");
 }
 
@@ -97,7 +121,15 @@ async fn the_test_event_is_deleted_and_writes_nothing() {
     let (_, queue, _) = notified_bucket(None).await;
     let (out, progress) = collect_once(&queue, None).await;
     assert_eq!(out, "");
-    assert_eq!((progress.messages, progress.skipped, progress.objects, progress.left), (1, 1, 0, 0));
+    assert_eq!(
+        (
+            progress.messages,
+            progress.skipped,
+            progress.objects,
+            progress.left
+        ),
+        (1, 1, 0, 0)
+    );
     assert_eq!(depth(&sqs, &queue).await, 0);
 }
 
@@ -106,15 +138,33 @@ async fn a_corrupted_object_is_left_in_the_queue_and_lands_in_the_dead_letter_qu
     let (s3, sqs) = (moto::s3().await, moto::sqs().await);
     let (bucket, queue, dlq) = notified_bucket(Some(2)).await;
     let dlq = dlq.unwrap();
-    let summary = direct(&s3_handler(&bucket, None).await, &sample("awslogs-eks-audit.json")).await;
+    let summary = direct(
+        &s3_handler(&bucket, None).await,
+        &sample("awslogs-eks-audit.json"),
+    )
+    .await;
     let bad_key = put_corrupted(&s3, &bucket).await;
 
     // Visibility timeout 0: the failed message is back at once, as after a crash.
     let (out, first) = collect_once(&queue, Some(0)).await;
-    assert_eq!(out.lines().count() as u64, summary.tally.kept, "the good objects are collected");
-    assert!(!out.lines().any(|l| l.starts_with(r#"{"Verb""#)), "nothing of the corrupted object is written");
-    assert_eq!(first.left, 1, "the bad message failed; its second receive ended the pass");
-    assert_eq!(depth(&sqs, &queue).await, 1, "the bad message stays in the queue");
+    assert_eq!(
+        out.lines().count() as u64,
+        summary.tally.kept,
+        "the good objects are collected"
+    );
+    assert!(
+        !out.lines().any(|l| l.starts_with(r#"{"Verb""#)),
+        "nothing of the corrupted object is written"
+    );
+    assert_eq!(
+        first.left, 1,
+        "the bad message failed; its second receive ended the pass"
+    );
+    assert_eq!(
+        depth(&sqs, &queue).await,
+        1,
+        "the bad message stays in the queue"
+    );
     assert_eq!(depth(&sqs, &dlq).await, 0);
 
     // Past maxReceiveCount the redrive policy moves it: the next run finds the queue empty.
@@ -124,28 +174,48 @@ async fn a_corrupted_object_is_left_in_the_queue_and_lands_in_the_dead_letter_qu
     let dead = drain(&sqs, &dlq).await;
     assert_eq!(dead.len(), 1);
     let encoded_name = bad_key.rsplit('/').next().unwrap();
-    assert!(dead[0].contains(encoded_name), "the dead letter names the object: {}", dead[0]);
+    assert!(
+        dead[0].contains(encoded_name),
+        "the dead letter names the object: {}",
+        dead[0]
+    );
 }
 
 #[tokio::test]
 async fn a_missing_object_is_left_for_the_redrive_policy() {
     let (s3, sqs) = (moto::s3().await, moto::sqs().await);
     let (bucket, queue, _) = notified_bucket(None).await;
-    let summary = direct(&s3_handler(&bucket, None).await, &sample("awslogs-eks-audit.json")).await;
+    let summary = direct(
+        &s3_handler(&bucket, None).await,
+        &sample("awslogs-eks-audit.json"),
+    )
+    .await;
     let gone = keys(&s3, &bucket).await.remove(0);
-    s3.delete_object().bucket(&bucket).key(&gone).send().await.unwrap();
+    s3.delete_object()
+        .bucket(&bucket)
+        .key(&gone)
+        .send()
+        .await
+        .unwrap();
 
     // The queue's visibility timeout (30 s) hides the failed message: one pass, then empty.
     let (out, progress) = collect_once(&queue, None).await;
     assert_eq!(progress.left, 1);
     assert_eq!(progress.objects, summary.objects.len() as u64 - 1);
     assert!(out.lines().count() > 0, "the other object is collected");
-    assert_eq!(depth(&sqs, &queue).await, 1, "the message of the missing object is kept, in flight");
+    assert_eq!(
+        depth(&sqs, &queue).await,
+        1,
+        "the message of the missing object is kept, in flight"
+    );
 }
 
 fn eks_audit(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_eks-audit"));
-    command.args(args).env_remove("AWS_PROFILE").env("RUST_LOG", "info");
+    command
+        .args(args)
+        .env_remove("AWS_PROFILE")
+        .env("RUST_LOG", "info");
     for (name, value) in moto::env() {
         command.env(name, value);
     }
@@ -156,21 +226,35 @@ fn eks_audit(args: &[&str]) -> Command {
 async fn the_collect_command_drains_the_queue_into_a_file_and_exits_1_when_a_message_is_left() {
     let s3 = moto::s3().await;
     let (bucket, queue, _) = notified_bucket(None).await;
-    let summary = direct(&s3_handler(&bucket, None).await, &sample("awslogs-eks-audit.json")).await;
+    let summary = direct(
+        &s3_handler(&bucket, None).await,
+        &sample("awslogs-eks-audit.json"),
+    )
+    .await;
     let bad_key = put_corrupted(&s3, &bucket).await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("events.ndjson");
 
-    let output = eks_audit(&["collect", "--queue-url", &queue.url, "--once", "--wait-seconds", "0"])
-        .args(["--output", file.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let output = eks_audit(&[
+        "collect",
+        "--queue-url",
+        &queue.url,
+        "--once",
+        "--wait-seconds",
+        "0",
+    ])
+    .args(["--output", file.to_str().unwrap()])
+    .output()
+    .unwrap();
 
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(output.stdout.is_empty(), "events go to the file");
     assert!(stderr.contains("left in the queue"), "{stderr}");
-    assert!(stderr.contains(&bad_key), "the log names the object: {stderr}");
+    assert!(
+        stderr.contains(&bad_key),
+        "the log names the object: {stderr}"
+    );
     let written = std::fs::read_to_string(&file).unwrap();
     assert_eq!(written.lines().count() as u64, summary.tally.kept);
 }
@@ -184,8 +268,14 @@ async fn ctrl_c_stops_a_running_collector_cleanly() {
         .spawn()
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(child.try_wait().unwrap().is_none(), "without --once it keeps polling");
-    let interrupted = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "without --once it keeps polling"
+    );
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(interrupted.success());
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {

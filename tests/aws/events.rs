@@ -17,7 +17,9 @@ pub fn sample(name: &str) -> String {
 /// The subscription message inside an `awslogs` event.
 pub fn awslogs_message(event: &str) -> Value {
     let event: Value = serde_json::from_str(event).unwrap();
-    let gzip = STANDARD.decode(event["awslogs"]["data"].as_str().unwrap()).unwrap();
+    let gzip = STANDARD
+        .decode(event["awslogs"]["data"].as_str().unwrap())
+        .unwrap();
     let json = eks_audit_core::batch::objects::gunzip(&gzip).unwrap();
     serde_json::from_slice(&json).unwrap()
 }
@@ -27,7 +29,12 @@ pub fn awslogs_message(event: &str) -> Value {
 /// kept event's `requestReceivedTimestamp`, one object per hour named by its first event id.
 /// Maps each key to the ids of its events, in order.
 pub fn expected_objects(message: &Value, prefix: &str) -> BTreeMap<String, Vec<String>> {
-    let cluster = message["logGroup"].as_str().unwrap().split('/').nth(3).unwrap();
+    let cluster = message["logGroup"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .nth(3)
+        .unwrap();
     let stream = message["logStream"].as_str().unwrap();
     let mut hours: Vec<(String, Vec<String>)> = Vec::new();
     for event in message["logEvents"].as_array().unwrap() {
@@ -45,7 +52,15 @@ pub fn expected_objects(message: &Value, prefix: &str) -> BTreeMap<String, Vec<S
     }
     hours
         .into_iter()
-        .map(|(hour, ids)| (format!("{prefix}/cluster={cluster}/{hour}/{stream}-{}.json.gz", ids[0]), ids))
+        .map(|(hour, ids)| {
+            (
+                format!(
+                    "{prefix}/cluster={cluster}/{hour}/{stream}-{}.json.gz",
+                    ids[0]
+                ),
+                ids,
+            )
+        })
         .collect()
 }
 
@@ -58,7 +73,10 @@ impl Random {
     }
 
     pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         self.0 >> 33
     }
 
@@ -71,7 +89,9 @@ impl Random {
     }
 
     pub fn hex(&mut self, len: usize) -> String {
-        (0..len).map(|_| char::from(b"0123456789abcdef"[self.below(16)])).collect()
+        (0..len)
+            .map(|_| char::from(b"0123456789abcdef"[self.below(16)]))
+            .collect()
     }
 }
 
@@ -95,11 +115,37 @@ pub struct LogEvent {
     pub value: Value,
 }
 
-const NAMESPACES: &[&str] = &["default", "kube-system", "payments", "checkout", "monitoring", "argocd", "team-data"];
-const VERBS: &[&str] = &["get", "list", "watch", "create", "update", "patch", "delete"];
-const RESOURCES: &[&str] = &["pods", "deployments", "configmaps", "secrets", "leases", "services", "events", "replicasets"];
-const ENV_NAMES: &[&str] =
-    &["AWS_REGION", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "LOG_LEVEL", "PORT", "DB_HOST", "FEATURE_FLAGS"];
+const NAMESPACES: &[&str] = &[
+    "default",
+    "kube-system",
+    "payments",
+    "checkout",
+    "monitoring",
+    "argocd",
+    "team-data",
+];
+const VERBS: &[&str] = &[
+    "get", "list", "watch", "create", "update", "patch", "delete",
+];
+const RESOURCES: &[&str] = &[
+    "pods",
+    "deployments",
+    "configmaps",
+    "secrets",
+    "leases",
+    "services",
+    "events",
+    "replicasets",
+];
+const ENV_NAMES: &[&str] = &[
+    "AWS_REGION",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "LOG_LEVEL",
+    "PORT",
+    "DB_HOST",
+    "FEATURE_FLAGS",
+];
 const ENV_VALUES: &[&str] = &[
     "eu-west-1",
     "arn:aws:iam::111122223333:role/payments-api",
@@ -121,12 +167,20 @@ impl Traffic {
     pub fn new(seed: u64) -> Traffic {
         let mut random = Random::new(seed);
         let stream = format!("kube-apiserver-audit-{}", random.hex(32));
-        Traffic { random, next_id: 38_000_000_000_000_000 + seed * 1_000_000, stream, bodies: true }
+        Traffic {
+            random,
+            next_id: 38_000_000_000_000_000 + seed * 1_000_000,
+            stream,
+            bodies: true,
+        }
     }
 
     /// Traffic logged at `Metadata` level only.
     pub fn metadata_only(seed: u64) -> Traffic {
-        Traffic { bodies: false, ..Traffic::new(seed) }
+        Traffic {
+            bodies: false,
+            ..Traffic::new(seed)
+        }
     }
 
     pub fn events(&mut self, count: usize) -> Vec<LogEvent> {
@@ -138,14 +192,35 @@ impl Traffic {
         let verb = r.pick(VERBS);
         let resource = r.pick(RESOURCES);
         let namespace = r.pick(NAMESPACES);
-        let name = format!("{}-{}-{}", resource.trim_end_matches('s'), r.hex(10), r.hex(5));
-        let stage = if r.below(8) == 0 { "RequestReceived" } else { "ResponseComplete" };
+        let name = format!(
+            "{}-{}-{}",
+            resource.trim_end_matches('s'),
+            r.hex(10),
+            r.hex(5)
+        );
+        let stage = if r.below(8) == 0 {
+            "RequestReceived"
+        } else {
+            "ResponseComplete"
+        };
         let second = r.below(3600);
-        let time = format!("2024-05-21T10:{:02}:{:02}.{:06}Z", second / 60, second % 60, r.below(1_000_000));
+        let time = format!(
+            "2024-05-21T10:{:02}:{:02}.{:06}Z",
+            second / 60,
+            second % 60,
+            r.below(1_000_000)
+        );
         let (user, groups, extra) = match r.below(3) {
             0 => (
-                format!("system:serviceaccount:{namespace}:{}-controller", r.pick(&["argocd", "karpenter", "cert-manager"])),
-                json!(["system:serviceaccounts", format!("system:serviceaccounts:{namespace}"), "system:authenticated"]),
+                format!(
+                    "system:serviceaccount:{namespace}:{}-controller",
+                    r.pick(&["argocd", "karpenter", "cert-manager"])
+                ),
+                json!([
+                    "system:serviceaccounts",
+                    format!("system:serviceaccounts:{namespace}"),
+                    "system:authenticated"
+                ]),
                 json!({}),
             ),
             1 => (
@@ -155,12 +230,19 @@ impl Traffic {
                        "canonicalArn": ["arn:aws:iam::111122223333:role/EKSAdmin"],
                        "sessionName": [r.hex(8)], "accessKeyId": [format!("ASIA{}", r.hex(16).to_uppercase())]}),
             ),
-            _ => ("system:kube-controller-manager".to_owned(), json!(["system:authenticated"]), json!({})),
+            _ => (
+                "system:kube-controller-manager".to_owned(),
+                json!(["system:authenticated"]),
+                json!({}),
+            ),
         };
         let named = !matches!(verb, "list" | "watch" | "create");
         let uri = match (named, resource) {
             (true, _) => format!("/api/v1/namespaces/{namespace}/{resource}/{name}"),
-            (false, _) => format!("/api/v1/namespaces/{namespace}/{resource}?limit=500&resourceVersion={}", r.below(9_999_999)),
+            (false, _) => format!(
+                "/api/v1/namespaces/{namespace}/{resource}?limit=500&resourceVersion={}",
+                r.below(9_999_999)
+            ),
         };
         let code = [200, 200, 200, 200, 201, 404, 403, 409][r.below(8)];
         let mut event = json!({
@@ -207,7 +289,11 @@ impl Traffic {
         let spec = json!({"containers": containers, "serviceAccountName": "default"});
         let applied = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace}, "spec": spec});
         let mut spec = spec;
-        spec["nodeName"] = json!(format!("ip-10-0-{}-{}.eu-west-1.compute.internal", r.below(256), r.below(256)));
+        spec["nodeName"] = json!(format!(
+            "ip-10-0-{}-{}.eu-west-1.compute.internal",
+            r.below(256),
+            r.below(256)
+        ));
         json!({"kind": "Pod", "apiVersion": "v1",
                "metadata": {"name": name, "namespace": namespace, "uid": format!("{}-{}-{}", r.hex(8), r.hex(4), r.hex(12)),
                             "labels": {"app": name.split('-').next().unwrap_or("app"), "pod-template-hash": r.hex(10)},

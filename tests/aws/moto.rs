@@ -65,7 +65,8 @@ fn start() -> Result<Moto, String> {
     let mut last_error = String::new();
     for _ in 0..3 {
         let port = free_port();
-        let log = std::env::temp_dir().join(format!("eks-audit-moto-{}-{port}.log", std::process::id()));
+        let log =
+            std::env::temp_dir().join(format!("eks-audit-moto-{}-{port}.log", std::process::id()));
         match spawn(&server, port, &log) {
             Ok(moto) => return Ok(moto),
             Err(e) => last_error = e,
@@ -75,7 +76,8 @@ fn start() -> Result<Moto, String> {
 }
 
 fn spawn(server: &Path, port: u16, log: &PathBuf) -> Result<Moto, String> {
-    let log_file = std::fs::File::create(log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+    let log_file =
+        std::fs::File::create(log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
     let mut guard = Command::new("sh")
         .arg("-c")
         .arg(GUARD)
@@ -89,15 +91,24 @@ fn spawn(server: &Path, port: u16, log: &PathBuf) -> Result<Moto, String> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok(Moto { endpoint: format!("http://127.0.0.1:{port}"), _guard: guard });
+            return Ok(Moto {
+                endpoint: format!("http://127.0.0.1:{port}"),
+                _guard: guard,
+            });
         }
         if let Ok(Some(status)) = guard.try_wait() {
-            return Err(format!("moto_server exited ({status}); its output: {}", read(log)));
+            return Err(format!(
+                "moto_server exited ({status}); its output: {}",
+                read(log)
+            ));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     drop(guard.kill());
-    Err(format!("moto_server did not listen on port {port} within 60 s; its output: {}", read(log)))
+    Err(format!(
+        "moto_server did not listen on port {port} within 60 s; its output: {}",
+        read(log)
+    ))
 }
 
 fn read(path: &Path) -> String {
@@ -118,7 +129,11 @@ fn free_port() -> u16 {
 /// buckets, queues and delivery streams.
 pub fn unique(what: &str) -> String {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    format!("{what}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{what}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// AWS configuration for `endpoint`: static dummy credentials, [`REGION`].
@@ -138,7 +153,9 @@ pub async fn config() -> SdkConfig {
 
 /// An S3 client addressing buckets by path (`bucket.127.0.0.1` does not resolve).
 pub async fn s3() -> aws_sdk_s3::Client {
-    let config = aws_sdk_s3::config::Builder::from(&config().await).force_path_style(true).build();
+    let config = aws_sdk_s3::config::Builder::from(&config().await)
+        .force_path_style(true)
+        .build();
     aws_sdk_s3::Client::from_conf(config)
 }
 

@@ -21,7 +21,12 @@ pub async fn new_queue(sqs: &aws_sdk_sqs::Client, redrive: Option<(&Queue, u32)>
         let policy = serde_json::json!({"deadLetterTargetArn": dlq.arn, "maxReceiveCount": max_receive_count});
         request = request.attributes(QueueAttributeName::RedrivePolicy, policy.to_string());
     }
-    let url = request.send().await.expect("create queue").queue_url.expect("a queue URL");
+    let url = request
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url
+        .expect("a queue URL");
     let attributes = sqs
         .get_queue_attributes()
         .queue_url(&url)
@@ -29,7 +34,11 @@ pub async fn new_queue(sqs: &aws_sdk_sqs::Client, redrive: Option<(&Queue, u32)>
         .send()
         .await
         .expect("queue attributes");
-    let arn = attributes.attributes().and_then(|a| a.get(&QueueAttributeName::QueueArn)).expect("a queue ARN").clone();
+    let arn = attributes
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+        .expect("a queue ARN")
+        .clone();
     Queue { url, arn }
 }
 
@@ -42,7 +51,11 @@ pub async fn notify(s3: &aws_sdk_s3::Client, bucket: &str, queue: &Queue) {
         .unwrap();
     s3.put_bucket_notification_configuration()
         .bucket(bucket)
-        .notification_configuration(NotificationConfiguration::builder().queue_configurations(configuration).build())
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .queue_configurations(configuration)
+                .build(),
+        )
         .send()
         .await
         .expect("put bucket notification configuration");
@@ -59,22 +72,38 @@ pub async fn depth(sqs: &aws_sdk_sqs::Client, queue: &Queue) -> usize {
         .await
         .unwrap();
     let attributes = attributes.attributes().unwrap();
-    let count = |name| attributes.get(&name).map_or(0, |v: &String| v.parse::<usize>().unwrap());
-    count(QueueAttributeName::ApproximateNumberOfMessages) + count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+    let count = |name| {
+        attributes
+            .get(&name)
+            .map_or(0, |v: &String| v.parse::<usize>().unwrap())
+    };
+    count(QueueAttributeName::ApproximateNumberOfMessages)
+        + count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
 }
 
 /// Receives and deletes every visible message body.
 pub async fn drain(sqs: &aws_sdk_sqs::Client, queue: &Queue) -> Vec<String> {
     let mut bodies = Vec::new();
     loop {
-        let received = sqs.receive_message().queue_url(&queue.url).max_number_of_messages(10).send().await.unwrap();
+        let received = sqs
+            .receive_message()
+            .queue_url(&queue.url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
         let messages = received.messages.unwrap_or_default();
         if messages.is_empty() {
             return bodies;
         }
         for message in messages {
             bodies.push(message.body().unwrap_or_default().to_owned());
-            sqs.delete_message().queue_url(&queue.url).receipt_handle(message.receipt_handle().unwrap()).send().await.unwrap();
+            sqs.delete_message()
+                .queue_url(&queue.url)
+                .receipt_handle(message.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
         }
     }
 }
@@ -86,23 +115,44 @@ async fn objects_written_by_the_handler_are_announced_on_the_queue_after_a_test_
     let queue = new_queue(&sqs, None).await;
     notify(&s3, &bucket, &queue).await;
 
-    let summary = direct(&s3_handler(&bucket, None).await, &sample("awslogs-eks-audit.json")).await;
+    let summary = direct(
+        &s3_handler(&bucket, None).await,
+        &sample("awslogs-eks-audit.json"),
+    )
+    .await;
 
     let bodies = drain(&sqs, &queue).await;
-    let parsed: Vec<Notification> = bodies.iter().map(|b| notification::parse(b).expect("an S3 notification")).collect();
-    assert_eq!(parsed[0], Notification::TestEvent { bucket: bucket.clone() }, "s3:TestEvent comes first");
+    let parsed: Vec<Notification> = bodies
+        .iter()
+        .map(|b| notification::parse(b).expect("an S3 notification"))
+        .collect();
+    assert_eq!(
+        parsed[0],
+        Notification::TestEvent {
+            bucket: bucket.clone()
+        },
+        "s3:TestEvent comes first"
+    );
     let mut announced = Vec::new();
     for (body, notification) in bodies.iter().zip(&parsed).skip(1) {
-        let Notification::Records(records) = notification else { panic!("object events after the test event") };
+        let Notification::Records(records) = notification else {
+            panic!("object events after the test event")
+        };
         for record in records {
             assert_eq!(record.event_name, "ObjectCreated:Put");
             assert_eq!(record.bucket, bucket);
-            assert!(!body.contains(&record.key), "keys arrive URL-encoded: {body}");
+            assert!(
+                !body.contains(&record.key),
+                "keys arrive URL-encoded: {body}"
+            );
             announced.push(format!("s3://{}/{}", record.bucket, record.key));
         }
     }
     announced.sort();
     let mut written = summary.objects.clone();
     written.sort();
-    assert_eq!(announced, written, "one notification per object, keys decoded back exactly");
+    assert_eq!(
+        announced, written,
+        "one notification per object, keys decoded back exactly"
+    );
 }

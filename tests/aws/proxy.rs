@@ -37,7 +37,9 @@ impl Proxy {
     /// Listens on a free loopback port, forwarding to `upstream` (`http://host:port`). The
     /// proxy lives as long as the calling test's runtime.
     pub async fn start(upstream: &str, fault: Fault) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy");
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let upstream = upstream.trim_start_matches("http://").to_owned();
         let calls = Arc::new(Mutex::new(Vec::new()));
@@ -75,13 +77,21 @@ impl Request {
         let mut lines = self.head.lines();
         let mut out = format!("{}\r\n", lines.next().unwrap_or_default());
         for line in lines.filter(|l| !l.is_empty()) {
-            let name = line.split(':').next().unwrap_or_default().trim().to_ascii_lowercase();
+            let name = line
+                .split(':')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase();
             if name != "content-length" && name != "connection" {
                 out.push_str(line);
                 out.push_str("\r\n");
             }
         }
-        out.push_str(&format!("content-length: {}\r\nconnection: close\r\n\r\n", body.len()));
+        out.push_str(&format!(
+            "content-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        ));
         let mut bytes = out.into_bytes();
         bytes.extend_from_slice(body);
         bytes
@@ -89,14 +99,21 @@ impl Request {
 }
 
 async fn serve(mut client: TcpStream, upstream: &str, fault: Fault, seen: &Mutex<Vec<Call>>) {
-    let Some(request) = read_request(&mut client).await else { return };
-    let is_put_batch = request.header("x-amz-target").is_some_and(|t| t.ends_with(".PutRecordBatch"));
+    let Some(request) = read_request(&mut client).await else {
+        return;
+    };
+    let is_put_batch = request
+        .header("x-amz-target")
+        .is_some_and(|t| t.ends_with(".PutRecordBatch"));
     let response = if is_put_batch {
-        let body: Value = serde_json::from_slice(&request.body).expect("PutRecordBatch body is JSON");
+        let body: Value =
+            serde_json::from_slice(&request.body).expect("PutRecordBatch body is JSON");
         let records = body["Records"].as_array().cloned().unwrap_or_default();
         let call = {
             let mut seen = seen.lock().unwrap();
-            seen.push(Call { records: records.len() });
+            seen.push(Call {
+                records: records.len(),
+            });
             seen.len()
         };
         put_record_batch(&request, body, records, call, upstream, fault).await
@@ -123,12 +140,20 @@ async fn put_record_batch(
     if let Fault::ServerError { calls } = fault
         && call <= calls
     {
-        return http(500, &json!({"__type": "ServiceUnavailableException", "message": "Slow down."}));
+        return http(
+            500,
+            &json!({"__type": "ServiceUnavailableException", "message": "Slow down."}),
+        );
     }
     if (0..records.len()).all(|i| !failing(i)) {
         return forward(upstream, &request.to_bytes(&request.body)).await;
     }
-    let passing: Vec<Value> = records.iter().enumerate().filter(|(i, _)| !failing(*i)).map(|(_, r)| r.clone()).collect();
+    let passing: Vec<Value> = records
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !failing(*i))
+        .map(|(_, r)| r.clone())
+        .collect();
     let mut accepted = Vec::new().into_iter();
     if !passing.is_empty() {
         body["Records"] = Value::Array(passing);
@@ -136,9 +161,17 @@ async fn put_record_batch(
         if !answer.starts_with(b"HTTP/1.1 200") {
             return answer;
         }
-        let split = answer.windows(4).position(|w| w == b"\r\n\r\n").expect("an HTTP response") + 4;
+        let split = answer
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("an HTTP response")
+            + 4;
         let answer: Value = serde_json::from_slice(&answer[split..]).expect("moto answers JSON");
-        accepted = answer["RequestResponses"].as_array().cloned().unwrap_or_default().into_iter();
+        accepted = answer["RequestResponses"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter();
     }
     let answers: Vec<Value> = (0..records.len())
         .map(|i| {
@@ -150,7 +183,10 @@ async fn put_record_batch(
         })
         .collect();
     let failed = (0..records.len()).filter(|&i| failing(i)).count();
-    http(200, &json!({"FailedPutCount": failed, "Encrypted": false, "RequestResponses": answers}))
+    http(
+        200,
+        &json!({"FailedPutCount": failed, "Encrypted": false, "RequestResponses": answers}),
+    )
 }
 
 fn http(status: u16, body: &Value) -> Vec<u8> {
@@ -167,7 +203,10 @@ async fn forward(upstream: &str, request: &[u8]) -> Vec<u8> {
     let mut server = TcpStream::connect(upstream).await.expect("moto is up");
     server.write_all(request).await.expect("send to moto");
     let mut response = Vec::new();
-    server.read_to_end(&mut response).await.expect("read moto's answer");
+    server
+        .read_to_end(&mut response)
+        .await
+        .expect("read moto's answer");
     response
 }
 
@@ -186,8 +225,14 @@ async fn read_request(client: &mut TcpStream) -> Option<Request> {
         buffer.extend_from_slice(&chunk[..read]);
     };
     let head = String::from_utf8(buffer[..head_end].to_vec()).ok()?;
-    let mut request = Request { head, body: buffer[head_end + 4..].to_vec() };
-    let length: usize = request.header("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
+    let mut request = Request {
+        head,
+        body: buffer[head_end + 4..].to_vec(),
+    };
+    let length: usize = request
+        .header("content-length")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0);
     while request.body.len() < length {
         let read = client.read(&mut chunk).await.ok()?;
         if read == 0 {

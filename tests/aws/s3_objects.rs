@@ -3,8 +3,8 @@
 
 use aws_sdk_s3::types::ServerSideEncryption;
 use eks_audit_core::batch::objects::gunzip;
-use eks_audit_forwarder::config::Settings;
 use eks_audit_core::envelope::models::FirehoseResult;
+use eks_audit_forwarder::config::Settings;
 use eks_audit_forwarder::handler::{DirectSummary, Handler, HandlerError, Response};
 use eks_audit_forwarder::sink::s3::S3Store;
 use eks_audit_forwarder::sink::{ObjectStore, SinkError};
@@ -15,20 +15,35 @@ use crate::moto::{self, unique};
 
 /// A handler writing to `bucket` through the library's own S3 client set-up.
 pub async fn s3_handler(bucket: &str, kms_key: Option<&str>) -> Handler {
-    let settings = Settings { bucket: Some(bucket.to_owned()), ..Settings::default() };
+    let settings = Settings {
+        bucket: Some(bucket.to_owned()),
+        ..Settings::default()
+    };
     let client = eks_audit_forwarder::sink::s3::client(&moto::config().await);
-    let store = ObjectStore::S3(S3Store::new(client, bucket.to_owned(), kms_key.map(str::to_owned)));
+    let store = ObjectStore::S3(S3Store::new(
+        client,
+        bucket.to_owned(),
+        kms_key.map(str::to_owned),
+    ));
     Handler::new(settings, store, Some("eu-west-1".into()))
 }
 
 pub async fn new_bucket(s3: &aws_sdk_s3::Client) -> String {
     let bucket = unique("audit");
-    s3.create_bucket().bucket(&bucket).send().await.expect("create bucket");
+    s3.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("create bucket");
     bucket
 }
 
 pub async fn direct(handler: &Handler, event: &str) -> DirectSummary {
-    match handler.handle(event).await.expect("direct invocation succeeds") {
+    match handler
+        .handle(event)
+        .await
+        .expect("direct invocation succeeds")
+    {
         Response::Direct(summary) => summary,
         other => panic!("expected a direct summary, got {other:?}"),
     }
@@ -36,19 +51,36 @@ pub async fn direct(handler: &Handler, event: &str) -> DirectSummary {
 
 /// Every key in `bucket`, sorted.
 pub async fn keys(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
-    let listing = s3.list_objects_v2().bucket(bucket).send().await.expect("list objects");
-    let mut keys: Vec<String> = listing.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect();
+    let listing = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("list objects");
+    let mut keys: Vec<String> = listing
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect();
     keys.sort();
     keys
 }
 
 /// An object's body, gunzipped, as lines.
 pub async fn lines(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<Value> {
-    let object = s3.get_object().bucket(bucket).key(key).send().await.expect("get object");
+    let object = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .expect("get object");
     let body = object.body.collect().await.unwrap().into_bytes();
     let text = String::from_utf8(gunzip(&body).expect("body is gzip")).unwrap();
     assert!(text.ends_with('\n'), "{key}: every line ends in a newline");
-    text.lines().map(|l| serde_json::from_str(l).expect("each line is JSON")).collect()
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect()
 }
 
 #[tokio::test]
@@ -62,28 +94,58 @@ async fn direct_mode_writes_one_object_per_hour_with_the_promised_key_headers_an
 
     let summary = direct(&s3_handler(&bucket, None).await, &event).await;
 
-    assert_eq!(keys(&s3, &bucket).await, expected.keys().cloned().collect::<Vec<_>>());
+    assert_eq!(
+        keys(&s3, &bucket).await,
+        expected.keys().cloned().collect::<Vec<_>>()
+    );
     let mut reported = summary.objects.clone();
     reported.sort();
-    assert_eq!(reported, expected.keys().map(|k| format!("s3://{bucket}/{k}")).collect::<Vec<_>>());
+    assert_eq!(
+        reported,
+        expected
+            .keys()
+            .map(|k| format!("s3://{bucket}/{k}"))
+            .collect::<Vec<_>>()
+    );
     for (key, ids) in &expected {
-        let head = s3.head_object().bucket(&bucket).key(key).send().await.expect("head object");
+        let head = s3
+            .head_object()
+            .bucket(&bucket)
+            .key(key)
+            .send()
+            .await
+            .expect("head object");
         assert_eq!(head.content_type(), Some("application/x-ndjson"), "{key}");
         assert_eq!(head.content_encoding(), Some("gzip"), "{key}");
-        assert_eq!(head.server_side_encryption(), Some(&ServerSideEncryption::Aes256), "{key}");
+        assert_eq!(
+            head.server_side_encryption(),
+            Some(&ServerSideEncryption::Aes256),
+            "{key}"
+        );
 
         let lines = lines(&s3, &bucket, key).await;
-        let event_ids: Vec<&str> = lines.iter().map(|l| l["EventId"].as_str().unwrap()).collect();
+        let event_ids: Vec<&str> = lines
+            .iter()
+            .map(|l| l["EventId"].as_str().unwrap())
+            .collect();
         assert_eq!(&event_ids, ids, "{key}: the hour's kept events, in order");
         for line in &lines {
-            let logged = message["logEvents"].as_array().unwrap().iter().find(|e| e["id"] == line["EventId"]).unwrap();
+            let logged = message["logEvents"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["id"] == line["EventId"])
+                .unwrap();
             let audit: Value = serde_json::from_str(logged["message"].as_str().unwrap()).unwrap();
             assert_eq!(line["RawEvent"], audit, "the original event, unmodified");
             assert_eq!(line["ClusterName"], "prod-east");
             assert_eq!(line["AwsAccountId"], message["owner"]);
         }
     }
-    assert_eq!(summary.tally.kept as usize, expected.values().map(Vec::len).sum::<usize>());
+    assert_eq!(
+        summary.tally.kept as usize,
+        expected.values().map(Vec::len).sum::<usize>()
+    );
 }
 
 #[tokio::test]
@@ -91,11 +153,25 @@ async fn sse_kms_is_requested_with_the_configured_key() {
     let s3 = moto::s3().await;
     let bucket = new_bucket(&s3).await;
     let key_id = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
-    let summary = direct(&s3_handler(&bucket, Some(key_id)).await, &sample("awslogs-eks-audit.json")).await;
+    let summary = direct(
+        &s3_handler(&bucket, Some(key_id)).await,
+        &sample("awslogs-eks-audit.json"),
+    )
+    .await;
     assert!(!summary.objects.is_empty());
     for key in keys(&s3, &bucket).await {
-        let head = s3.head_object().bucket(&bucket).key(&key).send().await.unwrap();
-        assert_eq!(head.server_side_encryption(), Some(&ServerSideEncryption::AwsKms), "{key}");
+        let head = s3
+            .head_object()
+            .bucket(&bucket)
+            .key(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            head.server_side_encryption(),
+            Some(&ServerSideEncryption::AwsKms),
+            "{key}"
+        );
         assert_eq!(head.ssekms_key_id(), Some(key_id), "{key}");
     }
 }
@@ -111,7 +187,10 @@ async fn the_same_event_twice_leaves_the_same_objects() {
     let first_bodies = bodies(&s3, &bucket, &first).await;
     direct(&handler, &event).await;
     let second = keys(&s3, &bucket).await;
-    assert_eq!(second, first, "a retried invocation overwrites its objects, never adds any");
+    assert_eq!(
+        second, first,
+        "a retried invocation overwrites its objects, never adds any"
+    );
     assert_eq!(bodies(&s3, &bucket, &second).await, first_bodies);
 }
 
@@ -126,13 +205,28 @@ async fn bodies(s3: &aws_sdk_s3::Client, bucket: &str, keys: &[String]) -> Vec<V
 #[tokio::test]
 async fn a_missing_bucket_fails_the_invocation_naming_bucket_and_key() {
     let bucket = unique("no-such-bucket");
-    let error = s3_handler(&bucket, None).await.handle(&sample("awslogs-eks-audit.json")).await.unwrap_err();
-    let HandlerError::Store(SinkError::S3 { bucket: named, key, message }) = &error else {
+    let error = s3_handler(&bucket, None)
+        .await
+        .handle(&sample("awslogs-eks-audit.json"))
+        .await
+        .unwrap_err();
+    let HandlerError::Store(SinkError::S3 {
+        bucket: named,
+        key,
+        message,
+    }) = &error
+    else {
         panic!("expected an S3 store error, got {error}")
     };
     assert_eq!(named, &bucket);
-    assert!(key.starts_with("eks-audit/cluster=prod-east/dt=2024-05-21/hour="), "{key}");
-    assert!(message.starts_with("NoSuchBucket (HTTP 404)"), "one line an operator can act on: {message}");
+    assert!(
+        key.starts_with("eks-audit/cluster=prod-east/dt=2024-05-21/hour="),
+        "{key}"
+    );
+    assert!(
+        message.starts_with("NoSuchBucket (HTTP 404)"),
+        "one line an operator can act on: {message}"
+    );
     let text = error.to_string();
     assert!(text.contains(&format!("s3://{bucket}/{key}")), "{text}");
 }
@@ -150,18 +244,28 @@ fn not_audit_events(message: &Value) -> Vec<String> {
 
 async fn quarantined_lines(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<Value> {
     let mut found = Vec::new();
-    for key in keys(s3, bucket).await.iter().filter(|k| k.starts_with("eks-audit/quarantine/cluster=prod-east/")) {
+    for key in keys(s3, bucket)
+        .await
+        .iter()
+        .filter(|k| k.starts_with("eks-audit/quarantine/cluster=prod-east/"))
+    {
         found.extend(lines(s3, bucket, key).await);
     }
     found
 }
 
 fn assert_quarantined_verbatim(lines: &[Value], message: &Value) {
-    let mut logged: Vec<String> = lines.iter().map(|l| l["message"].as_str().unwrap().to_owned()).collect();
+    let mut logged: Vec<String> = lines
+        .iter()
+        .map(|l| l["message"].as_str().unwrap().to_owned())
+        .collect();
     let mut expected = not_audit_events(message);
     logged.sort();
     expected.sort();
-    assert_eq!(logged, expected, "every non-audit message, exactly as logged");
+    assert_eq!(
+        logged, expected,
+        "every non-audit message, exactly as logged"
+    );
     for line in lines {
         assert_eq!(line["logGroup"], message["logGroup"]);
         assert_eq!(line["logStream"], message["logStream"]);
@@ -193,12 +297,21 @@ async fn firehose_mode_quarantines_into_the_bucket_and_keeps_the_record() {
     let event = crate::common::firehose_event(&[data]);
 
     let handler = s3_handler(&bucket, None).await;
-    let Response::Firehose(response) = handler.handle(&event).await.unwrap() else { panic!("a Firehose response") };
-    assert_eq!(response.records[0].result, FirehoseResult::Ok, "the good event is delivered");
+    let Response::Firehose(response) = handler.handle(&event).await.unwrap() else {
+        panic!("a Firehose response")
+    };
+    assert_eq!(
+        response.records[0].result,
+        FirehoseResult::Ok,
+        "the good event is delivered"
+    );
     assert_eq!(crate::common::ok_lines(&response.records[0].data).len(), 1);
     assert_quarantined_verbatim(&quarantined_lines(&s3, &bucket).await, &message);
     assert!(
-        keys(&s3, &bucket).await.iter().all(|k| k.starts_with("eks-audit/quarantine/")),
+        keys(&s3, &bucket)
+            .await
+            .iter()
+            .all(|k| k.starts_with("eks-audit/quarantine/")),
         "Firehose mode writes only quarantine objects; Firehose delivers the events"
     );
 }

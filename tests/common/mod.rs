@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use eks_audit_core::ProcessOptions;
-use eks_audit_forwarder::config::Settings;
 use eks_audit_core::envelope::models::FirehoseResponse;
 use eks_audit_core::filter::{Filter, StageFilter};
-use eks_audit_forwarder::handler::{Handler, Response};
 use eks_audit_core::schema::EventContext;
+use eks_audit_forwarder::config::Settings;
+use eks_audit_forwarder::handler::{Handler, Response};
 use eks_audit_forwarder::sink::{ObjectStore, local::LocalDir};
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -71,8 +71,17 @@ pub const CONTEXT: EventContext<'static> = EventContext {
 
 /// Settings that keep every event: every stage, no URI excluded.
 pub fn keep_all() -> Settings {
-    let filter = Filter { stages: StageFilter::All, exclude_uris: Vec::new() };
-    Settings { process: ProcessOptions { filter, ..ProcessOptions::default() }, ..Settings::default() }
+    let filter = Filter {
+        stages: StageFilter::All,
+        exclude_uris: Vec::new(),
+    };
+    Settings {
+        process: ProcessOptions {
+            filter,
+            ..ProcessOptions::default()
+        },
+        ..Settings::default()
+    }
 }
 
 /// A DATA_MESSAGE from `log_group`/`log_stream` holding `messages` as log events with ids
@@ -103,7 +112,10 @@ pub fn control_message() -> Value {
 
 /// A Firehose transformation event with one record per `data` (already base64), ids `r0`, `r1`, ...
 pub fn firehose_event(datas: &[String]) -> String {
-    firehose_event_for("arn:aws:firehose:eu-west-1:111122223333:deliverystream/eks-audit", datas)
+    firehose_event_for(
+        "arn:aws:firehose:eu-west-1:111122223333:deliverystream/eks-audit",
+        datas,
+    )
 }
 
 /// [`firehose_event`] from the delivery stream `stream_arn`, in the ARN's region.
@@ -140,7 +152,10 @@ pub struct TestHandler {
 pub fn handler(settings: Settings) -> TestHandler {
     let dir = tempfile::tempdir().unwrap();
     let store = ObjectStore::Local(LocalDir::new(dir.path()));
-    TestHandler { handler: Handler::new(settings, store, Some("us-west-2".into())), dir }
+    TestHandler {
+        handler: Handler::new(settings, store, Some("us-west-2".into())),
+        dir,
+    }
 }
 
 impl TestHandler {
@@ -166,8 +181,13 @@ fn walk(root: &Path, dir: &Path, found: &mut Vec<(String, String)>) {
         if path.is_dir() {
             walk(root, &path, found);
         } else {
-            let key = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-            let body = eks_audit_core::batch::objects::gunzip(&std::fs::read(&path).unwrap()).unwrap();
+            let key = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let body =
+                eks_audit_core::batch::objects::gunzip(&std::fs::read(&path).unwrap()).unwrap();
             found.push((key, String::from_utf8(body).unwrap()));
         }
     }
@@ -178,7 +198,9 @@ pub fn ok_lines(data: &str) -> Vec<Value> {
     let bytes = STANDARD.decode(data).expect("Ok data is base64");
     let text = String::from_utf8(bytes).expect("NDJSON is UTF-8");
     assert!(text.ends_with('\n'), "every line ends in a newline");
-    text.lines().map(|l| serde_json::from_str(l).expect("each line is JSON")).collect()
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect()
 }
 
 /// The keys of a JSON object in the order they were written.
@@ -189,7 +211,10 @@ pub fn keys_in_order(json: &str) -> Vec<String> {
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             f.write_str("an object")
         }
-        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
             let mut keys = Vec::new();
             while let Some((key, _)) = map.next_entry::<String, serde::de::IgnoredAny>()? {
                 keys.push(key);
@@ -198,7 +223,9 @@ pub fn keys_in_order(json: &str) -> Vec<String> {
         }
     }
     use serde::Deserializer;
-    serde_json::Deserializer::from_str(json).deserialize_map(Keys).expect("a JSON object")
+    serde_json::Deserializer::from_str(json)
+        .deserialize_map(Keys)
+        .expect("a JSON object")
 }
 
 /// The raw NDJSON lines of an `Ok` record's data.

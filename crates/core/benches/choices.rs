@@ -23,7 +23,9 @@ use eks_audit_core::envelope::SubscriptionMessage;
 use workload::{Size, Workload};
 
 fn main() {
-    divan::Divan::from_args().bytes_format(divan::counter::BytesFormat::Decimal).main();
+    divan::Divan::from_args()
+        .bytes_format(divan::counter::BytesFormat::Decimal)
+        .main();
 }
 
 fn workload() -> &'static Workload {
@@ -40,7 +42,9 @@ fn workload() -> &'static Workload {
 
 fn counted<'a, 'b>(bencher: Bencher<'a, 'b>) -> Bencher<'a, 'b> {
     let w = workload();
-    bencher.counter(BytesCount::new(w.decompressed_bytes)).counter(ItemsCount::new(w.log_events))
+    bencher
+        .counter(BytesCount::new(w.decompressed_bytes))
+        .counter(ItemsCount::new(w.log_events))
 }
 
 /// Every log event's audit JSON, unescaped from its subscription message.
@@ -65,7 +69,9 @@ fn gunzip_flate2(bencher: Bencher) {
         let mut total = 0;
         for gzip in &workload().gzips {
             out.clear();
-            flate2::read::MultiGzDecoder::new(black_box(gzip.as_slice())).read_to_end(&mut out).expect("gzip");
+            flate2::read::MultiGzDecoder::new(black_box(gzip.as_slice()))
+                .read_to_end(&mut out)
+                .expect("gzip");
             total += out.len();
         }
         total
@@ -77,11 +83,14 @@ fn gunzip_zlib_rs(bencher: Bencher) {
     // flate2's `zlib-rs` backend is this inflate; called directly here so that both backends
     // are measured from one build. Window bits 16 + 15: a gzip wrapper.
     let mut out = Vec::new();
-    let config = zlib_rs::InflateConfig { window_bits: 16 + 15 };
+    let config = zlib_rs::InflateConfig {
+        window_bits: 16 + 15,
+    };
     counted(bencher).bench_local(|| {
         let mut total = 0;
         for gzip in &workload().gzips {
-            let size = u32::from_le_bytes(gzip[gzip.len() - 4..].try_into().expect("4 bytes")) as usize;
+            let size =
+                u32::from_le_bytes(gzip[gzip.len() - 4..].try_into().expect("4 bytes")) as usize;
             out.resize(size, 0);
             let (inflated, code) = zlib_rs::decompress_slice(&mut out, black_box(gzip), config);
             assert_eq!(code, zlib_rs::ReturnCode::Ok);
@@ -99,9 +108,12 @@ fn gunzip_libdeflater(bencher: Bencher) {
         let mut total = 0;
         for gzip in &workload().gzips {
             // ISIZE, the size mod 2^32, ends a gzip member.
-            let size = u32::from_le_bytes(gzip[gzip.len() - 4..].try_into().expect("4 bytes")) as usize;
+            let size =
+                u32::from_le_bytes(gzip[gzip.len() - 4..].try_into().expect("4 bytes")) as usize;
             out.resize(size, 0);
-            total += decompressor.gzip_decompress(black_box(gzip), &mut out).expect("gzip");
+            total += decompressor
+                .gzip_decompress(black_box(gzip), &mut out)
+                .expect("gzip");
         }
         total
     });
@@ -111,7 +123,10 @@ fn gunzip_libdeflater(bencher: Bencher) {
 fn parse_audit_serde_json(bencher: Bencher) {
     check_parsers_agree();
     counted(bencher).bench_local(|| {
-        audit_texts().iter().map(|t| usize::from(AuditEvent::parse(black_box(t)).is_ok())).sum::<usize>()
+        audit_texts()
+            .iter()
+            .map(|t| usize::from(AuditEvent::parse(black_box(t)).is_ok()))
+            .sum::<usize>()
     });
 }
 
@@ -119,7 +134,10 @@ fn parse_audit_serde_json(bencher: Bencher) {
 fn parse_audit_sonic_rs(bencher: Bencher) {
     check_parsers_agree();
     counted(bencher).bench_local(|| {
-        audit_texts().iter().map(|t| usize::from(sonic_rs::from_str::<AuditEvent>(black_box(t)).is_ok())).sum::<usize>()
+        audit_texts()
+            .iter()
+            .map(|t| usize::from(sonic_rs::from_str::<AuditEvent>(black_box(t)).is_ok()))
+            .sum::<usize>()
     });
 }
 
@@ -129,7 +147,12 @@ fn parse_messages_serde_json(bencher: Bencher) {
         workload()
             .payloads
             .iter()
-            .map(|p| serde_json::from_slice::<SubscriptionMessage>(black_box(p)).expect("message").log_events.len())
+            .map(|p| {
+                serde_json::from_slice::<SubscriptionMessage>(black_box(p))
+                    .expect("message")
+                    .log_events
+                    .len()
+            })
             .sum::<usize>()
     });
 }
@@ -140,7 +163,12 @@ fn parse_messages_sonic_rs(bencher: Bencher) {
         workload()
             .payloads
             .iter()
-            .map(|p| sonic_rs::from_slice::<SubscriptionMessage>(black_box(p)).expect("message").log_events.len())
+            .map(|p| {
+                sonic_rs::from_slice::<SubscriptionMessage>(black_box(p))
+                    .expect("message")
+                    .log_events
+                    .len()
+            })
             .sum::<usize>()
     });
 }
@@ -150,16 +178,35 @@ fn parse_messages_sonic_rs(bencher: Bencher) {
 fn check_parsers_agree() {
     static CHECKED: OnceLock<()> = OnceLock::new();
     CHECKED.get_or_init(|| {
-        let traps = [r#"{"verb":"get","verb":"delete"}"#, r#"{"requestURI":"/api?a=1\u0026b=\u00e9\"x\""}"#, "[1,2]"];
+        let traps = [
+            r#"{"verb":"get","verb":"delete"}"#,
+            r#"{"requestURI":"/api?a=1\u0026b=\u00e9\"x\""}"#,
+            "[1,2]",
+        ];
         for text in audit_texts().iter().map(String::as_str).chain(traps) {
-            let serde = serde_json::from_str::<AuditEvent>(text).map(|e| format!("{e:?}")).map_err(|_| ());
-            let sonic = sonic_rs::from_str::<AuditEvent>(text).map(|e| format!("{e:?}")).map_err(|_| ());
-            assert_eq!(serde, sonic, "serde_json and sonic-rs disagree on {}", &text[..text.len().min(200)]);
+            let serde = serde_json::from_str::<AuditEvent>(text)
+                .map(|e| format!("{e:?}"))
+                .map_err(|_| ());
+            let sonic = sonic_rs::from_str::<AuditEvent>(text)
+                .map(|e| format!("{e:?}"))
+                .map_err(|_| ());
+            assert_eq!(
+                serde,
+                sonic,
+                "serde_json and sonic-rs disagree on {}",
+                &text[..text.len().min(200)]
+            );
         }
         for payload in &workload().payloads {
-            let serde = serde_json::from_slice::<SubscriptionMessage>(payload).map(|m| format!("{m:?}"));
-            let sonic = sonic_rs::from_slice::<SubscriptionMessage>(payload).map(|m| format!("{m:?}"));
-            assert_eq!(serde.ok(), sonic.ok(), "serde_json and sonic-rs disagree on a subscription message");
+            let serde =
+                serde_json::from_slice::<SubscriptionMessage>(payload).map(|m| format!("{m:?}"));
+            let sonic =
+                sonic_rs::from_slice::<SubscriptionMessage>(payload).map(|m| format!("{m:?}"));
+            assert_eq!(
+                serde.ok(),
+                sonic.ok(),
+                "serde_json and sonic-rs disagree on a subscription message"
+            );
         }
     });
 }

@@ -40,7 +40,9 @@ use eks_audit_core::eks::{cluster_from_log_group, is_audit_stream};
 use eks_audit_core::envelope::models::{FirehoseResponse, IncomingEvent};
 use eks_audit_core::envelope::{DecodeBuffers, SubscriptionMessage, parse_messages};
 use eks_audit_core::schema::{self, time::event_time};
-use eks_audit_core::{AuditEvent, EventContext, Format, Origin, Outcome, ProcessOptions, process_messages};
+use eks_audit_core::{
+    AuditEvent, EventContext, Format, Origin, Outcome, ProcessOptions, process_messages,
+};
 use workload::{Size, Workload};
 
 fn main() {
@@ -49,7 +51,9 @@ fn main() {
             eprintln!("workload {size}: {}", workload(size).summary());
         }
     }
-    divan::Divan::from_args().bytes_format(divan::counter::BytesFormat::Decimal).main();
+    divan::Divan::from_args()
+        .bytes_format(divan::counter::BytesFormat::Decimal)
+        .main();
 }
 
 /// Benchmarks run for real only under `cargo bench` (which passes `--bench`).
@@ -59,7 +63,11 @@ fn bench_mode() -> bool {
 }
 
 fn sizes() -> Vec<&'static str> {
-    if bench_mode() { vec!["typical", "max"] } else { vec!["small"] }
+    if bench_mode() {
+        vec!["typical", "max"]
+    } else {
+        vec!["small"]
+    }
 }
 
 fn workload(size: &str) -> &'static Workload {
@@ -76,7 +84,9 @@ fn workload(size: &str) -> &'static Workload {
 
 /// The two rates every benchmark reports.
 fn counted<'a, 'b>(bencher: Bencher<'a, 'b>, workload: &Workload) -> Bencher<'a, 'b> {
-    bencher.counter(BytesCount::new(workload.decompressed_bytes)).counter(ItemsCount::new(workload.log_events))
+    bencher
+        .counter(BytesCount::new(workload.decompressed_bytes))
+        .counter(ItemsCount::new(workload.log_events))
 }
 
 /// A workload size and an output format.
@@ -94,26 +104,48 @@ impl fmt::Display for Case {
 
 fn cases() -> Vec<Case> {
     let formats = Format::ALL;
-    sizes().into_iter().flat_map(|size| formats.iter().map(move |&format| Case { size, format })).collect()
+    sizes()
+        .into_iter()
+        .flat_map(|size| formats.iter().map(move |&format| Case { size, format }))
+        .collect()
 }
 
 fn settings(format: Format) -> ProcessOptions {
-    ProcessOptions { format, ..ProcessOptions::default() }
+    ProcessOptions {
+        format,
+        ..ProcessOptions::default()
+    }
 }
 
 /// What the Lambda handler answers to a Firehose event that needs no re-ingestion.
 fn firehose_response(event: &str, options: &ProcessOptions) -> FirehoseResponse {
-    let incoming: IncomingEvent<'_> = serde_json::from_str(event).expect("the workload is a Firehose event");
-    let records = incoming.records.as_deref().expect("the workload has records");
+    let incoming: IncomingEvent<'_> =
+        serde_json::from_str(event).expect("the workload is a Firehose event");
+    let records = incoming
+        .records
+        .as_deref()
+        .expect("the workload has records");
     let mut processed = firehose::process_records(records, Origin::default(), options, None);
-    let plan = reingest::plan(records, &mut processed.entries, Origin::default(), options, &FirehoseLimits::default())
-        .expect("the response fits");
+    let plan = reingest::plan(
+        records,
+        &mut processed.entries,
+        Origin::default(),
+        options,
+        &FirehoseLimits::default(),
+    )
+    .expect("the response fits");
     assert!(plan.is_empty(), "the workload fits one response");
-    FirehoseResponse { records: processed.entries }
+    FirehoseResponse {
+        records: processed.entries,
+    }
 }
 
 fn record_data(workload: &Workload) -> Vec<String> {
-    workload.gzips.iter().map(|gzip| STANDARD.encode(gzip)).collect()
+    workload
+        .gzips
+        .iter()
+        .map(|gzip| STANDARD.encode(gzip))
+        .collect()
 }
 
 #[divan::bench(args = sizes())]
@@ -122,7 +154,9 @@ fn firehose_handler(bencher: Bencher, size: &str) {
     let settings = settings(Format::default());
     counted(bencher, workload).bench_local(|| {
         let response = firehose_response(&workload.event, &settings);
-        serde_json::to_vec(&response).expect("responses serialize").len()
+        serde_json::to_vec(&response)
+            .expect("responses serialize")
+            .len()
     });
 }
 
@@ -134,7 +168,14 @@ fn decode(bencher: Bencher, size: &str) {
     // The handler's own decoder, buffers kept across records as in one invocation.
     counted(bencher, workload).bench_local(|| {
         let mut buffers = DecodeBuffers::default();
-        data.iter().map(|d| buffers.decode(black_box(d), limit).expect("record data").len()).sum::<usize>()
+        data.iter()
+            .map(|d| {
+                buffers
+                    .decode(black_box(d), limit)
+                    .expect("record data")
+                    .len()
+            })
+            .sum::<usize>()
     });
 }
 
@@ -163,7 +204,9 @@ fn parse_filter(bencher: Bencher, size: &str) {
 fn pipeline(bencher: Bencher, case: Case) {
     let workload = workload(case.size);
     let settings = settings(case.format);
-    let origin = Origin { region: Some(workload::REGION) };
+    let origin = Origin {
+        region: Some(workload::REGION),
+    };
     counted(bencher, workload).bench_local(|| {
         let mut bytes = 0;
         for payload in &workload.payloads {
@@ -185,9 +228,15 @@ struct Parsed {
 fn kept_events(workload: &'static Workload, settings: &ProcessOptions) -> Vec<Parsed> {
     let mut kept = Vec::new();
     for payload in &workload.payloads {
-        let messages: &'static [SubscriptionMessage<'static>] =
-            Box::leak(parse_messages(payload, usize::MAX).expect("messages").into_boxed_slice());
-        for message in messages.iter().filter(|m| m.message_type == "DATA_MESSAGE" && is_audit_stream(&m.log_stream)) {
+        let messages: &'static [SubscriptionMessage<'static>] = Box::leak(
+            parse_messages(payload, usize::MAX)
+                .expect("messages")
+                .into_boxed_slice(),
+        );
+        for message in messages
+            .iter()
+            .filter(|m| m.message_type == "DATA_MESSAGE" && is_audit_stream(&m.log_stream))
+        {
             for log_event in &message.log_events {
                 let raw: &'static str = &log_event.message;
                 let event = AuditEvent::parse(raw).expect("audit event");
@@ -203,7 +252,11 @@ fn kept_events(workload: &'static Workload, settings: &ProcessOptions) -> Vec<Pa
                     event_id: Some(log_event.id.as_str()),
                     cloudwatch_timestamp: Some(log_event.timestamp),
                 };
-                kept.push(Parsed { event, raw, context });
+                kept.push(Parsed {
+                    event,
+                    raw,
+                    context,
+                });
             }
         }
     }
@@ -220,8 +273,15 @@ fn normalize(bencher: Bencher, case: Case) {
         out.clear();
         for parsed in &kept {
             let time = event_time(&parsed.event, parsed.context.cloudwatch_timestamp);
-            schema::write_line(case.format, &parsed.event, parsed.raw, time, &parsed.context, &mut out)
-                .expect("workload events map to every format");
+            schema::write_line(
+                case.format,
+                &parsed.event,
+                parsed.raw,
+                time,
+                &parsed.context,
+                &mut out,
+            )
+            .expect("workload events map to every format");
         }
         out.len()
     });
@@ -230,11 +290,19 @@ fn normalize(bencher: Bencher, case: Case) {
 /// Each record's outcome, as the handler has it before encoding.
 fn outcomes(workload: &Workload) -> Vec<Outcome> {
     let settings = settings(Format::default());
-    let origin = Origin { region: Some(workload::REGION) };
+    let origin = Origin {
+        region: Some(workload::REGION),
+    };
     workload
         .payloads
         .iter()
-        .map(|payload| process_messages(&parse_messages(payload, usize::MAX).expect("messages"), origin, &settings))
+        .map(|payload| {
+            process_messages(
+                &parse_messages(payload, usize::MAX).expect("messages"),
+                origin,
+                &settings,
+            )
+        })
         .collect()
 }
 
@@ -244,7 +312,14 @@ fn encode_base64(bencher: Bencher, size: &str) {
     let outcomes = outcomes(workload);
     // What `RecordFate::into_response` does with each record's NDJSON.
     counted(bencher, workload).bench_local(|| {
-        outcomes.iter().map(|o| base64_simd::STANDARD.encode_to_string(black_box(&o.ndjson)).len()).sum::<usize>()
+        outcomes
+            .iter()
+            .map(|o| {
+                base64_simd::STANDARD
+                    .encode_to_string(black_box(&o.ndjson))
+                    .len()
+            })
+            .sum::<usize>()
     });
 }
 
@@ -252,7 +327,11 @@ fn encode_base64(bencher: Bencher, size: &str) {
 fn encode_response(bencher: Bencher, size: &str) {
     let workload = workload(size);
     let response = firehose_response(&workload.event, &settings(Format::default()));
-    counted(bencher, workload).bench_local(|| serde_json::to_vec(black_box(&response)).expect("serializes").len());
+    counted(bencher, workload).bench_local(|| {
+        serde_json::to_vec(black_box(&response))
+            .expect("serializes")
+            .len()
+    });
 }
 
 #[divan::bench(args = sizes())]
@@ -260,6 +339,9 @@ fn encode_gzip_objects(bencher: Bencher, size: &str) {
     let workload = workload(size);
     let outcomes = outcomes(workload);
     counted(bencher, workload).bench_local(|| {
-        outcomes.iter().map(|o| objects::event_objects(black_box(o), "eks-audit").len()).sum::<usize>()
+        outcomes
+            .iter()
+            .map(|o| objects::event_objects(black_box(o), "eks-audit").len())
+            .sum::<usize>()
     });
 }

@@ -64,7 +64,11 @@ impl Size {
                 .strip_suffix("kb")
                 .and_then(|n| n.parse::<usize>().ok())
                 .map(|kb| Size::Data(kb << 10))
-                .ok_or_else(|| format!("unknown size {text:?}: expected typical, 1mb, max, 6mb, small or <N>kb")),
+                .ok_or_else(|| {
+                    format!(
+                        "unknown size {text:?}: expected typical, 1mb, max, 6mb, small or <N>kb"
+                    )
+                }),
         }
     }
 }
@@ -107,18 +111,26 @@ impl Workload {
 pub const REGION: &str = "eu-west-1";
 const STREAM_ARN: &str = "arn:aws:firehose:eu-west-1:111122223333:deliverystream/eks-audit";
 /// Cluster, account, share of the records (of 10).
-const CLUSTERS: [(&str, &str, u64); 3] =
-    [("prod-east", "111122223333", 5), ("prod-west", "111122223333", 3), ("staging", "444455556666", 2)];
+const CLUSTERS: [(&str, &str, u64); 3] = [
+    ("prod-east", "111122223333", 5),
+    ("prod-west", "111122223333", 3),
+    ("staging", "444455556666", 2),
+];
 /// Bytes of event JSON around each record besides its data.
 const RECORD_OVERHEAD: usize = 160;
 
 /// Generates the event for `size` from [`SEED`].
 pub fn generate(size: Size) -> Workload {
     let mut rng = Rng::new(SEED);
-    let mut clock = Clock { micros: 1_716_285_600_000_000 }; // 2024-05-21T10:00:00Z
-    let streams: Vec<(usize, String)> =
-        (0..CLUSTERS.len()).flat_map(|c| [0, 1].map(|_| (c, format!("kube-apiserver-audit-{}", rng.hex(32))))).collect();
-    let mut sites: Vec<Site> = (0..CLUSTERS.len()).map(|c| Site::new(&mut rng, c)).collect();
+    let mut clock = Clock {
+        micros: 1_716_285_600_000_000,
+    }; // 2024-05-21T10:00:00Z
+    let streams: Vec<(usize, String)> = (0..CLUSTERS.len())
+        .flat_map(|c| [0, 1].map(|_| (c, format!("kube-apiserver-audit-{}", rng.hex(32)))))
+        .collect();
+    let mut sites: Vec<Site> = (0..CLUSTERS.len())
+        .map(|c| Site::new(&mut rng, c))
+        .collect();
 
     let mut payloads = vec![control_message(clock.millis()).into_bytes()];
     let mut gzips = vec![gzip(&payloads[0])];
@@ -152,7 +164,14 @@ pub fn generate(size: Size) -> Workload {
         let mut budget = (16 << 10) + rng.below(700 << 10) as usize;
         let (payload, count, compressed) = loop {
             let saved = (rng.clone(), clock, sites[cluster].clone());
-            let (payload, count) = data_message(&mut rng, &mut clock, &mut sites[cluster], cluster, &stream, budget.min(room * 12));
+            let (payload, count) = data_message(
+                &mut rng,
+                &mut clock,
+                &mut sites[cluster],
+                cluster,
+                &stream,
+                budget.min(room * 12),
+            );
             let compressed = gzip(&payload);
             if compressed.len() <= room || budget < 4096 {
                 break (payload, count, compressed);
@@ -186,7 +205,11 @@ pub fn generate(size: Size) -> Workload {
     }
     event.push_str("]}");
     if let Size::Request(limit) = size {
-        assert!(event.len() <= limit, "event of {} bytes exceeds {limit}", event.len());
+        assert!(
+            event.len() <= limit,
+            "event of {} bytes exceeds {limit}",
+            event.len()
+        );
     }
     Workload {
         gzip_bytes: gzips.iter().map(Vec::len).sum(),
@@ -236,7 +259,12 @@ fn data_message(
         }
         // CloudWatch stores the event a little after the API server's stage timestamp.
         let ingested = clock.millis() + 200 + rng.below(800) as i64;
-        write!(out, r#"{{"id":"{}","timestamp":{ingested},"message":"#, rng.digits(56)).unwrap();
+        write!(
+            out,
+            r#"{{"id":"{}","timestamp":{ingested},"message":"#,
+            rng.digits(56)
+        )
+        .unwrap();
         // The subscription message is JSON too: the audit JSON travels as an escaped string.
         out.push_str(&serde_json::to_string(&audit).unwrap());
         out.push('}');
@@ -290,26 +318,70 @@ struct Site {
     resource_version: u64,
 }
 
-const NAMESPACES: [&str; 8] =
-    ["default", "kube-system", "payments", "checkout", "monitoring", "ingress-nginx", "data-pipeline", "jobs"];
-const APPS: [&str; 14] = [
-    "api-gateway", "payments-api", "ledger", "checkout-web", "cart", "inventory", "search", "recommender",
-    "notifications", "fraud-scorer", "prometheus", "grafana", "ingest-worker", "batch-runner",
+const NAMESPACES: [&str; 8] = [
+    "default",
+    "kube-system",
+    "payments",
+    "checkout",
+    "monitoring",
+    "ingress-nginx",
+    "data-pipeline",
+    "jobs",
 ];
-const PEOPLE: [&str; 6] = ["jane.doe", "akira.tanaka", "marta.nowak", "joão.silva", "ops-automation", "li.wei"];
+const APPS: [&str; 14] = [
+    "api-gateway",
+    "payments-api",
+    "ledger",
+    "checkout-web",
+    "cart",
+    "inventory",
+    "search",
+    "recommender",
+    "notifications",
+    "fraud-scorer",
+    "prometheus",
+    "grafana",
+    "ingest-worker",
+    "batch-runner",
+];
+const PEOPLE: [&str; 6] = [
+    "jane.doe",
+    "akira.tanaka",
+    "marta.nowak",
+    "joão.silva",
+    "ops-automation",
+    "li.wei",
+];
 const ROLES: [&str; 4] = ["PlatformAdmin", "Developer", "ReadOnly", "DeployPipeline"];
 
 impl Site {
     fn new(rng: &mut Rng, cluster: usize) -> Site {
         let account = CLUSTERS[cluster].1;
         let node_count = 6 + rng.below(10) as usize;
-        let node_ips: Vec<String> =
-            (0..node_count).map(|_| format!("10.{}.{}.{}", rng.below(4), rng.below(64) + 1, rng.below(250) + 2)).collect();
-        let nodes = node_ips.iter().map(|ip| format!("ip-{}.{REGION}.compute.internal", ip.replace('.', "-"))).collect();
+        let node_ips: Vec<String> = (0..node_count)
+            .map(|_| {
+                format!(
+                    "10.{}.{}.{}",
+                    rng.below(4),
+                    rng.below(64) + 1,
+                    rng.below(250) + 2
+                )
+            })
+            .collect();
+        let nodes = node_ips
+            .iter()
+            .map(|ip| format!("ip-{}.{REGION}.compute.internal", ip.replace('.', "-")))
+            .collect();
         let deployments = APPS
             .iter()
             .enumerate()
-            .map(|(i, app)| (2 + i % 6, (*app).to_owned(), format!("{}-{}", app, rng.alnum(10))))
+            .map(|(i, app)| {
+                (
+                    2 + i % 6,
+                    (*app).to_owned(),
+                    format!("{}-{}", app, rng.alnum(10)),
+                )
+            })
             .collect();
         Site {
             account,
@@ -344,13 +416,23 @@ fn controller(rng: &mut Rng, site: &Site, name: &str) -> Actor {
     } else {
         (
             format!("system:serviceaccount:kube-system:{name}"),
-            vec!["system:serviceaccounts".into(), "system:serviceaccounts:kube-system".into(), "system:authenticated".into()],
+            vec![
+                "system:serviceaccounts".into(),
+                "system:serviceaccounts:kube-system".into(),
+                "system:authenticated".into(),
+            ],
         )
     };
     let agent = if name.starts_with("eks:") {
-        format!("{}/v0.0.0 (linux/amd64) kubernetes/$Format", name.trim_start_matches("eks:"))
+        format!(
+            "{}/v0.0.0 (linux/amd64) kubernetes/$Format",
+            name.trim_start_matches("eks:")
+        )
     } else {
-        format!("kube-controller-manager/v1.29.4 (linux/amd64) kubernetes/{}/{name}", rng.hex(7))
+        format!(
+            "kube-controller-manager/v1.29.4 (linux/amd64) kubernetes/{}/{name}",
+            rng.hex(7)
+        )
     };
     Actor {
         username,
@@ -367,8 +449,16 @@ fn kubelet(rng: &mut Rng, site: &Site) -> Actor {
     let i = rng.below(site.nodes.len() as u64) as usize;
     Actor {
         username: format!("system:node:{}", site.nodes[i]),
-        uid: Some(format!("aws-iam-authenticator:{}:AROA{}", site.account, rng.upper_alnum(17))),
-        groups: vec!["system:bootstrappers".into(), "system:nodes".into(), "system:authenticated".into()],
+        uid: Some(format!(
+            "aws-iam-authenticator:{}:AROA{}",
+            site.account,
+            rng.upper_alnum(17)
+        )),
+        groups: vec![
+            "system:bootstrappers".into(),
+            "system:nodes".into(),
+            "system:authenticated".into(),
+        ],
         extra: Some(format!(
             r#"{{"accessKeyId":["ASIA{}"],"arn":["arn:aws:sts::{}:assumed-role/eks-node-role/i-{}"],"canonicalArn":["arn:aws:iam::{}:role/eks-node-role"],"principalId":["AROA{}"],"sessionName":["i-{}"]}}"#,
             rng.upper_alnum(16),
@@ -379,7 +469,10 @@ fn kubelet(rng: &mut Rng, site: &Site) -> Actor {
             rng.hex(17)
         )),
         source_ip: site.node_ips[i].clone(),
-        user_agent: format!("kubelet/v1.29.3-eks-ae9a62a (linux/amd64) kubernetes/{}", rng.hex(7)),
+        user_agent: format!(
+            "kubelet/v1.29.3-eks-ae9a62a (linux/amd64) kubernetes/{}",
+            rng.hex(7)
+        ),
     }
 }
 
@@ -387,23 +480,39 @@ fn human(rng: &mut Rng, site: &Site) -> Actor {
     let person = rng.pick(&PEOPLE);
     let role = rng.pick(&ROLES);
     // IAM session names are ASCII; the person's name is not always.
-    let session: String = person.chars().map(|c| if c.is_ascii() { c } else { 'a' }).collect();
-    let arn = format!("arn:aws:sts::{}:assumed-role/{role}/{session}", site.account);
+    let session: String = person
+        .chars()
+        .map(|c| if c.is_ascii() { c } else { 'a' })
+        .collect();
+    let arn = format!(
+        "arn:aws:sts::{}:assumed-role/{role}/{session}",
+        site.account
+    );
     let principal = format!("AROA{}", rng.upper_alnum(17));
     Actor {
         username: arn.clone(),
-        uid: Some(format!("aws-iam-authenticator:{}:{principal}", site.account)),
+        uid: Some(format!(
+            "aws-iam-authenticator:{}:{principal}",
+            site.account
+        )),
         groups: if role == "PlatformAdmin" {
             vec!["system:masters".into(), "system:authenticated".into()]
         } else {
-            vec![format!("eks-{}", role.to_lowercase()), "system:authenticated".into()]
+            vec![
+                format!("eks-{}", role.to_lowercase()),
+                "system:authenticated".into(),
+            ]
         },
         extra: Some(format!(
             r#"{{"accessKeyId":["ASIA{}"],"arn":["{arn}"],"canonicalArn":["arn:aws:iam::{}:role/{role}"],"principalId":["{principal}"],"sessionName":["{session}"],"sigs.k8s.io/aws-iam-authenticator/principalId":["{principal}"]}}"#,
             rng.upper_alnum(16),
             site.account
         )),
-        source_ip: format!("{}.{}", rng.pick(&["203.0.113", "198.51.100", "192.0.2"]), rng.below(250) + 2),
+        source_ip: format!(
+            "{}.{}",
+            rng.pick(&["203.0.113", "198.51.100", "192.0.2"]),
+            rng.below(250) + 2
+        ),
         user_agent: rng
             .pick(&[
                 "kubectl/v1.29.3 (darwin/arm64) kubernetes/6813625",
@@ -455,7 +564,13 @@ struct Audit {
 }
 
 impl Audit {
-    fn new(level: &'static str, verb: &'static str, uri: String, actor: Actor, clock: &Clock) -> Audit {
+    fn new(
+        level: &'static str,
+        verb: &'static str,
+        uri: String,
+        actor: Actor,
+        clock: &Clock,
+    ) -> Audit {
         Audit {
             level,
             stage: "ResponseComplete",
@@ -476,8 +591,12 @@ impl Audit {
 
     fn render(&self, rng: &mut Rng) -> String {
         let mut o = Obj::start(String::with_capacity(1024));
-        o.str("kind", "Event").str("apiVersion", "audit.k8s.io/v1").str("level", self.level);
-        o.str("auditID", &rng.uuid()).str("stage", self.stage).str("requestURI", &self.request_uri);
+        o.str("kind", "Event")
+            .str("apiVersion", "audit.k8s.io/v1")
+            .str("level", self.level);
+        o.str("auditID", &rng.uuid())
+            .str("stage", self.stage)
+            .str("requestURI", &self.request_uri);
         o.str("verb", self.verb);
         let mut user = Obj::start(String::new());
         user.str("username", &self.actor.username);
@@ -490,7 +609,13 @@ impl Audit {
         }
         o.raw("user", &user.end());
         if let Some(name) = &self.impersonated {
-            o.raw("impersonatedUser", &format!(r#"{{"username":{},"groups":["system:authenticated"]}}"#, go_json(name)));
+            o.raw(
+                "impersonatedUser",
+                &format!(
+                    r#"{{"username":{},"groups":["system:authenticated"]}}"#,
+                    go_json(name)
+                ),
+            );
         }
         o.strs("sourceIPs", std::slice::from_ref(&self.actor.source_ip));
         o.str("userAgent", &self.actor.user_agent);
@@ -532,11 +657,20 @@ impl Audit {
             o.raw("requestObject", body);
         }
         o.str("requestReceivedTimestamp", &timestamp(self.received));
-        let staged = if self.stage == "RequestReceived" { self.received } else { self.received + self.duration_us };
+        let staged = if self.stage == "RequestReceived" {
+            self.received
+        } else {
+            self.received + self.duration_us
+        };
         o.str("stageTimestamp", &timestamp(staged));
-        if let Some((decision, reason)) = self.decision.as_ref().filter(|_| self.stage != "RequestReceived") {
+        if let Some((decision, reason)) = self
+            .decision
+            .as_ref()
+            .filter(|_| self.stage != "RequestReceived")
+        {
             let mut a = Obj::start(String::new());
-            a.str("authorization.k8s.io/decision", decision).str("authorization.k8s.io/reason", reason);
+            a.str("authorization.k8s.io/decision", decision)
+                .str("authorization.k8s.io/reason", reason);
             let mut annotations = a.end();
             if !self.extra_annotations.is_empty() {
                 annotations.pop();
@@ -551,7 +685,12 @@ impl Audit {
 }
 
 fn rbac_allow(binding: &str, role: &str, subject: &str) -> (&'static str, String) {
-    ("allow", format!(r#"RBAC: allowed by ClusterRoleBinding "{binding}" of ClusterRole "{role}" to {subject}"#))
+    (
+        "allow",
+        format!(
+            r#"RBAC: allowed by ClusterRoleBinding "{binding}" of ClusterRole "{role}" to {subject}"#
+        ),
+    )
 }
 
 /// One audit event, its kind drawn from the mix in the module docs.
@@ -579,7 +718,13 @@ fn audit_event(rng: &mut Rng, clock: &mut Clock, site: &mut Site) -> String {
     audit.render(rng)
 }
 
-fn namespaced_uri(group: Option<&str>, version: &str, ns: &str, resource: &str, name: Option<&str>) -> String {
+fn namespaced_uri(
+    group: Option<&str>,
+    version: &str,
+    ns: &str,
+    resource: &str,
+    name: Option<&str>,
+) -> String {
     let base = match group {
         Some(g) => format!("/apis/{g}/{version}"),
         None => format!("/api/{version}"),
@@ -593,7 +738,11 @@ fn namespaced_uri(group: Option<&str>, version: &str, ns: &str, resource: &str, 
 fn lease_update(rng: &mut Rng, clock: &Clock, site: &mut Site) -> Audit {
     let node = rng.below(site.nodes.len() as u64) as usize;
     let (actor, ns, name) = if rng.below(3) == 0 {
-        let who = rng.pick(&["system:kube-controller-manager", "system:kube-scheduler", "eks:cloud-controller-manager"]);
+        let who = rng.pick(&[
+            "system:kube-controller-manager",
+            "system:kube-scheduler",
+            "eks:cloud-controller-manager",
+        ]);
         let lease = who.rsplit(':').next().unwrap_or(who).to_owned();
         (controller(rng, site, who), "kube-system", lease)
     } else {
@@ -618,7 +767,11 @@ fn lease_update(rng: &mut Rng, clock: &Clock, site: &mut Site) -> Audit {
     audit.decision = Some(if ns == "kube-node-lease" {
         ("allow", String::new())
     } else {
-        rbac_allow("system:kube-controller-manager", "system:kube-controller-manager", &subject)
+        rbac_allow(
+            "system:kube-controller-manager",
+            "system:kube-controller-manager",
+            &subject,
+        )
     });
     audit.duration_us = 900 + rng.below(6000) as i64;
     audit
@@ -634,7 +787,11 @@ fn component_read(rng: &mut Rng, clock: &Clock, site: &mut Site) -> Audit {
         "eks:pod-identity-mutating-webhook",
         "cluster-autoscaler",
     ]);
-    let actor = if rng.below(4) == 0 { kubelet(rng, site) } else { controller(rng, site, who) };
+    let actor = if rng.below(4) == 0 {
+        kubelet(rng, site)
+    } else {
+        controller(rng, site, who)
+    };
     let (resource, group, version) = rng.pick(&[
         ("configmaps", None, "v1"),
         ("endpoints", None, "v1"),
@@ -649,8 +806,18 @@ fn component_read(rng: &mut Rng, clock: &Clock, site: &mut Site) -> Audit {
     let list = rng.below(3) == 0;
     let name = (!list).then(|| match resource {
         "nodes" => site.nodes[rng.below(site.nodes.len() as u64) as usize].clone(),
-        "configmaps" => rng.pick(&["kube-root-ca.crt", "aws-auth", "coredns", "amazon-vpc-cni", "kube-proxy-config"]).to_owned(),
-        _ => site.deployments[rng.below(site.deployments.len() as u64) as usize].1.clone(),
+        "configmaps" => rng
+            .pick(&[
+                "kube-root-ca.crt",
+                "aws-auth",
+                "coredns",
+                "amazon-vpc-cni",
+                "kube-proxy-config",
+            ])
+            .to_owned(),
+        _ => site.deployments[rng.below(site.deployments.len() as u64) as usize]
+            .1
+            .clone(),
     });
     let mut uri = if resource == "nodes" {
         format!("/api/v1/nodes/{}", name.as_deref().unwrap_or_default())
@@ -658,10 +825,19 @@ fn component_read(rng: &mut Rng, clock: &Clock, site: &mut Site) -> Audit {
         namespaced_uri(group, version, ns, resource, name.as_deref())
     };
     if list {
-        write!(uri, "?labelSelector=app%3D{}&limit=500&resourceVersion=0", rng.pick(&APPS)).unwrap();
+        write!(
+            uri,
+            "?labelSelector=app%3D{}&limit=500&resourceVersion=0",
+            rng.pick(&APPS)
+        )
+        .unwrap();
     }
     let subject = format!("User \"{}\"", actor.username);
-    let level = if rng.below(3) == 0 { "Request" } else { "Metadata" };
+    let level = if rng.below(3) == 0 {
+        "Request"
+    } else {
+        "Metadata"
+    };
     let mut audit = Audit::new(level, if list { "list" } else { "get" }, uri, actor, clock);
     audit.target = Some(Target {
         resource,
@@ -677,7 +853,13 @@ fn component_read(rng: &mut Rng, clock: &Clock, site: &mut Site) -> Audit {
 }
 
 fn watch(rng: &mut Rng, clock: &Clock, site: &mut Site) -> Audit {
-    let who = rng.pick(&["system:kube-scheduler", "system:apiserver", "eks:fargate-manager", "karpenter", "coredns"]);
+    let who = rng.pick(&[
+        "system:kube-scheduler",
+        "system:apiserver",
+        "eks:fargate-manager",
+        "karpenter",
+        "coredns",
+    ]);
     let actor = controller(rng, site, who);
     let (resource, group) = rng.pick(&[
         ("pods", None),
@@ -699,7 +881,12 @@ fn watch(rng: &mut Rng, clock: &Clock, site: &mut Site) -> Audit {
     );
     let subject = format!("User \"{}\"", actor.username);
     let mut audit = Audit::new("Metadata", "watch", uri, actor, clock);
-    audit.target = Some(Target { resource, api_group: group, api_version: "v1", ..Target::default() });
+    audit.target = Some(Target {
+        resource,
+        api_group: group,
+        api_version: "v1",
+        ..Target::default()
+    });
     audit.decision = Some(rbac_allow(who, who, &subject));
     audit.received = clock.micros - timeout as i64 * 1_000_000;
     audit.duration_us = timeout as i64 * 1_000_000 - rng.below(1000) as i64;
@@ -714,7 +901,10 @@ fn node_status_patch(rng: &mut Rng, clock: &Clock, site: &mut Site) -> Audit {
     let name = site.nodes[node].clone();
     let mut patch = Obj::start(String::new());
     let mut conditions = String::from("[");
-    for (i, kind) in ["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"].iter().enumerate() {
+    for (i, kind) in ["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"]
+        .iter()
+        .enumerate()
+    {
         if i > 0 {
             conditions.push(',');
         }
@@ -770,15 +960,27 @@ const EVENT_MESSAGES: [&str; 6] = [
 ];
 
 fn event_create(rng: &mut Rng, clock: &Clock, site: &mut Site) -> Audit {
-    let actor = if rng.below(2) == 0 { kubelet(rng, site) } else { controller(rng, site, "deployment-controller") };
+    let actor = if rng.below(2) == 0 {
+        kubelet(rng, site)
+    } else {
+        controller(rng, site, "deployment-controller")
+    };
     let ns = rng.pick(&site.namespaces);
     let (_, app, rs) = site.deployments[rng.below(site.deployments.len() as u64) as usize].clone();
     let pod = format!("{rs}-{}", rng.alnum(5));
     let name = format!("{pod}.{}", rng.hex(16));
-    let message = rng.pick(&EVENT_MESSAGES).replace("{c}", &app).replace("{p}", &pod).replace(
-        "{img}",
-        &format!("{}.dkr.ecr.{REGION}.amazonaws.com/{app}:{}", site.account, rng.hex(7)),
-    );
+    let message = rng
+        .pick(&EVENT_MESSAGES)
+        .replace("{c}", &app)
+        .replace("{p}", &pod)
+        .replace(
+            "{img}",
+            &format!(
+                "{}.dkr.ecr.{REGION}.amazonaws.com/{app}:{}",
+                site.account,
+                rng.hex(7)
+            ),
+        );
     let mut body = Obj::start(String::new());
     body.str("kind", "Event").str("apiVersion", "v1");
     body.raw(
@@ -793,13 +995,30 @@ fn event_create(rng: &mut Rng, clock: &Clock, site: &mut Site) -> Audit {
             site.next_rv(rng)
         ),
     );
-    body.str("reason", rng.pick(&["Pulled", "BackOff", "Unhealthy", "ScalingReplicaSet", "FailedScheduling", "Created"]));
+    body.str(
+        "reason",
+        rng.pick(&[
+            "Pulled",
+            "BackOff",
+            "Unhealthy",
+            "ScalingReplicaSet",
+            "FailedScheduling",
+            "Created",
+        ]),
+    );
     body.str("message", &message);
-    body.raw("source", &format!(r#"{{"component":"kubelet","host":"{}"}}"#, site.nodes[0]));
+    body.raw(
+        "source",
+        &format!(r#"{{"component":"kubelet","host":"{}"}}"#, site.nodes[0]),
+    );
     let first = creation_timestamp(rng, clock);
-    body.str("firstTimestamp", &first).str("lastTimestamp", &first);
-    body.num("count", 1 + rng.below(40)).str("type", rng.pick(&["Normal", "Warning"]));
-    body.raw("eventTime", "null").str("reportingComponent", "kubelet").str("reportingInstance", &site.nodes[0]);
+    body.str("firstTimestamp", &first)
+        .str("lastTimestamp", &first);
+    body.num("count", 1 + rng.below(40))
+        .str("type", rng.pick(&["Normal", "Warning"]));
+    body.raw("eventTime", "null")
+        .str("reportingComponent", "kubelet")
+        .str("reportingInstance", &site.nodes[0]);
     let uri = format!("/api/v1/namespaces/{ns}/events");
     let mut audit = Audit::new("Request", "create", uri, actor, clock);
     audit.target = Some(Target {
@@ -817,7 +1036,15 @@ fn event_create(rng: &mut Rng, clock: &Clock, site: &mut Site) -> Audit {
 
 fn probe(rng: &mut Rng, clock: &Clock, site: &mut Site) -> Audit {
     let uri = rng
-        .pick(&["/readyz", "/livez", "/healthz", "/readyz?verbose", "/livez?exclude=etcd", "/metrics", "/version"])
+        .pick(&[
+            "/readyz",
+            "/livez",
+            "/healthz",
+            "/readyz?verbose",
+            "/livez?exclude=etcd",
+            "/metrics",
+            "/version",
+        ])
         .to_owned();
     let actor = if rng.below(2) == 0 {
         Actor {
@@ -825,7 +1052,12 @@ fn probe(rng: &mut Rng, clock: &Clock, site: &mut Site) -> Audit {
             uid: None,
             groups: vec!["system:unauthenticated".into()],
             extra: None,
-            source_ip: format!("10.{}.{}.{}", rng.below(4), rng.below(64), rng.below(250) + 2),
+            source_ip: format!(
+                "10.{}.{}.{}",
+                rng.below(4),
+                rng.below(64),
+                rng.below(250) + 2
+            ),
             user_agent: "kube-probe/1.29+".into(),
         }
     } else {
@@ -840,7 +1072,8 @@ fn probe(rng: &mut Rng, clock: &Clock, site: &mut Site) -> Audit {
 fn human_write(rng: &mut Rng, clock: &Clock, site: &mut Site) -> Audit {
     let actor = human(rng, site);
     let subject = format!("User \"{}\"", actor.username);
-    let (ns_index, app, _) = site.deployments[rng.below(site.deployments.len() as u64) as usize].clone();
+    let (ns_index, app, _) =
+        site.deployments[rng.below(site.deployments.len() as u64) as usize].clone();
     let ns = site.namespaces[ns_index].to_owned();
     let verb = rng.pick(&["create", "patch", "patch", "update"]);
     let configmap = rng.below(2) == 0;
@@ -852,7 +1085,11 @@ fn human_write(rng: &mut Rng, clock: &Clock, site: &mut Site) -> Audit {
         let size = (2 << 10) + rng.below(if large { 300 << 10 } else { 24 << 10 }) as usize;
         let data = config_data(rng, size);
         let body = configmap_object(rng, clock, site, &ns, &name, &uid, &rv, &data);
-        let request = if verb == "patch" { format!(r#"{{"data":{data}}}"#) } else { body.clone() };
+        let request = if verb == "patch" {
+            format!(r#"{{"data":{data}}}"#)
+        } else {
+            body.clone()
+        };
         ("configmaps", None, name, request, body)
     } else {
         let containers = 1 + rng.below(4) as usize;
@@ -867,8 +1104,18 @@ fn human_write(rng: &mut Rng, clock: &Clock, site: &mut Site) -> Audit {
         };
         ("deployments", Some("apps"), app.clone(), request, body)
     };
-    let uri = namespaced_uri(group, "v1", &ns, resource, (verb != "create").then_some(&name));
-    let uri = if verb == "create" { format!("{uri}?fieldManager=kubectl-client-side-apply&fieldValidation=Strict") } else { uri };
+    let uri = namespaced_uri(
+        group,
+        "v1",
+        &ns,
+        resource,
+        (verb != "create").then_some(&name),
+    );
+    let uri = if verb == "create" {
+        format!("{uri}?fieldManager=kubectl-client-side-apply&fieldValidation=Strict")
+    } else {
+        uri
+    };
     let mut audit = Audit::new("RequestResponse", verb, uri, actor, clock);
     audit.target = Some(Target {
         resource,
@@ -880,7 +1127,10 @@ fn human_write(rng: &mut Rng, clock: &Clock, site: &mut Site) -> Audit {
         resource_version: (verb != "create").then_some(rv),
         ..Target::default()
     });
-    audit.status = Some(format!(r#"{{"metadata":{{}},"code":{}}}"#, if verb == "create" { 201 } else { 200 }));
+    audit.status = Some(format!(
+        r#"{{"metadata":{{}},"code":{}}}"#,
+        if verb == "create" { 201 } else { 200 }
+    ));
     audit.request_object = Some(request);
     audit.response_object = Some(response);
     audit.decision = Some(rbac_allow("eks-platform-admins", "cluster-admin", &subject));
@@ -895,7 +1145,9 @@ fn human_list_pods(rng: &mut Rng, clock: &Clock, site: &mut Site) -> Audit {
     let ns = rng.pick(&site.namespaces).to_owned();
     let many = rng.below(4) == 0;
     let count = 5 + rng.below(if many { 90 } else { 25 }) as usize;
-    let items: Vec<String> = (0..count).map(|_| pod_object(rng, clock, site, &ns)).collect();
+    let items: Vec<String> = (0..count)
+        .map(|_| pod_object(rng, clock, site, &ns))
+        .collect();
     let body = format!(
         r#"{{"kind":"PodList","apiVersion":"v1","metadata":{{"resourceVersion":"{}"}},"items":[{}]}}"#,
         site.next_rv(rng),
@@ -903,7 +1155,12 @@ fn human_list_pods(rng: &mut Rng, clock: &Clock, site: &mut Site) -> Audit {
     );
     let uri = format!("/api/v1/namespaces/{ns}/pods?limit=500");
     let mut audit = Audit::new("RequestResponse", "list", uri, actor, clock);
-    audit.target = Some(Target { resource: "pods", namespace: Some(ns), api_version: "v1", ..Target::default() });
+    audit.target = Some(Target {
+        resource: "pods",
+        namespace: Some(ns),
+        api_version: "v1",
+        ..Target::default()
+    });
     audit.response_object = Some(body);
     audit.decision = Some(rbac_allow("eks-developers", "view", &subject));
     audit.duration_us = 8000 + rng.below(90_000) as i64;
@@ -914,7 +1171,12 @@ fn human_read(rng: &mut Rng, clock: &Clock, site: &mut Site) -> Audit {
     let actor = human(rng, site);
     let subject = format!("User \"{}\"", actor.username);
     let ns = rng.pick(&site.namespaces).to_owned();
-    let (resource, group) = rng.pick(&[("pods", None), ("deployments", Some("apps")), ("services", None), ("ingresses", Some("networking.k8s.io"))]);
+    let (resource, group) = rng.pick(&[
+        ("pods", None),
+        ("deployments", Some("apps")),
+        ("services", None),
+        ("ingresses", Some("networking.k8s.io")),
+    ]);
     let name = format!("{}-{}", rng.pick(&APPS), rng.alnum(5));
     let uri = namespaced_uri(group, "v1", &ns, resource, Some(&name));
     let mut audit = Audit::new("Request", "get", uri, actor, clock);
@@ -936,7 +1198,8 @@ fn human_read(rng: &mut Rng, clock: &Clock, site: &mut Site) -> Audit {
 fn exec(rng: &mut Rng, clock: &Clock, site: &mut Site) -> Audit {
     let actor = human(rng, site);
     let subject = format!("User \"{}\"", actor.username);
-    let (ns_index, app, rs) = site.deployments[rng.below(site.deployments.len() as u64) as usize].clone();
+    let (ns_index, app, rs) =
+        site.deployments[rng.below(site.deployments.len() as u64) as usize].clone();
     let ns = site.namespaces[ns_index].to_owned();
     let pod = format!("{rs}-{}", rng.alnum(5));
     let uri = format!(
@@ -953,7 +1216,8 @@ fn exec(rng: &mut Rng, clock: &Clock, site: &mut Site) -> Audit {
     });
     audit.status = Some(r#"{"metadata":{},"code":101}"#.to_owned());
     audit.decision = Some(rbac_allow("eks-platform-admins", "cluster-admin", &subject));
-    audit.extra_annotations = r#""pod-security.kubernetes.io/enforce-policy":"baseline:latest""#.to_owned();
+    audit.extra_annotations =
+        r#""pod-security.kubernetes.io/enforce-policy":"baseline:latest""#.to_owned();
     audit.duration_us = 2_000_000 + rng.below(60_000_000) as i64;
     audit
 }
@@ -961,7 +1225,16 @@ fn exec(rng: &mut Rng, clock: &Clock, site: &mut Site) -> Audit {
 fn forbidden_secret(rng: &mut Rng, clock: &Clock, site: &mut Site) -> Audit {
     let actor = human(rng, site);
     let ns = rng.pick(&site.namespaces).to_owned();
-    let name = format!("{}-{}", rng.pick(&["db-password", "stripe-api-key", "tls-cert", "registry-creds"]), rng.alnum(4));
+    let name = format!(
+        "{}-{}",
+        rng.pick(&[
+            "db-password",
+            "stripe-api-key",
+            "tls-cert",
+            "registry-creds"
+        ]),
+        rng.alnum(4)
+    );
     let message = format!(
         r#"secrets "{name}" is forbidden: User "{}" cannot get resource "secrets" in API group "" in the namespace "{ns}""#,
         actor.username
@@ -985,10 +1258,46 @@ fn forbidden_secret(rng: &mut Rng, clock: &Clock, site: &mut Site) -> Audit {
 }
 
 const WORDS: [&str; 40] = [
-    "timeout", "retry", "endpoint", "enabled", "replicas", "cache", "ttl", "region", "bucket", "queue", "worker",
-    "threshold", "maxConnections", "pool", "level", "debug", "info", "warn", "payments", "ledger", "https",
-    "internal", "service", "cluster", "local", "true", "false", "Grüße", "Zahlung", "überfällig", "Größe",
-    "支払い", "確認", "東京", "zażółć", "gęślą", "ошибка", "€", "✓", "🚀",
+    "timeout",
+    "retry",
+    "endpoint",
+    "enabled",
+    "replicas",
+    "cache",
+    "ttl",
+    "region",
+    "bucket",
+    "queue",
+    "worker",
+    "threshold",
+    "maxConnections",
+    "pool",
+    "level",
+    "debug",
+    "info",
+    "warn",
+    "payments",
+    "ledger",
+    "https",
+    "internal",
+    "service",
+    "cluster",
+    "local",
+    "true",
+    "false",
+    "Grüße",
+    "Zahlung",
+    "überfällig",
+    "Größe",
+    "支払い",
+    "確認",
+    "東京",
+    "zażółć",
+    "gęślą",
+    "ошибка",
+    "€",
+    "✓",
+    "🚀",
 ];
 
 /// ConfigMap `data` of about `size` bytes: files of `key: value` lines.
@@ -1003,17 +1312,30 @@ fn config_data(rng: &mut Rng, size: usize) -> String {
             let key = format!("{}.{}", rng.pick(&WORDS[..27]), rng.pick(&WORDS));
             let value = match rng.below(5) {
                 0 => rng.below(100_000).to_string(),
-                1 => format!("https://{}.{}.svc.cluster.local:{}/{}", rng.pick(&APPS), rng.pick(&NAMESPACES), 8000 + rng.below(1000), rng.alnum(6)),
+                1 => format!(
+                    "https://{}.{}.svc.cluster.local:{}/{}",
+                    rng.pick(&APPS),
+                    rng.pick(&NAMESPACES),
+                    8000 + rng.below(1000),
+                    rng.alnum(6)
+                ),
                 2 => {
                     let n = 8 + rng.below(40) as usize;
                     rng.hex(n)
                 }
-                _ => (0..1 + rng.below(8)).map(|_| rng.pick(&WORDS)).collect::<Vec<_>>().join(" "),
+                _ => (0..1 + rng.below(8))
+                    .map(|_| rng.pick(&WORDS))
+                    .collect::<Vec<_>>()
+                    .join(" "),
             };
             writeln!(text, "{key}: {value}").unwrap();
         }
         written += text.len();
-        let file = format!("{}-{n}.{}", rng.pick(&APPS), rng.pick(&["yaml", "properties", "conf", "json"]));
+        let file = format!(
+            "{}-{n}.{}",
+            rng.pick(&APPS),
+            rng.pick(&["yaml", "properties", "conf", "json"])
+        );
         files.str(&file, &text);
         n += 1;
     }
@@ -1035,9 +1357,15 @@ fn configmap_object(
     let mut o = Obj::start(String::with_capacity(data.len() + 1024));
     o.str("kind", "ConfigMap").str("apiVersion", "v1");
     let mut m = Obj::start(String::new());
-    m.str("name", name).str("namespace", ns).str("uid", uid).str("resourceVersion", rv);
+    m.str("name", name)
+        .str("namespace", ns)
+        .str("uid", uid)
+        .str("resourceVersion", rv);
     m.str("creationTimestamp", &creation_timestamp(rng, clock));
-    m.raw("labels", &format!(r#"{{"app.kubernetes.io/name":"{name}","app.kubernetes.io/managed-by":"Helm"}}"#));
+    m.raw(
+        "labels",
+        &format!(r#"{{"app.kubernetes.io/name":"{name}","app.kubernetes.io/managed-by":"Helm"}}"#),
+    );
     m.raw(
         "annotations",
         &format!(
@@ -1060,9 +1388,29 @@ fn managed_fields(rng: &mut Rng, clock: &Clock, manager: &str, fields: &str) -> 
 
 fn container(rng: &mut Rng, site: &Site, app: &str, i: usize) -> String {
     let mut c = Obj::start(String::new());
-    c.str("name", &if i == 0 { app.to_owned() } else { format!("{}-sidecar-{i}", rng.pick(&["envoy", "fluent-bit", "otel"])) });
-    c.str("image", &format!("{}.dkr.ecr.{REGION}.amazonaws.com/{app}:{}", site.account, rng.hex(12)));
-    c.raw("ports", &format!(r#"[{{"name":"http","containerPort":{},"protocol":"TCP"}}]"#, 8000 + rng.below(1000)));
+    c.str(
+        "name",
+        &if i == 0 {
+            app.to_owned()
+        } else {
+            format!("{}-sidecar-{i}", rng.pick(&["envoy", "fluent-bit", "otel"]))
+        },
+    );
+    c.str(
+        "image",
+        &format!(
+            "{}.dkr.ecr.{REGION}.amazonaws.com/{app}:{}",
+            site.account,
+            rng.hex(12)
+        ),
+    );
+    c.raw(
+        "ports",
+        &format!(
+            r#"[{{"name":"http","containerPort":{},"protocol":"TCP"}}]"#,
+            8000 + rng.below(1000)
+        ),
+    );
     let env: Vec<String> = (0..3 + rng.below(14))
         .map(|_| {
             let name = format!("{}_{}", rng.pick(&WORDS[..27]).to_uppercase(), rng.below(100));
@@ -1090,7 +1438,8 @@ fn container(rng: &mut Rng, site: &Site, app: &str, i: usize) -> String {
     c.raw("volumeMounts", r#"[{"name":"kube-api-access","readOnly":true,"mountPath":"/var/run/secrets/kubernetes.io/serviceaccount"},{"name":"aws-iam-token","readOnly":true,"mountPath":"/var/run/secrets/eks.amazonaws.com/serviceaccount"}]"#);
     c.raw("livenessProbe", &format!(r#"{{"httpGet":{{"path":"/healthz","port":{},"scheme":"HTTP"}},"initialDelaySeconds":{},"timeoutSeconds":1,"periodSeconds":10,"successThreshold":1,"failureThreshold":3}}"#, 8000 + rng.below(1000), rng.below(30)));
     c.raw("readinessProbe", &format!(r#"{{"httpGet":{{"path":"/ready","port":{},"scheme":"HTTP"}},"timeoutSeconds":1,"periodSeconds":5,"successThreshold":1,"failureThreshold":3}}"#, 8000 + rng.below(1000)));
-    c.str("terminationMessagePath", "/dev/termination-log").str("terminationMessagePolicy", "File");
+    c.str("terminationMessagePath", "/dev/termination-log")
+        .str("terminationMessagePolicy", "File");
     c.str("imagePullPolicy", "IfNotPresent");
     c.raw("securityContext", r#"{"capabilities":{"drop":["ALL"]},"runAsNonRoot":true,"readOnlyRootFilesystem":true,"allowPrivilegeEscalation":false}"#);
     c.end()
@@ -1107,7 +1456,9 @@ fn deployment(
     rv: &str,
     containers: usize,
 ) -> String {
-    let containers: Vec<String> = (0..containers).map(|i| container(rng, site, app, i)).collect();
+    let containers: Vec<String> = (0..containers)
+        .map(|i| container(rng, site, app, i))
+        .collect();
     let pod_spec = format!(
         r#"{{"volumes":[{{"name":"aws-iam-token","projected":{{"sources":[{{"serviceAccountToken":{{"audience":"sts.amazonaws.com","expirationSeconds":86400,"path":"token"}}}}],"defaultMode":420}}}}],"containers":[{}],"restartPolicy":"Always","terminationGracePeriodSeconds":30,"dnsPolicy":"ClusterFirst","serviceAccountName":"{app}","serviceAccount":"{app}","securityContext":{{"fsGroup":65534}},"affinity":{{"podAntiAffinity":{{"preferredDuringSchedulingIgnoredDuringExecution":[{{"weight":100,"podAffinityTerm":{{"labelSelector":{{"matchLabels":{{"app":"{app}"}}}},"topologyKey":"topology.kubernetes.io/zone"}}}}]}}}},"schedulerName":"default-scheduler"}}"#,
         containers.join(",")
@@ -1121,9 +1472,19 @@ fn deployment(
         r#"{{"apiVersion":"apps/v1","kind":"Deployment","metadata":{{"annotations":{{}},"name":"{app}","namespace":"{ns}"}},"spec":{spec}}}"#
     );
     let mut m = Obj::start(String::new());
-    m.str("name", app).str("namespace", ns).str("uid", uid).str("resourceVersion", rv);
-    m.num("generation", 1 + rng.below(300)).str("creationTimestamp", &creation_timestamp(rng, clock));
-    m.raw("labels", &format!(r#"{{"app":"{app}","team":"{}"}}"#, rng.pick(&["payments", "platform", "data", "web"])));
+    m.str("name", app)
+        .str("namespace", ns)
+        .str("uid", uid)
+        .str("resourceVersion", rv);
+    m.num("generation", 1 + rng.below(300))
+        .str("creationTimestamp", &creation_timestamp(rng, clock));
+    m.raw(
+        "labels",
+        &format!(
+            r#"{{"app":"{app}","team":"{}"}}"#,
+            rng.pick(&["payments", "platform", "data", "web"])
+        ),
+    );
     m.raw(
         "annotations",
         &format!(
@@ -1147,7 +1508,9 @@ fn pod_object(rng: &mut Rng, clock: &Clock, site: &mut Site, ns: &str) -> String
     let (_, app, rs) = site.deployments[rng.below(site.deployments.len() as u64) as usize].clone();
     let name = format!("{rs}-{}", rng.alnum(5));
     let node = rng.below(site.nodes.len() as u64) as usize;
-    let containers: Vec<String> = (0..1 + rng.below(2) as usize).map(|i| container(rng, site, &app, i)).collect();
+    let containers: Vec<String> = (0..1 + rng.below(2) as usize)
+        .map(|i| container(rng, site, &app, i))
+        .collect();
     let started = creation_timestamp(rng, clock);
     let statuses: Vec<String> = (0..containers.len())
         .map(|_| {
@@ -1162,7 +1525,12 @@ fn pod_object(rng: &mut Rng, clock: &Clock, site: &mut Site, ns: &str) -> String
             )
         })
         .collect();
-    let pod_ip = format!("10.{}.{}.{}", rng.below(4), 64 + rng.below(64), rng.below(250) + 2);
+    let pod_ip = format!(
+        "10.{}.{}.{}",
+        rng.below(4),
+        64 + rng.below(64),
+        rng.below(250) + 2
+    );
     format!(
         r#"{{"metadata":{{"name":"{name}","generateName":"{rs}-","namespace":"{ns}","uid":"{}","resourceVersion":"{}","creationTimestamp":"{started}","labels":{{"app":"{app}","pod-template-hash":"{}"}},"annotations":{{"kubernetes.io/psp":"eks.privileged","prometheus.io/scrape":"true"}},"ownerReferences":[{{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"{rs}","uid":"{}","controller":true,"blockOwnerDeletion":true}}]}},"spec":{{"containers":[{}],"restartPolicy":"Always","terminationGracePeriodSeconds":30,"dnsPolicy":"ClusterFirst","serviceAccountName":"{app}","nodeName":"{}","securityContext":{{}},"schedulerName":"default-scheduler","tolerations":[{{"key":"node.kubernetes.io/not-ready","operator":"Exists","effect":"NoExecute","tolerationSeconds":300}},{{"key":"node.kubernetes.io/unreachable","operator":"Exists","effect":"NoExecute","tolerationSeconds":300}}],"priority":0,"enableServiceLinks":true,"preemptionPolicy":"PreemptLowerPriority"}},"status":{{"phase":"Running","conditions":[{{"type":"Initialized","status":"True","lastProbeTime":null,"lastTransitionTime":"{started}"}},{{"type":"Ready","status":"True","lastProbeTime":null,"lastTransitionTime":"{started}"}},{{"type":"ContainersReady","status":"True","lastProbeTime":null,"lastTransitionTime":"{started}"}},{{"type":"PodScheduled","status":"True","lastProbeTime":null,"lastTransitionTime":"{started}"}}],"hostIP":"{}","podIP":"{pod_ip}","podIPs":[{{"ip":"{pod_ip}"}}],"startTime":"{started}","containerStatuses":[{}],"qosClass":"Burstable"}}}}"#,
         rng.uuid(),
@@ -1252,7 +1620,9 @@ fn go_escape(text: &str, out: &mut String) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => write!(out, "\\u{:04x}", c as u32).unwrap(),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                write!(out, "\\u{:04x}", c as u32).unwrap()
+            }
             c if (c as u32) < 0x20 => write!(out, "\\u{:04x}", c as u32).unwrap(),
             c => out.push(c),
         }
@@ -1287,7 +1657,9 @@ impl Rng {
     }
 
     fn chars(&mut self, n: usize, alphabet: &[u8]) -> String {
-        (0..n).map(|_| alphabet[self.below(alphabet.len() as u64) as usize] as char).collect()
+        (0..n)
+            .map(|_| alphabet[self.below(alphabet.len() as u64) as usize] as char)
+            .collect()
     }
 
     fn hex(&mut self, n: usize) -> String {
@@ -1307,6 +1679,14 @@ impl Rng {
     }
 
     fn uuid(&mut self) -> String {
-        format!("{}-{}-4{}-{}{}-{}", self.hex(8), self.hex(4), self.hex(3), self.pick(&['8', '9', 'a', 'b']), self.hex(3), self.hex(12))
+        format!(
+            "{}-{}-4{}-{}{}-{}",
+            self.hex(8),
+            self.hex(4),
+            self.hex(3),
+            self.pick(&['8', '9', 'a', 'b']),
+            self.hex(3),
+            self.hex(12)
+        )
     }
 }

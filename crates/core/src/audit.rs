@@ -71,7 +71,6 @@ macro_rules! other_types_are_absent {
     };
 }
 
-
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct AuditEvent<'a> {
@@ -407,7 +406,9 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Lenient<T> {
                 f.write_str("any JSON value")
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                Ok(Lenient(Some(T::deserialize(MapAccessDeserializer::new(map))?)))
+                Ok(Lenient(Some(T::deserialize(MapAccessDeserializer::new(
+                    map,
+                ))?)))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
@@ -418,7 +419,6 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Lenient<T> {
         deserializer.deserialize_any(LenientVisitor(PhantomData))
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -443,15 +443,28 @@ mod tests {
 
     #[test]
     fn escaped_strings_are_unescaped() {
-        let event = AuditEvent::parse(r#"{"requestURI":"/api/v1/namespaces/caf\u00e9\/pods"}"#).unwrap();
-        assert_eq!(event.request_uri.as_deref(), Some("/api/v1/namespaces/café/pods"));
+        let event =
+            AuditEvent::parse(r#"{"requestURI":"/api/v1/namespaces/caf\u00e9\/pods"}"#).unwrap();
+        assert_eq!(
+            event.request_uri.as_deref(),
+            Some("/api/v1/namespaces/café/pods")
+        );
     }
 
     #[test]
     fn not_an_object_is_not_an_audit_event() {
-        assert!(matches!(AuditEvent::parse("[1,2]"), Err(NotAnAuditEvent::Json(_))));
-        assert!(matches!(AuditEvent::parse("plain text"), Err(NotAnAuditEvent::Json(_))));
-        assert!(matches!(AuditEvent::parse(r#"{"verb":"get"} trailing"#), Err(NotAnAuditEvent::Json(_))));
+        assert!(matches!(
+            AuditEvent::parse("[1,2]"),
+            Err(NotAnAuditEvent::Json(_))
+        ));
+        assert!(matches!(
+            AuditEvent::parse("plain text"),
+            Err(NotAnAuditEvent::Json(_))
+        ));
+        assert!(matches!(
+            AuditEvent::parse(r#"{"verb":"get"} trailing"#),
+            Err(NotAnAuditEvent::Json(_))
+        ));
     }
 
     #[test]
@@ -473,7 +486,14 @@ mod tests {
         assert_eq!(annotations.decision.as_deref(), Some("forbid"));
         assert_eq!(annotations.reason.as_deref(), Some(""));
         let keys: Vec<&str> = annotations.entries.iter().map(|(k, _)| &**k).collect();
-        assert_eq!(keys, ["k8s.io/deprecated", "authorization.k8s.io/decision", "authorization.k8s.io/reason"]);
+        assert_eq!(
+            keys,
+            [
+                "k8s.io/deprecated",
+                "authorization.k8s.io/decision",
+                "authorization.k8s.io/reason"
+            ]
+        );
         let twice = AuditEvent::parse(r#"{"annotations":{"a":"1","a":"2"}}"#).unwrap_err();
         assert!(twice.to_string().contains("duplicate field `a`"), "{twice}");
     }

@@ -24,7 +24,9 @@ pub fn log_group_of(cluster: &str) -> String {
 
 /// The cluster named by an EKS control-plane log group, `/aws/eks/<cluster>/cluster`.
 pub fn cluster_from_log_group(log_group: &str) -> Option<&str> {
-    let cluster = log_group.strip_prefix("/aws/eks/")?.strip_suffix("/cluster")?;
+    let cluster = log_group
+        .strip_prefix("/aws/eks/")?
+        .strip_suffix("/cluster")?;
     (!cluster.is_empty() && !cluster.contains('/')).then_some(cluster)
 }
 
@@ -34,7 +36,10 @@ mod tests {
 
     #[test]
     fn cluster_comes_from_eks_log_groups_only() {
-        assert_eq!(cluster_from_log_group("/aws/eks/prod-east/cluster"), Some("prod-east"));
+        assert_eq!(
+            cluster_from_log_group("/aws/eks/prod-east/cluster"),
+            Some("prod-east")
+        );
         assert_eq!(cluster_from_log_group("/aws/eks//cluster"), None);
         assert_eq!(cluster_from_log_group("/aws/eks/a/b/cluster"), None);
         assert_eq!(cluster_from_log_group("/custom/audit"), None);
@@ -43,7 +48,10 @@ mod tests {
     #[test]
     fn log_group_and_cluster_name_round_trip() {
         assert_eq!(log_group_of("prod-east"), "/aws/eks/prod-east/cluster");
-        assert_eq!(cluster_from_log_group(&log_group_of("prod-east")), Some("prod-east"));
+        assert_eq!(
+            cluster_from_log_group(&log_group_of("prod-east")),
+            Some("prod-east")
+        );
     }
 
     #[test]

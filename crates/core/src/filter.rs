@@ -7,7 +7,8 @@ use crate::audit::AuditEvent;
 use crate::tally::DropReason;
 
 /// The filter pattern EKS audit subscriptions use in the field, as URI exclusions (contract §3).
-pub const DEFAULT_EXCLUDE_URIS: &str = "/version,/version?*,/metrics,/metrics?*,/logs,/logs?*,/swagger*,/livez*,/readyz*,/healthz*";
+pub const DEFAULT_EXCLUDE_URIS: &str =
+    "/version,/version?*,/metrics,/metrics?*,/logs,/logs?*,/swagger*,/livez*,/readyz*,/healthz*";
 
 /// A comma list of URI patterns. `none` disables URI exclusion: the empty string cannot, since
 /// empty means unset.
@@ -15,7 +16,11 @@ pub fn parse_uri_patterns(list: &str) -> Vec<UriPattern> {
     if list.trim().eq_ignore_ascii_case("none") {
         return Vec::new();
     }
-    list.split(',').map(str::trim).filter(|p| !p.is_empty()).map(UriPattern::new).collect()
+    list.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(UriPattern::new)
+        .collect()
 }
 
 /// The CloudWatch Logs filter pattern EKS audit subscriptions use in the field (contract §3, on one
@@ -33,8 +38,12 @@ pub enum StageFilter {
 impl StageFilter {
     /// A comma list of stage names, or `*` for all stages.
     pub fn parse(list: &str) -> StageFilter {
-        let stages: Vec<String> =
-            list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+        let stages: Vec<String> = list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
         if stages.iter().any(|s| s == "*") {
             StageFilter::All
         } else {
@@ -59,7 +68,9 @@ pub struct UriPattern {
 
 impl UriPattern {
     pub fn new(pattern: &str) -> UriPattern {
-        UriPattern { pattern: pattern.to_owned() }
+        UriPattern {
+            pattern: pattern.to_owned(),
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -70,9 +81,13 @@ impl UriPattern {
         let mut parts = self.pattern.split('*');
         // `split` always yields a first part; without a `*` the pattern is an exact match.
         let first = parts.next().unwrap_or_default();
-        let Some(mut rest) = text.strip_prefix(first) else { return false };
+        let Some(mut rest) = text.strip_prefix(first) else {
+            return false;
+        };
         let mut middle: Vec<&str> = parts.collect();
-        let Some(last) = middle.pop() else { return rest.is_empty() };
+        let Some(last) = middle.pop() else {
+            return rest.is_empty();
+        };
         for part in middle {
             match rest.find(part) {
                 Some(at) => rest = &rest[at + part.len()..],
@@ -119,7 +134,10 @@ mod tests {
     use super::*;
 
     fn excluded(uri: &str) -> bool {
-        Filter::default().exclude_uris.iter().any(|p| p.matches(uri))
+        Filter::default()
+            .exclude_uris
+            .iter()
+            .any(|p| p.matches(uri))
     }
 
     #[test]
@@ -127,15 +145,24 @@ mod tests {
         assert!(excluded("/readyz?verbose"), "/readyz* covers query strings");
         assert!(excluded("/healthz/etcd"), "/healthz* covers sub-paths");
         assert!(excluded("/livez"));
-        assert!(excluded("/version?timeout=32s"), "/version?* with a literal `?`");
+        assert!(
+            excluded("/version?timeout=32s"),
+            "/version?* with a literal `?`"
+        );
         assert!(excluded("/version"));
         assert!(excluded("/metrics"));
         assert!(excluded("/swagger-2.0.0.pb-v1"));
-        assert!(!excluded("/versions"), "/version is exact and `?` is not a wildcard");
+        assert!(
+            !excluded("/versions"),
+            "/version is exact and `?` is not a wildcard"
+        );
         assert!(!excluded("/metricsx"));
         assert!(!excluded("/logsearch"));
         assert!(!excluded("/api/v1/namespaces/default/pods"));
-        assert!(!excluded("/apis/metrics.k8s.io/v1beta1/nodes"), "only a leading /metrics is noise");
+        assert!(
+            !excluded("/apis/metrics.k8s.io/v1beta1/nodes"),
+            "only a leading /metrics is noise"
+        );
     }
 
     #[test]
@@ -146,7 +173,10 @@ mod tests {
         assert!(!p.matches("/api/v1/namespaces/x/secrets"));
         assert!(UriPattern::new("*").matches(""));
         assert!(UriPattern::new("a**b").matches("ab"));
-        assert!(!UriPattern::new("ab*ba").matches("aba"), "parts may not overlap");
+        assert!(
+            !UriPattern::new("ab*ba").matches("aba"),
+            "parts may not overlap"
+        );
     }
 
     #[test]
@@ -155,16 +185,27 @@ mod tests {
         let only = StageFilter::parse("ResponseComplete, Panic");
         assert!(only.keeps(Some("Panic")));
         assert!(!only.keeps(Some("RequestReceived")));
-        assert!(!only.keeps(None), "an event without a stage is not in any list");
+        assert!(
+            !only.keeps(None),
+            "an event without a stage is not in any list"
+        );
         assert!(StageFilter::All.keeps(None));
     }
 
     #[test]
     fn the_subscription_pattern_is_the_default_filter() {
-        let Filter { stages, exclude_uris } = Filter::default();
-        assert_eq!(stages, StageFilter::Only(vec!["ResponseComplete".to_owned()]));
-        let exclusions: String =
-            exclude_uris.iter().map(|uri| format!(r#" && $.requestURI != "{}""#, uri.as_str())).collect();
+        let Filter {
+            stages,
+            exclude_uris,
+        } = Filter::default();
+        assert_eq!(
+            stages,
+            StageFilter::Only(vec!["ResponseComplete".to_owned()])
+        );
+        let exclusions: String = exclude_uris
+            .iter()
+            .map(|uri| format!(r#" && $.requestURI != "{}""#, uri.as_str()))
+            .collect();
         let expected = format!(r#"{{ $.stage = "ResponseComplete"{exclusions} }}"#);
         assert_eq!(DEFAULT_SUBSCRIPTION_PATTERN, expected);
         assert_eq!(exclude_uris.len(), DEFAULT_EXCLUDE_URIS.split(',').count());
@@ -174,14 +215,20 @@ mod tests {
     fn the_templates_filter_pattern_default_is_the_subscription_pattern() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
         let template = std::fs::read_to_string(&path).expect("template.yaml is readable");
-        let parameter = template.split_once("\n  FilterPattern:\n").expect("a FilterPattern parameter").1;
+        let parameter = template
+            .split_once("\n  FilterPattern:\n")
+            .expect("a FilterPattern parameter")
+            .1;
         let default = parameter
             .lines()
             .take_while(|line| line.starts_with("    "))
             .find_map(|line| line.trim().strip_prefix("Default: "))
             .expect("FilterPattern has a Default");
         // A YAML single-quoted scalar: '' stands for '.
-        let unquoted = default.strip_prefix('\'').and_then(|d| d.strip_suffix('\'')).expect("single-quoted");
+        let unquoted = default
+            .strip_prefix('\'')
+            .and_then(|d| d.strip_suffix('\''))
+            .expect("single-quoted");
         assert_eq!(unquoted.replace("''", "'"), DEFAULT_SUBSCRIPTION_PATTERN);
     }
 }

@@ -7,15 +7,16 @@ use std::ops::Range;
 use time::OffsetDateTime;
 
 use crate::audit::AuditEvent;
-use crate::options::ProcessOptions;
-use crate::envelope::{
-    DecodeBuffers, DecodeError, LogEvent, SubscriptionMessage, decode_base64, decompress, parse_messages,
-};
 use crate::eks::{UNKNOWN_CLUSTER, cluster_from_log_group, is_audit_stream};
-use crate::{redact, strict_json};
+use crate::envelope::{
+    DecodeBuffers, DecodeError, LogEvent, SubscriptionMessage, decode_base64, decompress,
+    parse_messages,
+};
+use crate::options::ProcessOptions;
 use crate::schema::time::{event_time, from_epoch_millis};
 use crate::schema::{self, EventContext};
 use crate::tally::{DropReason, Tally};
+use crate::{redact, strict_json};
 
 /// Where a batch of events was logged, shared by every event of one subscription message and
 /// one UTC hour: the unit of an S3 object.
@@ -62,7 +63,10 @@ impl Outcome {
     /// Cluster and account of the first kept event: the record's Firehose partition keys.
     pub fn partition(&self) -> Option<(&str, &str)> {
         let group = &self.kept_groups[self.kept.first()?.group];
-        Some((group.cluster.as_deref().unwrap_or(UNKNOWN_CLUSTER), &group.account))
+        Some((
+            group.cluster.as_deref().unwrap_or(UNKNOWN_CLUSTER),
+            &group.account,
+        ))
     }
 }
 
@@ -74,7 +78,11 @@ pub struct Origin<'a> {
 
 /// One record's `data` (or an `awslogs` event's) from base64 to an account of every log event:
 /// the pure core of both modes. An error means the data cannot be read at all.
-pub fn process_data(data: &str, origin: Origin<'_>, options: &ProcessOptions) -> Result<Outcome, DecodeError> {
+pub fn process_data(
+    data: &str,
+    origin: Origin<'_>,
+    options: &ProcessOptions,
+) -> Result<Outcome, DecodeError> {
     process_payload(decode_base64(data)?, origin, options)
 }
 
@@ -91,13 +99,21 @@ pub fn process_data_into(
 }
 
 /// [`process_data`] after base64: gzip or plain JSON subscription messages.
-pub fn process_payload(bytes: Vec<u8>, origin: Origin<'_>, options: &ProcessOptions) -> Result<Outcome, DecodeError> {
+pub fn process_payload(
+    bytes: Vec<u8>,
+    origin: Origin<'_>,
+    options: &ProcessOptions,
+) -> Result<Outcome, DecodeError> {
     let payload = decompress(bytes, options.limits.max_payload_bytes)?;
     process_decompressed(&payload, origin, options)
 }
 
 /// The decompressed payload's subscription messages, filtered and normalized.
-fn process_decompressed(payload: &[u8], origin: Origin<'_>, options: &ProcessOptions) -> Result<Outcome, DecodeError> {
+fn process_decompressed(
+    payload: &[u8],
+    origin: Origin<'_>,
+    options: &ProcessOptions,
+) -> Result<Outcome, DecodeError> {
     let messages = parse_messages(payload, options.limits.max_events_per_record)?;
     let mut outcome = process_messages(&messages, origin, options);
     outcome.tally.bytes_in = payload.len() as u64;
@@ -115,14 +131,21 @@ pub fn process_messages(
         let events = message.log_events.len() as u64;
         outcome.tally.events += events;
         if message.message_type == "CONTROL_MESSAGE" {
-            outcome.tally.dropped.add(DropReason::ControlMessage, events);
+            outcome
+                .tally
+                .dropped
+                .add(DropReason::ControlMessage, events);
             continue;
         }
         if !is_audit_stream(&message.log_stream) {
-            outcome.tally.dropped.add(DropReason::NotAuditStream, events);
+            outcome
+                .tally
+                .dropped
+                .add(DropReason::NotAuditStream, events);
             continue;
         }
-        let cluster = cluster_from_log_group(&message.log_group).or(options.cluster_override.as_deref());
+        let cluster =
+            cluster_from_log_group(&message.log_group).or(options.cluster_override.as_deref());
         for log_event in &message.log_events {
             let context = EventContext {
                 account: Some(&message.owner).filter(|o| !o.is_empty()).map(|o| &**o),
@@ -136,16 +159,34 @@ pub fn process_messages(
             match process_event(&log_event.message, &context, options, &mut outcome.ndjson) {
                 EventFate::Kept { bytes, time } => {
                     let hour = time.or_else(|| from_epoch_millis(log_event.timestamp));
-                    let group = group_for(&mut outcome.kept_groups, index, message, log_event, cluster, hour);
+                    let group = group_for(
+                        &mut outcome.kept_groups,
+                        index,
+                        message,
+                        log_event,
+                        cluster,
+                        hour,
+                    );
                     outcome.kept.push(KeptLine { bytes, group });
                     outcome.tally.kept += 1;
                 }
                 EventFate::Dropped(reason) => outcome.tally.dropped.add(reason, 1),
                 EventFate::Quarantined(reason) => {
                     let hour = from_epoch_millis(log_event.timestamp);
-                    let group = group_for(&mut outcome.quarantine_groups, index, message, log_event, cluster, hour);
+                    let group = group_for(
+                        &mut outcome.quarantine_groups,
+                        index,
+                        message,
+                        log_event,
+                        cluster,
+                        hour,
+                    );
                     let line = quarantine_line(message, log_event, &reason);
-                    outcome.quarantined.push(QuarantinedEvent { reason, line, group });
+                    outcome.quarantined.push(QuarantinedEvent {
+                        reason,
+                        line,
+                        group,
+                    });
                     outcome.tally.quarantined += 1;
                 }
             }
@@ -158,7 +199,10 @@ pub fn process_messages(
 #[derive(Debug, PartialEq, Eq)]
 pub enum EventFate {
     /// Written to the output at `bytes`; `time` is its audit time.
-    Kept { bytes: Range<usize>, time: Option<OffsetDateTime> },
+    Kept {
+        bytes: Range<usize>,
+        time: Option<OffsetDateTime>,
+    },
     Dropped(DropReason),
     Quarantined(String),
 }
@@ -167,7 +211,12 @@ pub enum EventFate {
 const TRUNCATION_MARKER: &str = "[Truncated...]";
 
 /// Parses, filters and normalizes one audit event's text, appending its line to `out`.
-pub fn process_event(text: &str, context: &EventContext<'_>, options: &ProcessOptions, out: &mut Vec<u8>) -> EventFate {
+pub fn process_event(
+    text: &str,
+    context: &EventContext<'_>,
+    options: &ProcessOptions,
+    out: &mut Vec<u8>,
+) -> EventFate {
     if text.len() > options.limits.max_event_bytes {
         return EventFate::Quarantined(format!(
             "event of {} bytes exceeds the {}-byte limit (EKS_AUDIT_MAX_EVENT_BYTES)",
@@ -176,7 +225,9 @@ pub fn process_event(text: &str, context: &EventContext<'_>, options: &ProcessOp
         ));
     }
     if text.trim_end().ends_with(TRUNCATION_MARKER) {
-        return EventFate::Quarantined("event was truncated by CloudWatch Logs ([Truncated...])".to_owned());
+        return EventFate::Quarantined(
+            "event was truncated by CloudWatch Logs ([Truncated...])".to_owned(),
+        );
     }
     if let Err(rejection) = strict_json::check(text, options.limits.max_depth) {
         return EventFate::Quarantined(rejection.to_string());
@@ -197,7 +248,10 @@ pub fn process_event(text: &str, context: &EventContext<'_>, options: &ProcessOp
     if let Err(unmappable) = schema::write_line(options.format, &event, &raw, time, context, out) {
         return EventFate::Quarantined(unmappable.to_string());
     }
-    EventFate::Kept { bytes: start..out.len(), time }
+    EventFate::Kept {
+        bytes: start..out.len(),
+        time,
+    }
 }
 
 /// The index of the group (message, UTC hour) the event belongs to, adding it when new.
@@ -210,7 +264,10 @@ fn group_for(
     time: Option<OffsetDateTime>,
 ) -> usize {
     let hour = truncate_to_hour(time.unwrap_or(OffsetDateTime::UNIX_EPOCH));
-    if let Some(found) = groups.iter().position(|g| g.message == message_index && g.hour == hour) {
+    if let Some(found) = groups
+        .iter()
+        .position(|g| g.message == message_index && g.hour == hour)
+    {
         return found;
     }
     groups.push(Group {
@@ -231,7 +288,11 @@ fn truncate_to_hour(time: OffsetDateTime) -> OffsetDateTime {
         .unwrap_or(time)
 }
 
-fn quarantine_line(message: &SubscriptionMessage<'_>, event: &LogEvent<'_>, reason: &str) -> Vec<u8> {
+fn quarantine_line(
+    message: &SubscriptionMessage<'_>,
+    event: &LogEvent<'_>,
+    reason: &str,
+) -> Vec<u8> {
     #[derive(serde::Serialize)]
     #[serde(rename_all = "camelCase")]
     struct Line<'a> {

@@ -52,7 +52,11 @@ impl Redaction {
         }
         let mut rules: Vec<Rule> = Vec::new();
         for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            let expanded = if entry == "default" { DEFAULT_RULES } else { entry };
+            let expanded = if entry == "default" {
+                DEFAULT_RULES
+            } else {
+                entry
+            };
             for text in expanded.split(',') {
                 let rule = Rule::parse(text)?;
                 if !rules.contains(&rule) {
@@ -69,7 +73,10 @@ impl Redaction {
 
     /// The first rule covering an event about `resource`/`subresource`: the marker's reason.
     pub fn rule_for(&self, resource: Option<&str>, subresource: Option<&str>) -> Option<&str> {
-        self.rules.iter().find(|rule| rule.covers(resource, subresource)).map(|rule| rule.text.as_str())
+        self.rules
+            .iter()
+            .find(|rule| rule.covers(resource, subresource))
+            .map(|rule| rule.text.as_str())
     }
 }
 
@@ -90,16 +97,23 @@ impl Rule {
             None => (text, None),
         };
         let is_name = |s: &str| {
-            !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
         };
-        let valid = (resource == "*" && subresource.is_none()) || (is_name(resource) && subresource.is_none_or(is_name));
+        let valid = (resource == "*" && subresource.is_none())
+            || (is_name(resource) && subresource.is_none_or(is_name));
         if !valid {
             return Err(format!(
                 "invalid redaction rule {text:?}: expected `resource`, `resource/subresource` (lowercase, as in \
                  objectRef), `*`, `default` or `none`"
             ));
         }
-        Ok(Rule { text: text.to_owned(), resource: resource.to_owned(), subresource: subresource.map(str::to_owned) })
+        Ok(Rule {
+            text: text.to_owned(),
+            resource: resource.to_owned(),
+            subresource: subresource.map(str::to_owned),
+        })
     }
 
     fn covers(&self, resource: Option<&str>, subresource: Option<&str>) -> bool {
@@ -107,20 +121,28 @@ impl Rule {
             return true;
         }
         resource == Some(self.resource.as_str())
-            && self.subresource.as_deref().is_none_or(|wanted| subresource == Some(wanted))
+            && self
+                .subresource
+                .as_deref()
+                .is_none_or(|wanted| subresource == Some(wanted))
     }
 }
 
 /// The text to forward for `event`: `text` itself, or a copy with its bodies redacted when a
 /// rule covers the event. An error means the bodies could not be found in text that parsed as
 /// an event, which cannot happen; the caller quarantines rather than forward them.
-pub fn apply<'t>(redaction: &Redaction, event: &AuditEvent<'_>, text: &'t str) -> Result<Cow<'t, str>, String> {
+pub fn apply<'t>(
+    redaction: &Redaction,
+    event: &AuditEvent<'_>,
+    text: &'t str,
+) -> Result<Cow<'t, str>, String> {
     let object_ref = event.object_ref();
     let resource = object_ref.and_then(|o| o.resource.as_deref());
     let subresource = object_ref.and_then(|o| o.subresource.as_deref());
     match redaction.rule_for(resource, subresource) {
         None => Ok(Cow::Borrowed(text)),
-        Some(rule) => redact_bodies(text, rule).map_err(|e| format!("cannot redact the bodies of the event ({rule}): {e}")),
+        Some(rule) => redact_bodies(text, rule)
+            .map_err(|e| format!("cannot redact the bodies of the event ({rule}): {e}")),
     }
 }
 
@@ -137,7 +159,10 @@ pub fn redact_bodies<'t>(text: &'t str, reason: &str) -> Result<Cow<'t, str>, se
     if bodies.is_empty() {
         return Ok(Cow::Borrowed(text));
     }
-    let marker = format!(r#"{{"redacted":"{MARKER_AUTHOR}","reason":{}}}"#, serde_json::Value::from(reason));
+    let marker = format!(
+        r#"{{"redacted":"{MARKER_AUTHOR}","reason":{}}}"#,
+        serde_json::Value::from(reason)
+    );
     let mut out = String::with_capacity(text.len());
     let mut copied = 0;
     for body in bodies {
@@ -204,20 +229,40 @@ mod tests {
     #[test]
     fn default_expands_and_rules_match_resource_and_subresource() {
         let redaction = Redaction::parse("default, pods/exec").unwrap();
-        assert_eq!(redaction.to_string(), "secrets,configmaps,tokenreviews,serviceaccounts/token,pods/exec");
+        assert_eq!(
+            redaction.to_string(),
+            "secrets,configmaps,tokenreviews,serviceaccounts/token,pods/exec"
+        );
         assert_eq!(redaction.rule_for(Some("secrets"), None), Some("secrets"));
-        assert_eq!(redaction.rule_for(Some("serviceaccounts"), Some("token")), Some("serviceaccounts/token"));
-        assert_eq!(redaction.rule_for(Some("serviceaccounts"), None), None, "only the token subresource");
+        assert_eq!(
+            redaction.rule_for(Some("serviceaccounts"), Some("token")),
+            Some("serviceaccounts/token")
+        );
+        assert_eq!(
+            redaction.rule_for(Some("serviceaccounts"), None),
+            None,
+            "only the token subresource"
+        );
         assert_eq!(redaction.rule_for(Some("pods"), None), None);
         assert_eq!(redaction.rule_for(None, None), None);
-        assert_eq!(Redaction::parse("*").unwrap().rule_for(None, None), Some("*"));
+        assert_eq!(
+            Redaction::parse("*").unwrap().rule_for(None, None),
+            Some("*")
+        );
     }
 
     #[test]
     fn none_and_empty_are_off_and_bad_rules_are_refused() {
         assert!(Redaction::parse("none").unwrap().is_off());
         assert!(Redaction::parse(" , ").unwrap().is_off());
-        for bad in ["Secrets", "secrets/data/x", "/token", "secrets/", "*/token", "sec rets"] {
+        for bad in [
+            "Secrets",
+            "secrets/data/x",
+            "/token",
+            "secrets/",
+            "*/token",
+            "sec rets",
+        ] {
             assert!(Redaction::parse(bad).is_err(), "{bad}");
         }
     }
@@ -234,14 +279,23 @@ mod tests {
 
     #[test]
     fn duplicate_and_escaped_body_keys_are_all_redacted() {
-        let text = r#"{"requestObject":{"a":1},"request\u004fbject":"s3cr3t","responseObject":[1]}"#;
+        let text =
+            r#"{"requestObject":{"a":1},"request\u004fbject":"s3cr3t","responseObject":[1]}"#;
         let redacted = redact_bodies(text, "r").unwrap();
-        assert!(!redacted.contains("s3cr3t") && !redacted.contains("{\"a\":1}") && !redacted.contains("[1]"), "{redacted}");
+        assert!(
+            !redacted.contains("s3cr3t")
+                && !redacted.contains("{\"a\":1}")
+                && !redacted.contains("[1]"),
+            "{redacted}"
+        );
         assert_eq!(redacted.matches("\"reason\":\"r\"").count(), 3);
     }
 
     #[test]
     fn without_bodies_the_text_is_borrowed_untouched() {
-        assert!(matches!(redact_bodies(r#"{"verb":"get"}"#, "secrets"), Ok(Cow::Borrowed(_))));
+        assert!(matches!(
+            redact_bodies(r#"{"verb":"get"}"#, "secrets"),
+            Ok(Cow::Borrowed(_))
+        ));
     }
 }

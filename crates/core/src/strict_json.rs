@@ -26,10 +26,16 @@ impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Rejection::TooDeep { limit } => {
-                write!(f, "JSON nested more than {limit} levels deep (EKS_AUDIT_MAX_DEPTH)")
+                write!(
+                    f,
+                    "JSON nested more than {limit} levels deep (EKS_AUDIT_MAX_DEPTH)"
+                )
             }
             Rejection::UnpairedSurrogate { code_unit } => {
-                write!(f, "string holds an unpaired UTF-16 surrogate escape \\u{code_unit:04x}")
+                write!(
+                    f,
+                    "string holds an unpaired UTF-16 surrogate escape \\u{code_unit:04x}"
+                )
             }
             Rejection::NumberOutOfRange { number } => {
                 write!(f, "number {number} is beyond the range of a 64-bit float")
@@ -59,7 +65,11 @@ pub fn check(text: &str, max_depth: usize) -> Result<(), Rejection> {
                 at + 1
             }
             b'-' | b'0'..=b'9' => {
-                let end = at + bytes[at..].iter().take_while(|b| is_number_byte(**b)).count();
+                let end = at
+                    + bytes[at..]
+                        .iter()
+                        .take_while(|b| is_number_byte(**b))
+                        .count();
                 check_number(&text[at..end])?;
                 end
             }
@@ -107,15 +117,18 @@ fn skip_string(bytes: &[u8], mut at: usize) -> Result<usize, Rejection> {
                 at += 6;
                 match unit {
                     0xD800..=0xDBFF => {
-                        let low = (bytes.get(at) == Some(&b'\\') && bytes.get(at + 1) == Some(&b'u'))
-                            .then(|| hex4(bytes, at + 2))
-                            .flatten();
+                        let low = (bytes.get(at) == Some(&b'\\')
+                            && bytes.get(at + 1) == Some(&b'u'))
+                        .then(|| hex4(bytes, at + 2))
+                        .flatten();
                         match low {
                             Some(0xDC00..=0xDFFF) => at += 6,
                             _ => return Err(Rejection::UnpairedSurrogate { code_unit: unit }),
                         }
                     }
-                    0xDC00..=0xDFFF => return Err(Rejection::UnpairedSurrogate { code_unit: unit }),
+                    0xDC00..=0xDFFF => {
+                        return Err(Rejection::UnpairedSurrogate { code_unit: unit });
+                    }
                     _ => {}
                 }
             }
@@ -141,7 +154,10 @@ mod tests {
     #[test]
     fn depth_counts_objects_and_arrays_but_not_brackets_in_strings() {
         assert_eq!(check(r#"{"a":[{"b":[]}]}"#, 4), Ok(()));
-        assert_eq!(check(r#"{"a":[{"b":[]}]}"#, 3), Err(Rejection::TooDeep { limit: 3 }));
+        assert_eq!(
+            check(r#"{"a":[{"b":[]}]}"#, 3),
+            Err(Rejection::TooDeep { limit: 3 })
+        );
         assert_eq!(check(r#"{"a":"[[[[[[[[\"[[[["}"#, 1), Ok(()));
         let deep = format!("{}{}", "[".repeat(101), "]".repeat(101));
         assert_eq!(check(&deep, 100), Err(Rejection::TooDeep { limit: 100 }));
@@ -149,23 +165,66 @@ mod tests {
 
     #[test]
     fn surrogate_escapes_must_pair() {
-        assert_eq!(check(r#"{"a":"\ud83d\ude00 and \u00e9"}"#, 8), Ok(()), "a pair is one emoji");
-        assert_eq!(check(r#"{"a":"\ud83d"}"#, 8), Err(Rejection::UnpairedSurrogate { code_unit: 0xd83d }));
-        assert_eq!(check(r#"{"a":"\ude00"}"#, 8), Err(Rejection::UnpairedSurrogate { code_unit: 0xde00 }));
-        assert_eq!(check(r#"{"a":"\ud83d\u0041"}"#, 8), Err(Rejection::UnpairedSurrogate { code_unit: 0xd83d }));
-        assert_eq!(check(r#"{"\udfff":1}"#, 8), Err(Rejection::UnpairedSurrogate { code_unit: 0xdfff }), "keys too");
-        assert_eq!(check(r#"{"a":"\\ud83d"}"#, 8), Ok(()), "an escaped backslash, then plain text");
+        assert_eq!(
+            check(r#"{"a":"\ud83d\ude00 and \u00e9"}"#, 8),
+            Ok(()),
+            "a pair is one emoji"
+        );
+        assert_eq!(
+            check(r#"{"a":"\ud83d"}"#, 8),
+            Err(Rejection::UnpairedSurrogate { code_unit: 0xd83d })
+        );
+        assert_eq!(
+            check(r#"{"a":"\ude00"}"#, 8),
+            Err(Rejection::UnpairedSurrogate { code_unit: 0xde00 })
+        );
+        assert_eq!(
+            check(r#"{"a":"\ud83d\u0041"}"#, 8),
+            Err(Rejection::UnpairedSurrogate { code_unit: 0xd83d })
+        );
+        assert_eq!(
+            check(r#"{"\udfff":1}"#, 8),
+            Err(Rejection::UnpairedSurrogate { code_unit: 0xdfff }),
+            "keys too"
+        );
+        assert_eq!(
+            check(r#"{"a":"\\ud83d"}"#, 8),
+            Ok(()),
+            "an escaped backslash, then plain text"
+        );
     }
 
     #[test]
     fn numbers_must_fit_a_float() {
-        assert_eq!(check(r#"{"a":[1e308,-1.5E-400,123456789012345678901234567890]}"#, 8), Ok(()));
-        assert!(matches!(check(r#"{"a":1e400}"#, 8), Err(Rejection::NumberOutOfRange { .. })));
-        assert!(matches!(check(r#"{"a":-2E+309}"#, 8), Err(Rejection::NumberOutOfRange { .. })));
+        assert_eq!(
+            check(
+                r#"{"a":[1e308,-1.5E-400,123456789012345678901234567890]}"#,
+                8
+            ),
+            Ok(())
+        );
+        assert!(matches!(
+            check(r#"{"a":1e400}"#, 8),
+            Err(Rejection::NumberOutOfRange { .. })
+        ));
+        assert!(matches!(
+            check(r#"{"a":-2E+309}"#, 8),
+            Err(Rejection::NumberOutOfRange { .. })
+        ));
         let long = format!(r#"{{"a":{}}}"#, "9".repeat(400));
-        let Err(Rejection::NumberOutOfRange { number }) = check(&long, 8) else { panic!("400 digits overflow") };
-        assert_eq!(number.chars().count(), 41, "the reason quotes the number's start only");
-        assert_eq!(check(r#"{"a":"1e400"}"#, 8), Ok(()), "a string is not a number");
+        let Err(Rejection::NumberOutOfRange { number }) = check(&long, 8) else {
+            panic!("400 digits overflow")
+        };
+        assert_eq!(
+            number.chars().count(),
+            41,
+            "the reason quotes the number's start only"
+        );
+        assert_eq!(
+            check(r#"{"a":"1e400"}"#, 8),
+            Ok(()),
+            "a string is not a number"
+        );
     }
 
     #[test]

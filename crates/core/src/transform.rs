@@ -5,9 +5,9 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::options::ProcessOptions;
 use crate::envelope::models::IncomingEvent;
 use crate::envelope::{DecodeError, decode_base64, decompress, is_gzip};
+use crate::options::ProcessOptions;
 use crate::pipeline::{EventFate, Origin, process_event, process_payload};
 use crate::schema::EventContext;
 use crate::tally::Tally;
@@ -42,7 +42,11 @@ struct Shape<'a> {
     items: Option<Vec<&'a RawValue>>,
 }
 
-pub fn transform(input: Vec<u8>, options: &ProcessOptions, region: Option<&str>) -> Result<Transformed, TransformError> {
+pub fn transform(
+    input: Vec<u8>,
+    options: &ProcessOptions,
+    region: Option<&str>,
+) -> Result<Transformed, TransformError> {
     let limit = options.limits.max_payload_bytes;
     // Unlike a record's payload, plain input may be any JSON text: an array, NDJSON.
     let input = match input {
@@ -64,7 +68,13 @@ pub fn transform(input: Vec<u8>, options: &ProcessOptions, region: Option<&str>)
 
 /// Arrays are read as lists of inputs, nested up to `max_depth`. A value that deep is taken as
 /// one event (and quarantined for its depth), so hostile nesting cannot recurse without bound.
-fn transform_value(value: &RawValue, depth: usize, options: &ProcessOptions, region: Option<&str>, out: &mut Transformed) {
+fn transform_value(
+    value: &RawValue,
+    depth: usize,
+    options: &ProcessOptions,
+    region: Option<&str>,
+    out: &mut Transformed,
+) {
     if depth >= options.limits.max_depth {
         return audit_event(value.get(), options, region, out);
     }
@@ -76,14 +86,28 @@ fn transform_value(value: &RawValue, depth: usize, options: &ProcessOptions, reg
     }
     let shape = serde_json::from_str::<Shape>(value.get()).ok();
     match shape {
-        Some(Shape { records: Some(_), .. }) | Some(Shape { awslogs: Some(_), .. }) => {
-            lambda_event(value.get(), options, region, out)
-        }
-        Some(Shape { message_type: Some(_), .. }) => {
+        Some(Shape {
+            records: Some(_), ..
+        })
+        | Some(Shape {
+            awslogs: Some(_), ..
+        }) => lambda_event(value.get(), options, region, out),
+        Some(Shape {
+            message_type: Some(_),
+            ..
+        }) => {
             out.tally.records += 1;
-            payload(value.get().as_bytes(), "subscription message", options, region, out)
+            payload(
+                value.get().as_bytes(),
+                "subscription message",
+                options,
+                region,
+                out,
+            )
         }
-        Some(Shape { items: Some(items), .. }) => {
+        Some(Shape {
+            items: Some(items), ..
+        }) => {
             for item in items {
                 audit_event(item.get(), options, region, out);
             }
@@ -98,8 +122,17 @@ fn lambda_event(text: &str, options: &ProcessOptions, region: Option<&str>, out:
         Err(e) => return out.problems.push(format!("Lambda event: {e}")),
     };
     let region = event.region.as_deref().or(region);
-    let payloads = event.records.iter().flatten().map(|r| (format!("record {}", r.record_id), &r.data));
-    let payloads = payloads.chain(event.awslogs.iter().map(|a| ("awslogs data".to_owned(), &a.data)));
+    let payloads = event
+        .records
+        .iter()
+        .flatten()
+        .map(|r| (format!("record {}", r.record_id), &r.data));
+    let payloads = payloads.chain(
+        event
+            .awslogs
+            .iter()
+            .map(|a| ("awslogs data".to_owned(), &a.data)),
+    );
     for (what, data) in payloads {
         out.tally.records += 1;
         match decode_base64(data) {
@@ -112,7 +145,13 @@ fn lambda_event(text: &str, options: &ProcessOptions, region: Option<&str>, out:
     }
 }
 
-fn payload(bytes: &[u8], what: &str, options: &ProcessOptions, region: Option<&str>, out: &mut Transformed) {
+fn payload(
+    bytes: &[u8],
+    what: &str,
+    options: &ProcessOptions,
+    region: Option<&str>,
+    out: &mut Transformed,
+) {
     match process_payload(bytes.to_vec(), Origin { region }, options) {
         Ok(outcome) => {
             for q in &outcome.quarantined {
@@ -129,7 +168,11 @@ fn payload(bytes: &[u8], what: &str, options: &ProcessOptions, region: Option<&s
 }
 
 fn audit_event(text: &str, options: &ProcessOptions, region: Option<&str>, out: &mut Transformed) {
-    let context = EventContext { region, cluster: options.cluster_override.as_deref(), ..EventContext::default() };
+    let context = EventContext {
+        region,
+        cluster: options.cluster_override.as_deref(),
+        ..EventContext::default()
+    };
     out.tally.events += 1;
     out.tally.bytes_in += text.len() as u64;
     match process_event(text, &context, options, &mut out.ndjson) {
@@ -137,7 +180,8 @@ fn audit_event(text: &str, options: &ProcessOptions, region: Option<&str>, out: 
         EventFate::Dropped(reason) => out.tally.dropped.add(reason, 1),
         EventFate::Quarantined(reason) => {
             out.tally.quarantined += 1;
-            out.problems.push(format!("event {}: {reason}", out.tally.events));
+            out.problems
+                .push(format!("event {}: {reason}", out.tally.events));
         }
     }
 }

@@ -9,11 +9,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use clap::{ArgGroup, Args, Parser, Subcommand};
+use eks_audit_core::InputLimits;
+use eks_audit_core::filter::DEFAULT_SUBSCRIPTION_PATTERN;
 use eks_audit_forwarder::collect::{Collector, Options, Progress};
 use eks_audit_forwarder::config::{SettingsArgs, region_from_env};
-use eks_audit_core::filter::DEFAULT_SUBSCRIPTION_PATTERN;
 use eks_audit_forwarder::handler::Handler;
-use eks_audit_core::InputLimits;
 use eks_audit_forwarder::sink::ObjectStore;
 use eks_audit_forwarder::sink::firehose::Reingester;
 use eks_audit_forwarder::subscribe::check::{Expected, parse_duration};
@@ -21,7 +21,11 @@ use eks_audit_forwarder::subscribe::plan::{DEFAULT_FILTER_NAME, FilterSpec};
 use eks_audit_forwarder::subscribe::{Clusters, Subscriber, parse_cluster};
 
 #[derive(Parser)]
-#[command(name = "eks-audit", version, about = "Forward Amazon EKS audit logs from CloudWatch Logs")]
+#[command(
+    name = "eks-audit",
+    version,
+    about = "Forward Amazon EKS audit logs from CloudWatch Logs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -138,7 +142,10 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Invoke { event_file, settings } => invoke(&event_file, settings).await,
+            Command::Invoke {
+                event_file,
+                settings,
+            } => invoke(&event_file, settings).await,
             Command::Transform { file, settings } => transform(&file, settings),
             Command::Collect(args) => collect(args).await,
             Command::Subscribe(args) => subscribe(args).await,
@@ -156,11 +163,16 @@ fn fail(error: &anyhow::Error) -> ExitCode {
 }
 
 async fn invoke(event_file: &Path, settings: SettingsArgs) -> Result<ExitCode> {
-    let event = std::fs::read_to_string(event_file).with_context(|| format!("cannot read {}", event_file.display()))?;
+    let event = std::fs::read_to_string(event_file)
+        .with_context(|| format!("cannot read {}", event_file.display()))?;
     let settings = settings.into_settings();
     let store = ObjectStore::from_settings(&settings).await;
-    let handler = Handler::new(settings, store, region_from_env()).with_reingester(Reingester::from_env());
-    let response = handler.handle(&event).await.with_context(|| format!("{}", event_file.display()))?;
+    let handler =
+        Handler::new(settings, store, region_from_env()).with_reingester(Reingester::from_env());
+    let response = handler
+        .handle(&event)
+        .await
+        .with_context(|| format!("{}", event_file.display()))?;
     let mut stdout = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut stdout, &response)?;
     writeln!(stdout)?;
@@ -170,14 +182,17 @@ async fn invoke(event_file: &Path, settings: SettingsArgs) -> Result<ExitCode> {
 fn transform(file: &Path, settings: SettingsArgs) -> Result<ExitCode> {
     let mut input = Vec::new();
     if file == Path::new("-") {
-        std::io::stdin().read_to_end(&mut input).context("cannot read stdin")?;
+        std::io::stdin()
+            .read_to_end(&mut input)
+            .context("cannot read stdin")?;
     } else {
         input = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     }
     let settings = settings.into_settings();
     let region = region_from_env();
-    let transformed = eks_audit_core::transform::transform(input, &settings.process, region.as_deref())
-        .with_context(|| format!("{}", file.display()))?;
+    let transformed =
+        eks_audit_core::transform::transform(input, &settings.process, region.as_deref())
+            .with_context(|| format!("{}", file.display()))?;
     std::io::stdout().lock().write_all(&transformed.ndjson)?;
     for problem in &transformed.problems {
         eprintln!("eks-audit: {}: {problem}", file.display());
@@ -191,7 +206,11 @@ fn transform(file: &Path, settings: SettingsArgs) -> Result<ExitCode> {
         failed_records = tally.failed_records,
         "transform summary"
     );
-    Ok(if transformed.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if transformed.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 async fn collect(args: CollectArgs) -> Result<ExitCode> {
@@ -222,7 +241,10 @@ async fn collect(args: CollectArgs) -> Result<ExitCode> {
     let terminal = std::io::stderr().is_terminal();
     let show = |progress: &Progress| {
         if terminal {
-            eprint!("\r\x1b[Kcollect: {} objects, {} events, {} bytes", progress.objects, progress.events, progress.bytes);
+            eprint!(
+                "\r\x1b[Kcollect: {} objects, {} events, {} bytes",
+                progress.objects, progress.events, progress.bytes
+            );
         }
     };
     let stop = async {
@@ -258,7 +280,11 @@ async fn collect(args: CollectArgs) -> Result<ExitCode> {
 async fn subscribe(args: SubscribeArgs) -> Result<ExitCode> {
     let aws = aws_config::load_from_env().await;
     let subscriber = Subscriber::new(&aws);
-    let which = if args.all { Clusters::All } else { Clusters::Named(args.clusters) };
+    let which = if args.all {
+        Clusters::All
+    } else {
+        Clusters::Named(args.clusters)
+    };
     let filter = args.destination_arn.map(|destination_arn| FilterSpec {
         name: args.filter_name.clone(),
         destination_arn,
@@ -282,7 +308,9 @@ async fn subscribe(args: SubscribeArgs) -> Result<ExitCode> {
             max_age: args.max_age,
         };
         for cluster in &clusters {
-            let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+            let now_ms = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
             let report = subscriber.check(cluster, &expected, now_ms).await;
             all_ok &= report.is_flowing();
             writeln!(stdout, "{report}")?;
@@ -297,7 +325,11 @@ async fn subscribe(args: SubscribeArgs) -> Result<ExitCode> {
             stdout.flush()?;
         }
     }
-    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// A file whose `flush` reaches the disk. The collector flushes before it deletes a message,

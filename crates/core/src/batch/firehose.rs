@@ -7,7 +7,9 @@ use crate::batch::objects::{self, Object};
 use crate::batch::reingest::Plan;
 use crate::eks::UNKNOWN_CLUSTER;
 use crate::envelope::DecodeBuffers;
-use crate::envelope::models::{FirehoseRecord, FirehoseResponseRecord, FirehoseResult, ResponseMetadata};
+use crate::envelope::models::{
+    FirehoseRecord, FirehoseResponseRecord, FirehoseResult, ResponseMetadata,
+};
 use crate::options::ProcessOptions;
 use crate::pipeline::{Origin, Outcome, process_data_into};
 use crate::tally::Tally;
@@ -48,7 +50,9 @@ pub fn process_records(
         let (fate, tally) = match process_data_into(&record.data, origin, options, &mut buffers) {
             Ok(outcome) => {
                 if let Some(prefix) = quarantine_prefix {
-                    processed.quarantine.extend(objects::quarantine_objects(&outcome, prefix));
+                    processed
+                        .quarantine
+                        .extend(objects::quarantine_objects(&outcome, prefix));
                 }
                 note_clusters(&outcome, &mut processed.clusters);
                 let mut tally = outcome.tally.clone();
@@ -73,7 +77,10 @@ impl ProcessedRecords {
     /// The invocation's account once `plan` (re-ingestion) has rewritten the entries.
     /// Re-ingested records are counted when they come back, so nothing is counted twice.
     pub fn tally(&self, plan: &Plan) -> Tally {
-        let mut tally = Tally { records: self.entries.len() as u64, ..Tally::default() };
+        let mut tally = Tally {
+            records: self.entries.len() as u64,
+            ..Tally::default()
+        };
         for (index, (entry, record_tally)) in self.entries.iter().zip(&self.tallies).enumerate() {
             if plan.reingested.binary_search(&index).is_ok() {
                 tally.reingested_records += 1;
@@ -91,7 +98,13 @@ impl ProcessedRecords {
 /// Adds the clusters of `outcome`'s kept and quarantined events to `clusters`.
 pub fn note_clusters(outcome: &Outcome, clusters: &mut BTreeSet<String>) {
     for group in outcome.kept_groups.iter().chain(&outcome.quarantine_groups) {
-        clusters.insert(group.cluster.as_deref().unwrap_or(UNKNOWN_CLUSTER).to_owned());
+        clusters.insert(
+            group
+                .cluster
+                .as_deref()
+                .unwrap_or(UNKNOWN_CLUSTER)
+                .to_owned(),
+        );
     }
 }
 
@@ -99,7 +112,11 @@ pub fn note_clusters(outcome: &Outcome, clusters: &mut BTreeSet<String>) {
 #[derive(Debug, PartialEq, Eq)]
 pub enum RecordFate {
     /// Kept events as NDJSON, with the record's partition keys.
-    Ok { ndjson: Vec<u8>, cluster: String, account: String },
+    Ok {
+        ndjson: Vec<u8>,
+        cluster: String,
+        account: String,
+    },
     /// Nothing to deliver: a control message, or every event filtered out.
     Dropped,
     /// Returned untouched so Firehose writes it to its error output.
@@ -132,7 +149,11 @@ impl RecordFate {
     pub fn into_response(self, record: &FirehoseRecord<'_>) -> FirehoseResponseRecord {
         let record_id = record.record_id.to_string();
         match self {
-            RecordFate::Ok { ndjson, cluster, account } => FirehoseResponseRecord {
+            RecordFate::Ok {
+                ndjson,
+                cluster,
+                account,
+            } => FirehoseResponseRecord {
                 record_id,
                 result: FirehoseResult::Ok,
                 // SIMD base64: a megabyte of NDJSON per record, the scalar encoder was 12% of a run.
@@ -144,9 +165,12 @@ impl RecordFate {
                     ]),
                 }),
             },
-            RecordFate::Dropped => {
-                FirehoseResponseRecord { record_id, result: FirehoseResult::Dropped, data: String::new(), metadata: None }
-            }
+            RecordFate::Dropped => FirehoseResponseRecord {
+                record_id,
+                result: FirehoseResult::Dropped,
+                data: String::new(),
+                metadata: None,
+            },
             RecordFate::Failed(_) => FirehoseResponseRecord {
                 record_id,
                 result: FirehoseResult::ProcessingFailed,

@@ -3,6 +3,6 @@
 
 pub mod firehose;
 pub mod objects;
-pub mod reingest;
 #[cfg(feature = "security-lake")]
 pub mod parquet;
+pub mod reingest;

@@ -26,13 +26,19 @@ pub struct Object {
 
 /// One object per group (subscription message and UTC hour) of kept events.
 pub fn event_objects(outcome: &Outcome, prefix: &str) -> Vec<Object> {
-    let lines = outcome.kept.iter().map(|k| (k.group, &outcome.ndjson[k.bytes.clone()]));
+    let lines = outcome
+        .kept
+        .iter()
+        .map(|k| (k.group, &outcome.ndjson[k.bytes.clone()]));
     build(&outcome.kept_groups, lines, prefix, "")
 }
 
 /// One object per group of quarantined events, under `<prefix>/quarantine/`.
 pub fn quarantine_objects(outcome: &Outcome, prefix: &str) -> Vec<Object> {
-    let lines = outcome.quarantined.iter().map(|q| (q.group, q.line.as_slice()));
+    let lines = outcome
+        .quarantined
+        .iter()
+        .map(|q| (q.group, q.line.as_slice()));
     build(&outcome.quarantine_groups, lines, prefix, QUARANTINE)
 }
 
@@ -49,11 +55,17 @@ fn build<'l>(
             let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
             let mut count = 0;
             for (_, line) in lines.clone().filter(|(g, _)| *g == index) {
-                encoder.write_all(line).expect("writing into a Vec cannot fail");
+                encoder
+                    .write_all(line)
+                    .expect("writing into a Vec cannot fail");
                 count += 1;
             }
             let body = encoder.finish().expect("writing into a Vec cannot fail");
-            Object { key: object_key(prefix, kind, group), body, lines: count }
+            Object {
+                key: object_key(prefix, kind, group),
+                body,
+                lines: count,
+            }
         })
         .collect()
 }
@@ -84,7 +96,13 @@ pub fn is_quarantine_key(key: &str) -> bool {
 /// Replaces what would change the key's meaning (`/`) or needs escaping in S3 keys.
 pub(crate) fn key_safe(part: &str) -> String {
     part.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.=".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.=".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -102,11 +120,21 @@ mod tests {
 
     #[test]
     fn quarantine_keys_are_told_apart_whatever_the_prefix() {
-        assert!(is_quarantine_key("eks-audit/quarantine/cluster=prod/dt=2024-05-21/hour=15/s-1.json.gz"));
-        assert!(is_quarantine_key("quarantine/cluster=prod/dt=2024-05-21/hour=15/s-1.json.gz"));
-        assert!(!is_quarantine_key("eks-audit/cluster=prod/dt=2024-05-21/hour=15/s-1.json.gz"));
+        assert!(is_quarantine_key(
+            "eks-audit/quarantine/cluster=prod/dt=2024-05-21/hour=15/s-1.json.gz"
+        ));
+        assert!(is_quarantine_key(
+            "quarantine/cluster=prod/dt=2024-05-21/hour=15/s-1.json.gz"
+        ));
+        assert!(!is_quarantine_key(
+            "eks-audit/cluster=prod/dt=2024-05-21/hour=15/s-1.json.gz"
+        ));
         // A prefix or cluster named "quarantine" does not make events quarantine.
-        assert!(!is_quarantine_key("quarantine-x/cluster=prod/dt=2024-05-21/hour=15/s-1.json.gz"));
-        assert!(!is_quarantine_key("eks-audit/cluster=quarantine/dt=2024-05-21/hour=15/s-1.json.gz"));
+        assert!(!is_quarantine_key(
+            "quarantine-x/cluster=prod/dt=2024-05-21/hour=15/s-1.json.gz"
+        ));
+        assert!(!is_quarantine_key(
+            "eks-audit/cluster=quarantine/dt=2024-05-21/hour=15/s-1.json.gz"
+        ));
     }
 }

@@ -63,9 +63,9 @@ pub fn security_lake_objects(
         let group = &outcome.kept_groups[kept.group];
         let time = line_time(line)?;
         let day = event_day(time).ok_or_else(|| EncodeError::Time(time.to_string()))?;
-        let index = parts
-            .iter()
-            .position(|p| p.account == group.account && p.log_stream == group.log_stream && p.day == day);
+        let index = parts.iter().position(|p| {
+            p.account == group.account && p.log_stream == group.log_stream && p.day == day
+        });
         let index = index.unwrap_or_else(|| {
             parts.push(Part {
                 account: &group.account,
@@ -87,7 +87,11 @@ pub fn security_lake_objects(
             part.rows.sort_by_key(|(time, _)| *time);
             let lines = part.rows.len();
             let body = parquet_of(part.rows.iter().map(|(_, line)| *line))?;
-            let account = key_safe(if part.account.is_empty() { UNKNOWN_CLUSTER } else { part.account });
+            let account = key_safe(if part.account.is_empty() {
+                UNKNOWN_CLUSTER
+            } else {
+                part.account
+            });
             let key = format!(
                 "{prefix}region={region}/accountId={account}/eventDay={}/{}-{}.parquet",
                 part.day,
@@ -123,7 +127,9 @@ fn line_time(line: &[u8]) -> Result<i64, EncodeError> {
 
 /// `YYYYMMDD` of an epoch-millisecond time, in UTC.
 fn event_day(time_ms: i64) -> Option<String> {
-    from_epoch_millis(time_ms)?.format(format_description!("[year][month][day]")).ok()
+    from_epoch_millis(time_ms)?
+        .format(format_description!("[year][month][day]"))
+        .ok()
 }
 
 /// One zstd Parquet file of the given OCSF JSON lines, in order.
@@ -140,7 +146,9 @@ pub fn parquet_of<'l>(lines: impl Iterator<Item = &'l [u8]>) -> Result<Vec<u8>, 
         .set_created_by(concat!("eks-audit-forwarder ", env!("CARGO_PKG_VERSION")).to_owned())
         .build();
     let mut writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(properties))?;
-    let reader = ReaderBuilder::new(schema).with_batch_size(rows.max(1)).build(Cursor::new(json))?;
+    let reader = ReaderBuilder::new(schema)
+        .with_batch_size(rows.max(1))
+        .build(Cursor::new(json))?;
     for batch in reader {
         writer.write(&batch?)?;
     }

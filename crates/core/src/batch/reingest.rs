@@ -25,9 +25,9 @@ use flate2::write::GzEncoder;
 use serde_json::value::RawValue;
 
 use crate::batch::firehose::RecordFate;
-use crate::options::ProcessOptions;
 use crate::envelope::models::{FirehoseRecord, FirehoseResponseRecord, FirehoseResult, LogEvent};
 use crate::envelope::{GZIP_MAGIC, decode_base64, decompress, parse_messages};
+use crate::options::ProcessOptions;
 use crate::pipeline::{Origin, process_messages};
 
 /// The bounds re-ingestion works within; [`FirehoseLimits::default`] is what AWS enforces.
@@ -137,17 +137,23 @@ pub fn plan(
     if sum_with_wrapper(sizes.iter().copied()) <= limits.max_response_bytes {
         return Ok(plan);
     }
-    let dropped_sizes: Vec<usize> =
-        records.iter().map(|record| entry_size(&RecordFate::Dropped.into_response(record))).collect();
+    let dropped_sizes: Vec<usize> = records
+        .iter()
+        .map(|record| entry_size(&RecordFate::Dropped.into_response(record)))
+        .collect();
     // Each round keeps, in input order, the `Ok` entries that fit next to every entry that must
     // stay. A record that cannot be split becomes `ProcessingFailed`, which takes room and may
     // push out more, hence the rounds; each takes at least one `Ok` entry out, so they end.
     loop {
         let is_ok = |i: usize| entries[i].result == FirehoseResult::Ok;
-        let floor =
-            sum_with_wrapper((0..entries.len()).map(|i| if is_ok(i) { dropped_sizes[i] } else { sizes[i] }));
+        let floor = sum_with_wrapper(
+            (0..entries.len()).map(|i| if is_ok(i) { dropped_sizes[i] } else { sizes[i] }),
+        );
         if floor > limits.max_response_bytes {
-            return Err(ResponseTooLarge { bytes: floor, limit: limits.max_response_bytes });
+            return Err(ResponseTooLarge {
+                bytes: floor,
+                limit: limits.max_response_bytes,
+            });
         }
         let mut room = limits.max_response_bytes - floor;
         let mut evict = Vec::new();
@@ -202,11 +208,18 @@ fn payloads_of(
         return Ok(vec![raw]);
     }
     let json = decompress(raw, options.limits.max_payload_bytes).map_err(|e| e.to_string())?;
-    let splitter = Splitter { measure_output, origin, options, limits };
+    let splitter = Splitter {
+        measure_output,
+        origin,
+        options,
+        limits,
+    };
     let mut payloads = Vec::new();
     for message in serde_json::Deserializer::from_slice(&json).into_iter::<MessageFields>() {
-        let message = message.map_err(|e| format!("cannot split the record's subscription message: {e}"))?;
-        let events = log_events(&message).map_err(|e| format!("cannot split the record's logEvents: {e}"))?;
+        let message =
+            message.map_err(|e| format!("cannot split the record's subscription message: {e}"))?;
+        let events = log_events(&message)
+            .map_err(|e| format!("cannot split the record's logEvents: {e}"))?;
         splitter.split(&message, &events, &mut payloads)?;
     }
     Ok(payloads)
@@ -216,7 +229,11 @@ fn payloads_of(
 type MessageFields<'a> = std::collections::BTreeMap<String, &'a RawValue>;
 
 fn log_events<'a>(message: &MessageFields<'a>) -> serde_json::Result<Vec<&'a RawValue>> {
-    serde_json::from_str(message.get("logEvents").map_or("null", |events| events.get()))
+    serde_json::from_str(
+        message
+            .get("logEvents")
+            .map_or("null", |events| events.get()),
+    )
 }
 
 struct Splitter<'s> {
@@ -228,11 +245,21 @@ struct Splitter<'s> {
 
 impl Splitter<'_> {
     /// Appends `message` restricted to `events`, gzip, when it fits; else its two halves.
-    fn split(&self, message: &MessageFields<'_>, events: &[&RawValue], out: &mut Vec<Vec<u8>>) -> Result<(), String> {
+    fn split(
+        &self,
+        message: &MessageFields<'_>,
+        events: &[&RawValue],
+        out: &mut Vec<Vec<u8>>,
+    ) -> Result<(), String> {
         let json = message_json(message, events);
         let gzip = gzip(&json);
-        let output = if self.measure_output { self.entry_bytes(&json)? } else { 0 };
-        if gzip.len() <= self.limits.max_record_bytes && output <= self.limits.max_piece_entry_bytes {
+        let output = if self.measure_output {
+            self.entry_bytes(&json)?
+        } else {
+            0
+        };
+        if gzip.len() <= self.limits.max_record_bytes && output <= self.limits.max_piece_entry_bytes
+        {
             out.push(gzip);
             return Ok(());
         }
@@ -255,8 +282,11 @@ impl Splitter<'_> {
 
     /// The size of the `Ok` response entry the next pass would make of `json`.
     fn entry_bytes(&self, json: &[u8]) -> Result<usize, String> {
-        let messages = parse_messages(json, self.options.limits.max_events_per_record).map_err(|e| e.to_string())?;
-        let ndjson = process_messages(&messages, self.origin, self.options).ndjson.len();
+        let messages = parse_messages(json, self.options.limits.max_events_per_record)
+            .map_err(|e| e.to_string())?;
+        let ndjson = process_messages(&messages, self.origin, self.options)
+            .ndjson
+            .len();
         Ok(ndjson.div_ceil(3) * 4 + ENTRY_OVERHEAD_BYTES)
     }
 }
@@ -265,7 +295,10 @@ impl Splitter<'_> {
 fn message_json(message: &MessageFields<'_>, events: &[&RawValue]) -> Vec<u8> {
     let mut out = Vec::with_capacity(events.iter().map(|e| e.get().len() + 1).sum::<usize>() + 256);
     out.push(b'{');
-    for (name, value) in message.iter().filter(|(name, _)| name.as_str() != "logEvents") {
+    for (name, value) in message
+        .iter()
+        .filter(|(name, _)| name.as_str() != "logEvents")
+    {
         serde_json::to_writer(&mut out, name).expect("a string always serializes");
         out.push(b':');
         out.extend_from_slice(value.get().as_bytes());
@@ -284,7 +317,9 @@ fn message_json(message: &MessageFields<'_>, events: &[&RawValue]) -> Vec<u8> {
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = GzEncoder::new(Vec::with_capacity(bytes.len() / 4), Compression::default());
-    encoder.write_all(bytes).expect("writing into a Vec cannot fail");
+    encoder
+        .write_all(bytes)
+        .expect("writing into a Vec cannot fail");
     encoder.finish().expect("writing into a Vec cannot fail")
 }
 
@@ -294,7 +329,8 @@ pub fn batches(payloads: &[Vec<u8>], limits: &FirehoseLimits) -> Vec<Range<usize
     let mut batches = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (i, payload) in payloads.iter().enumerate() {
-        let full = i - start == limits.max_batch_records || bytes + payload.len() > limits.max_batch_bytes;
+        let full =
+            i - start == limits.max_batch_records || bytes + payload.len() > limits.max_batch_bytes;
         if full && i > start {
             batches.push(start..i);
             (start, bytes) = (i, 0);
@@ -336,7 +372,9 @@ mod tests {
         let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
         (0..count)
             .map(|_| {
-                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                x = x
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
                 char::from(b'a' + ((x >> 33) % 26) as u8)
             })
             .collect()
@@ -351,14 +389,21 @@ mod tests {
     }
 
     fn event_json(datas: &[String]) -> String {
-        let records: Vec<_> =
-            datas.iter().enumerate().map(|(i, d)| json!({"recordId": format!("r{i}"), "data": d})).collect();
+        let records: Vec<_> = datas
+            .iter()
+            .enumerate()
+            .map(|(i, d)| json!({"recordId": format!("r{i}"), "data": d}))
+            .collect();
         json!({"records": records}).to_string()
     }
 
     fn ok_entry(record: &FirehoseRecord<'_>, ndjson_bytes: usize) -> FirehoseResponseRecord {
-        RecordFate::Ok { ndjson: vec![b'x'; ndjson_bytes], cluster: "prod-east".into(), account: "111122223333".into() }
-            .into_response(record)
+        RecordFate::Ok {
+            ndjson: vec![b'x'; ndjson_bytes],
+            cluster: "prod-east".into(),
+            account: "111122223333".into(),
+        }
+        .into_response(record)
     }
 
     /// The event ids in gzip payloads, in order.
@@ -368,7 +413,10 @@ mod tests {
             .flat_map(|p| {
                 let json = decompress(p.clone(), 1 << 30).unwrap();
                 let messages = parse_messages(&json, usize::MAX).unwrap();
-                messages.iter().flat_map(|m| m.log_events.iter().map(|e| e.id.as_str().to_owned())).collect::<Vec<_>>()
+                messages
+                    .iter()
+                    .flat_map(|m| m.log_events.iter().map(|e| e.id.as_str().to_owned()))
+                    .collect::<Vec<_>>()
             })
             .collect()
     }
@@ -382,10 +430,19 @@ mod tests {
         let text = event_json(&[gz_b64(&message(0, 2, 10)), "bm90aGluZw==".into()]);
         let event: IncomingEvent = serde_json::from_str(&text).unwrap();
         let records = event.records.unwrap();
-        let entries = vec![ok_entry(&records[0], 1234), RecordFate::Dropped.into_response(&records[1])];
+        let entries = vec![
+            ok_entry(&records[0], 1234),
+            RecordFate::Dropped.into_response(&records[1]),
+        ];
         let response = crate::envelope::models::FirehoseResponse { records: entries };
-        assert_eq!(response_size(&response.records), serde_json::to_vec(&response).unwrap().len());
-        assert_eq!(response_size(&[]), serde_json::to_vec(&json!({"records": []})).unwrap().len());
+        assert_eq!(
+            response_size(&response.records),
+            serde_json::to_vec(&response).unwrap().len()
+        );
+        assert_eq!(
+            response_size(&[]),
+            serde_json::to_vec(&json!({"records": []})).unwrap().len()
+        );
     }
 
     #[test]
@@ -394,7 +451,14 @@ mod tests {
         let event: IncomingEvent = serde_json::from_str(&text).unwrap();
         let records = event.records.unwrap();
         let mut entries = vec![ok_entry(&records[0], 100)];
-        let plan = plan(&records, &mut entries, Origin::default(), &ProcessOptions::default(), &FirehoseLimits::default()).unwrap();
+        let plan = plan(
+            &records,
+            &mut entries,
+            Origin::default(),
+            &ProcessOptions::default(),
+            &FirehoseLimits::default(),
+        )
+        .unwrap();
         assert!(plan.is_empty());
         assert_eq!(entries[0].result, FirehoseResult::Ok);
     }
@@ -407,17 +471,37 @@ mod tests {
         let records = event.records.unwrap();
         // Entries of ~1,000 bytes each in a 3,000-byte response: the first two fit, and the
         // small fifth one fits in what is left after the big fourth.
-        let mut entries: Vec<_> = records.iter().enumerate().map(|(i, r)| ok_entry(r, if i == 4 { 30 } else { 700 })).collect();
-        let limits = FirehoseLimits { max_response_bytes: 3_000, ..FirehoseLimits::default() };
-        let plan = plan(&records, &mut entries, Origin::default(), &ProcessOptions::default(), &limits).unwrap();
+        let mut entries: Vec<_> = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| ok_entry(r, if i == 4 { 30 } else { 700 }))
+            .collect();
+        let limits = FirehoseLimits {
+            max_response_bytes: 3_000,
+            ..FirehoseLimits::default()
+        };
+        let plan = plan(
+            &records,
+            &mut entries,
+            Origin::default(),
+            &ProcessOptions::default(),
+            &limits,
+        )
+        .unwrap();
         assert_eq!(plan.reingested, [2, 3]);
         assert!(plan.failed.is_empty());
         let results: Vec<_> = entries.iter().map(|e| e.result).collect();
         use FirehoseResult::*;
         assert_eq!(results, [Ok, Ok, Dropped, Dropped, Ok]);
         assert!(response_size(&entries) <= limits.max_response_bytes);
-        let originals: Vec<Vec<u8>> = [2, 3].iter().map(|&i| STANDARD.decode(&datas[i]).unwrap()).collect();
-        assert_eq!(plan.payloads, originals, "re-ingested bytes are the input payloads, untouched");
+        let originals: Vec<Vec<u8>> = [2, 3]
+            .iter()
+            .map(|&i| STANDARD.decode(&datas[i]).unwrap())
+            .collect();
+        assert_eq!(
+            plan.payloads, originals,
+            "re-ingested bytes are the input payloads, untouched"
+        );
     }
 
     #[test]
@@ -429,13 +513,36 @@ mod tests {
         let event: IncomingEvent = serde_json::from_str(&text).unwrap();
         let records = event.records.unwrap();
         let mut entries = vec![ok_entry(&records[0], 5_000)];
-        let limits = FirehoseLimits { max_response_bytes: 1_000, max_record_bytes: 2_500, ..FirehoseLimits::default() };
-        let plan = plan(&records, &mut entries, Origin::default(), &ProcessOptions::default(), &limits).unwrap();
+        let limits = FirehoseLimits {
+            max_response_bytes: 1_000,
+            max_record_bytes: 2_500,
+            ..FirehoseLimits::default()
+        };
+        let plan = plan(
+            &records,
+            &mut entries,
+            Origin::default(),
+            &ProcessOptions::default(),
+            &limits,
+        )
+        .unwrap();
         assert_eq!(plan.reingested, [0]);
-        assert!(plan.payloads.len() > 2, "split into several pieces: {}", plan.payloads.len());
-        assert!(plan.payloads.iter().all(|p| p.starts_with(&GZIP_MAGIC) && p.len() <= limits.max_record_bytes));
+        assert!(
+            plan.payloads.len() > 2,
+            "split into several pieces: {}",
+            plan.payloads.len()
+        );
+        assert!(
+            plan.payloads
+                .iter()
+                .all(|p| p.starts_with(&GZIP_MAGIC) && p.len() <= limits.max_record_bytes)
+        );
         let expected: Vec<String> = (0..40).map(|i| format!("{i:056}")).collect();
-        assert_eq!(ids_in(&plan.payloads), expected, "every event once, in order");
+        assert_eq!(
+            ids_in(&plan.payloads),
+            expected,
+            "every event once, in order"
+        );
         // Every other field of the message survives the split.
         let piece = decompress(plan.payloads[1].clone(), 1 << 20).unwrap();
         let piece: serde_json::Value = serde_json::from_slice(&piece).unwrap();
@@ -451,37 +558,77 @@ mod tests {
         let event: IncomingEvent = serde_json::from_str(&text).unwrap();
         let records = event.records.unwrap();
         let options = ProcessOptions::default();
-        let json = decompress(STANDARD.decode(records[0].data.as_bytes()).unwrap(), 1 << 30).unwrap();
-        let ndjson = process_messages(&parse_messages(&json, usize::MAX).unwrap(), Origin::default(), &options).ndjson.len();
+        let json = decompress(
+            STANDARD.decode(records[0].data.as_bytes()).unwrap(),
+            1 << 30,
+        )
+        .unwrap();
+        let ndjson = process_messages(
+            &parse_messages(&json, usize::MAX).unwrap(),
+            Origin::default(),
+            &options,
+        )
+        .ndjson
+        .len();
         let mut entries = vec![ok_entry(&records[0], ndjson)];
         // The gzip fits a record easily, but the output is three times what one piece may
         // become: halves are still too big, quarters fit.
         let per_piece = (ndjson / 3).div_ceil(3) * 4 + ENTRY_OVERHEAD_BYTES;
-        let limits = FirehoseLimits { max_response_bytes: 2 * per_piece, max_piece_entry_bytes: per_piece, ..FirehoseLimits::default() };
+        let limits = FirehoseLimits {
+            max_response_bytes: 2 * per_piece,
+            max_piece_entry_bytes: per_piece,
+            ..FirehoseLimits::default()
+        };
         let plan = plan(&records, &mut entries, Origin::default(), &options, &limits).unwrap();
         assert!(plan.payloads.len() >= 4, "{} pieces", plan.payloads.len());
         for piece in &plan.payloads {
             let json = decompress(piece.clone(), 1 << 30).unwrap();
-            let out = process_messages(&parse_messages(&json, usize::MAX).unwrap(), Origin::default(), &options).ndjson.len();
-            assert!(out.div_ceil(3) * 4 + ENTRY_OVERHEAD_BYTES <= per_piece, "each piece's output fits");
+            let out = process_messages(
+                &parse_messages(&json, usize::MAX).unwrap(),
+                Origin::default(),
+                &options,
+            )
+            .ndjson
+            .len();
+            assert!(
+                out.div_ceil(3) * 4 + ENTRY_OVERHEAD_BYTES <= per_piece,
+                "each piece's output fits"
+            );
         }
         assert_eq!(ids_in(&plan.payloads).len(), 24);
     }
 
     #[test]
     fn one_event_too_large_alone_fails_its_record_with_the_original_data() {
-        let datas = vec![gz_b64(&message(0, 1, 20)), STANDARD.encode(message(1, 3, 4_000).to_string())];
+        let datas = vec![
+            gz_b64(&message(0, 1, 20)),
+            STANDARD.encode(message(1, 3, 4_000).to_string()),
+        ];
         let text = event_json(&datas);
         let event: IncomingEvent = serde_json::from_str(&text).unwrap();
         let records = event.records.unwrap();
         let mut entries = vec![ok_entry(&records[0], 200), ok_entry(&records[1], 40_000)];
-        let limits = FirehoseLimits { max_response_bytes: 30_000, max_record_bytes: 1_500, ..FirehoseLimits::default() };
-        let plan = plan(&records, &mut entries, Origin::default(), &ProcessOptions::default(), &limits).unwrap();
+        let limits = FirehoseLimits {
+            max_response_bytes: 30_000,
+            max_record_bytes: 1_500,
+            ..FirehoseLimits::default()
+        };
+        let plan = plan(
+            &records,
+            &mut entries,
+            Origin::default(),
+            &ProcessOptions::default(),
+            &limits,
+        )
+        .unwrap();
         assert_eq!(plan.failed.len(), 1);
         let (index, reason) = &plan.failed[0];
         assert_eq!(*index, 1);
         assert!(reason.contains("too large to re-ingest alone"), "{reason}");
-        assert!(plan.reingested.is_empty() && plan.payloads.is_empty(), "no half of the record is sent twice");
+        assert!(
+            plan.reingested.is_empty() && plan.payloads.is_empty(),
+            "no half of the record is sent twice"
+        );
         assert_eq!(entries[1].result, FirehoseResult::ProcessingFailed);
         assert_eq!(entries[1].data, datas[1], "original data, untouched");
         assert_eq!(entries[0].result, FirehoseResult::Ok);
@@ -491,14 +638,29 @@ mod tests {
     fn a_failed_record_that_takes_the_room_pushes_out_more() {
         // Record 1 cannot be split; its original data (~5,000 bytes of base64) then takes room
         // that record 0 had, so record 0 is re-ingested in a second round.
-        let datas = vec![gz_b64(&message(0, 2, 20)), STANDARD.encode(message(2, 1, 3_000).to_string())];
+        let datas = vec![
+            gz_b64(&message(0, 2, 20)),
+            STANDARD.encode(message(2, 1, 3_000).to_string()),
+        ];
         let text = event_json(&datas);
         let event: IncomingEvent = serde_json::from_str(&text).unwrap();
         let records = event.records.unwrap();
         let mut entries = vec![ok_entry(&records[0], 600), ok_entry(&records[1], 20_000)];
-        let failed_entry = entry_size(&RecordFate::Failed(String::new()).into_response(&records[1]));
-        let limits = FirehoseLimits { max_response_bytes: failed_entry + 300, max_record_bytes: 1_500, ..FirehoseLimits::default() };
-        let plan = plan(&records, &mut entries, Origin::default(), &ProcessOptions::default(), &limits).unwrap();
+        let failed_entry =
+            entry_size(&RecordFate::Failed(String::new()).into_response(&records[1]));
+        let limits = FirehoseLimits {
+            max_response_bytes: failed_entry + 300,
+            max_record_bytes: 1_500,
+            ..FirehoseLimits::default()
+        };
+        let plan = plan(
+            &records,
+            &mut entries,
+            Origin::default(),
+            &ProcessOptions::default(),
+            &limits,
+        )
+        .unwrap();
         assert_eq!(plan.failed.iter().map(|f| f.0).collect::<Vec<_>>(), [1]);
         assert_eq!(plan.reingested, [0]);
         assert!(response_size(&entries) <= limits.max_response_bytes);
@@ -511,8 +673,18 @@ mod tests {
         let event: IncomingEvent = serde_json::from_str(&text).unwrap();
         let records = event.records.unwrap();
         let mut entries = vec![RecordFate::Failed("bad".into()).into_response(&records[0])];
-        let limits = FirehoseLimits { max_response_bytes: 1_000, ..FirehoseLimits::default() };
-        let err = plan(&records, &mut entries, Origin::default(), &ProcessOptions::default(), &limits).unwrap_err();
+        let limits = FirehoseLimits {
+            max_response_bytes: 1_000,
+            ..FirehoseLimits::default()
+        };
+        let err = plan(
+            &records,
+            &mut entries,
+            Origin::default(),
+            &ProcessOptions::default(),
+            &limits,
+        )
+        .unwrap_err();
         assert_eq!(err.limit, 1_000);
         assert!(err.bytes > 4_000);
     }
@@ -526,7 +698,11 @@ mod tests {
 
         let big = vec![vec![0u8; 1_000 * 1024]; 9];
         let runs = batches(&big, &limits);
-        assert_eq!(runs, [0..4, 4..8, 8..9], "four 1,000 KiB records fit 4 MiB, five do not");
+        assert_eq!(
+            runs,
+            [0..4, 4..8, 8..9],
+            "four 1,000 KiB records fit 4 MiB, five do not"
+        );
         for run in &runs {
             assert!(big[run.clone()].iter().map(Vec::len).sum::<usize>() <= limits.max_batch_bytes);
         }

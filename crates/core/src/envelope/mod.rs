@@ -4,4 +4,6 @@ pub mod models;
 pub mod payload;
 
 pub use models::{IncomingEvent, LogEvent, SubscriptionMessage};
-pub use payload::{DecodeBuffers, DecodeError, GZIP_MAGIC, decode_base64, decompress, is_gzip, parse_messages};
+pub use payload::{
+    DecodeBuffers, DecodeError, GZIP_MAGIC, decode_base64, decompress, is_gzip, parse_messages,
+};

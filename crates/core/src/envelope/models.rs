@@ -88,7 +88,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for EventId<'a> {
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a string or an integer")
             }
-            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                v: &'de str,
+            ) -> Result<Self::Value, E> {
                 Ok(EventId(Cow::Borrowed(v)))
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
@@ -152,7 +155,11 @@ pub struct ResponseMetadata {
 /// record's data may hold any character) is serialized as usual. Either way the JSON value is
 /// the same string.
 fn plain_json_string<S: serde::Serializer>(data: &str, serializer: S) -> Result<S::Ok, S::Error> {
-    let plain = data.as_bytes().chunks(64).all(|chunk| chunk.iter().fold(true, |ok, &b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\')));
+    let plain = data.as_bytes().chunks(64).all(|chunk| {
+        chunk
+            .iter()
+            .fold(true, |ok, &b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\'))
+    });
     if !plain {
         return serializer.serialize_str(data);
     }
@@ -160,7 +167,8 @@ fn plain_json_string<S: serde::Serializer>(data: &str, serializer: S) -> Result<
     quoted.push('"');
     quoted.push_str(data);
     quoted.push('"');
-    let raw = serde_json::value::RawValue::from_string(quoted).map_err(serde::ser::Error::custom)?;
+    let raw =
+        serde_json::value::RawValue::from_string(quoted).map_err(serde::ser::Error::custom)?;
     raw.serialize(serializer)
 }
 
@@ -179,12 +187,21 @@ mod tests {
 
     #[test]
     fn response_data_is_a_json_string_whatever_it_holds() {
-        for data in ["", "eyJhIjoxfQ==", "not*base64!", "quote \" backslash \\ newline \n tab \t", "caf\u{e9} \u{1f680} \u{7f}"] {
+        for data in [
+            "",
+            "eyJhIjoxfQ==",
+            "not*base64!",
+            "quote \" backslash \\ newline \n tab \t",
+            "caf\u{e9} \u{1f680} \u{7f}",
+        ] {
             let json = serde_json::to_string(&record(data)).unwrap();
             let value: serde_json::Value = serde_json::from_str(&json).unwrap();
             assert_eq!(value["data"], data, "{json}");
             let pretty = serde_json::to_string_pretty(&record(data)).unwrap();
-            assert_eq!(serde_json::from_str::<FirehoseResponseRecord>(&pretty).unwrap(), record(data));
+            assert_eq!(
+                serde_json::from_str::<FirehoseResponseRecord>(&pretty).unwrap(),
+                record(data)
+            );
         }
     }
 }

@@ -124,7 +124,9 @@ fn check_plain_json(bytes: &[u8], limit: usize) -> Result<(), DecodeError> {
     match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{') => Ok(()),
         None if bytes.is_empty() => Err(DecodeError::Empty),
-        _ => Err(DecodeError::NotGzipOrJson(bytes.iter().take(4).copied().collect())),
+        _ => Err(DecodeError::NotGzipOrJson(
+            bytes.iter().take(4).copied().collect(),
+        )),
     }
 }
 
@@ -138,7 +140,10 @@ fn check_plain_json(bytes: &[u8], limit: usize) -> Result<(), DecodeError> {
 /// than serde_json on real-shaped payloads and reads them to the same values (benches/choices.rs
 /// checks both), with the same event budget. Anything else (several messages, or input that is not one valid message) is read by
 /// serde_json's stream deserializer, which counts events while parsing, decides and explains.
-pub fn parse_messages(json: &[u8], max_events: usize) -> Result<Vec<SubscriptionMessage<'_>>, DecodeError> {
+pub fn parse_messages(
+    json: &[u8],
+    max_events: usize,
+) -> Result<Vec<SubscriptionMessage<'_>>, DecodeError> {
     if let Some(message) = parse_single_message_fast(json, max_events) {
         return match message.message_type.as_ref() {
             "DATA_MESSAGE" | "CONTROL_MESSAGE" => Ok(vec![message]),
@@ -149,16 +154,21 @@ pub fn parse_messages(json: &[u8], max_events: usize) -> Result<Vec<Subscription
     if deserializer.end().is_ok() {
         return Err(DecodeError::Empty);
     }
-    let mut budget = EventBudget { left: max_events, exceeded: false };
+    let mut budget = EventBudget {
+        left: max_events,
+        exceeded: false,
+    };
     let mut messages = Vec::with_capacity(1);
     loop {
-        let message = MessageSeed(&mut budget).deserialize(&mut deserializer).map_err(|e| {
-            if budget.exceeded {
-                DecodeError::TooManyEvents { limit: max_events }
-            } else {
-                DecodeError::NotSubscriptionMessage(e.to_string())
-            }
-        })?;
+        let message = MessageSeed(&mut budget)
+            .deserialize(&mut deserializer)
+            .map_err(|e| {
+                if budget.exceeded {
+                    DecodeError::TooManyEvents { limit: max_events }
+                } else {
+                    DecodeError::NotSubscriptionMessage(e.to_string())
+                }
+            })?;
         match message.message_type.as_ref() {
             "DATA_MESSAGE" | "CONTROL_MESSAGE" => messages.push(message),
             other => return Err(DecodeError::UnknownMessageType(other.to_owned())),
@@ -174,9 +184,14 @@ pub fn parse_messages(json: &[u8], max_events: usize) -> Result<Vec<Subscription
 /// The usual payload, exactly one message within the event budget, read by sonic-rs; `None`
 /// for anything else, which the caller reads again with serde_json to decide and explain.
 fn parse_single_message_fast(json: &[u8], max_events: usize) -> Option<SubscriptionMessage<'_>> {
-    let mut budget = EventBudget { left: max_events, exceeded: false };
+    let mut budget = EventBudget {
+        left: max_events,
+        exceeded: false,
+    };
     let mut deserializer = sonic_rs::Deserializer::from_slice(json);
-    let message = MessageSeed(&mut budget).deserialize(&mut deserializer).ok()?;
+    let message = MessageSeed(&mut budget)
+        .deserialize(&mut deserializer)
+        .ok()?;
     deserializer.end().ok()?;
     Some(message)
 }
@@ -191,7 +206,10 @@ struct MessageSeed<'b>(&'b mut EventBudget);
 
 impl<'de> DeserializeSeed<'de> for MessageSeed<'_> {
     type Value = SubscriptionMessage<'de>;
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_map(self)
     }
 }
@@ -216,14 +234,27 @@ impl<'de> Visitor<'de> for MessageSeed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let (mut message_type, mut owner, mut log_group, mut log_stream, mut log_events) = (None, None, None, None, None);
+        let (mut message_type, mut owner, mut log_group, mut log_stream, mut log_events) =
+            (None, None, None, None, None);
         while let Some(field) = map.next_key()? {
             match field {
-                Field::MessageType => set_once(&mut message_type, map.next_value::<Text>()?.0, "messageType")?,
+                Field::MessageType => set_once(
+                    &mut message_type,
+                    map.next_value::<Text>()?.0,
+                    "messageType",
+                )?,
                 Field::Owner => set_once(&mut owner, map.next_value::<Text>()?.0, "owner")?,
-                Field::LogGroup => set_once(&mut log_group, map.next_value::<Text>()?.0, "logGroup")?,
-                Field::LogStream => set_once(&mut log_stream, map.next_value::<Text>()?.0, "logStream")?,
-                Field::LogEvents => set_once(&mut log_events, map.next_value_seed(EventsSeed(&mut *self.0))?, "logEvents")?,
+                Field::LogGroup => {
+                    set_once(&mut log_group, map.next_value::<Text>()?.0, "logGroup")?
+                }
+                Field::LogStream => {
+                    set_once(&mut log_stream, map.next_value::<Text>()?.0, "logStream")?
+                }
+                Field::LogEvents => set_once(
+                    &mut log_events,
+                    map.next_value_seed(EventsSeed(&mut *self.0))?,
+                    "logEvents",
+                )?,
                 Field::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -273,7 +304,10 @@ struct EventsSeed<'b>(&'b mut EventBudget);
 
 impl<'de> DeserializeSeed<'de> for EventsSeed<'_> {
     type Value = Vec<LogEvent<'de>>;
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_seq(self)
     }
 }
@@ -323,31 +357,72 @@ mod tests {
     #[test]
     fn gzip_bomb_stops_at_the_limit() {
         let bomb = gzip(&vec![b' '; 10 << 20]);
-        assert!(bomb.len() < 64 << 10, "10 MiB of spaces compress to a few KB");
-        assert_eq!(decompress(bomb, 1 << 20), Err(DecodeError::TooLarge { limit: 1 << 20 }));
+        assert!(
+            bomb.len() < 64 << 10,
+            "10 MiB of spaces compress to a few KB"
+        );
+        assert_eq!(
+            decompress(bomb, 1 << 20),
+            Err(DecodeError::TooLarge { limit: 1 << 20 })
+        );
     }
 
     #[test]
     fn reused_buffers_decode_each_record_alone() {
         let mut buffers = DecodeBuffers::default();
-        let big = format!(r#"{{"messageType":"DATA_MESSAGE","pad":"{}"}}"#, "x".repeat(4096));
+        let big = format!(
+            r#"{{"messageType":"DATA_MESSAGE","pad":"{}"}}"#,
+            "x".repeat(4096)
+        );
         let small = br#"{"messageType":"CONTROL_MESSAGE","logEvents":[]}"#;
         let encode = |bytes: &[u8]| STANDARD.encode(bytes);
-        assert_eq!(buffers.decode(&encode(&gzip(big.as_bytes())), 1 << 20).unwrap(), big.as_bytes());
-        assert_eq!(buffers.decode(&encode(&gzip(small)), 1 << 20).unwrap(), small);
+        assert_eq!(
+            buffers
+                .decode(&encode(&gzip(big.as_bytes())), 1 << 20)
+                .unwrap(),
+            big.as_bytes()
+        );
+        assert_eq!(
+            buffers.decode(&encode(&gzip(small)), 1 << 20).unwrap(),
+            small
+        );
         assert_eq!(buffers.decode(&encode(small), 1 << 20).unwrap(), small);
         assert_eq!(buffers.decode("", 1 << 20), Err(DecodeError::Empty));
-        assert!(matches!(buffers.decode("not*base64!", 1 << 20), Err(DecodeError::NotBase64(_))));
-        assert_eq!(buffers.decode(&encode(&gzip(big.as_bytes())), 1024), Err(DecodeError::TooLarge { limit: 1024 }));
+        assert!(matches!(
+            buffers.decode("not*base64!", 1 << 20),
+            Err(DecodeError::NotBase64(_))
+        ));
+        assert_eq!(
+            buffers.decode(&encode(&gzip(big.as_bytes())), 1024),
+            Err(DecodeError::TooLarge { limit: 1024 })
+        );
     }
 
     #[test]
     fn only_padded_standard_base64_decodes() {
-        for (text, bytes) in [("", &b""[..]), ("eyJ9", b"{\"}"), ("eyI=", b"{\""), ("eyJhIjoxfQ==", b"{\"a\":1}"), ("+/8=", b"\xfb\xff")] {
+        for (text, bytes) in [
+            ("", &b""[..]),
+            ("eyJ9", b"{\"}"),
+            ("eyI=", b"{\""),
+            ("eyJhIjoxfQ==", b"{\"a\":1}"),
+            ("+/8=", b"\xfb\xff"),
+        ] {
             assert_eq!(decode_base64(text).as_deref(), Ok(bytes), "{text}");
         }
-        for text in ["not*base64!", "eyJ", "eyJhIjoxfQ", "eyJhIjoxfQ=", "ey J9", "eyJ9\n", "-_8=", "ab==cd=="] {
-            assert!(matches!(decode_base64(text), Err(DecodeError::NotBase64(_))), "{text}");
+        for text in [
+            "not*base64!",
+            "eyJ",
+            "eyJhIjoxfQ",
+            "eyJhIjoxfQ=",
+            "ey J9",
+            "eyJ9\n",
+            "-_8=",
+            "ab==cd==",
+        ] {
+            assert!(
+                matches!(decode_base64(text), Err(DecodeError::NotBase64(_))),
+                "{text}"
+            );
         }
         assert_eq!(
             decode_base64("not*base64!").unwrap_err().to_string(),
@@ -359,12 +434,18 @@ mod tests {
     fn truncated_gzip_is_corrupt() {
         let whole = gzip(br#"{"messageType":"DATA_MESSAGE","logEvents":[]}"#);
         let cut = whole[..whole.len() - 6].to_vec();
-        assert!(matches!(decompress(cut, 1 << 20), Err(DecodeError::CorruptGzip(_))));
+        assert!(matches!(
+            decompress(cut, 1 << 20),
+            Err(DecodeError::CorruptGzip(_))
+        ));
     }
 
     #[test]
     fn text_that_is_neither_gzip_nor_json_is_rejected() {
-        assert!(matches!(decompress(b"Hello World".to_vec(), 1 << 20), Err(DecodeError::NotGzipOrJson(_))));
+        assert!(matches!(
+            decompress(b"Hello World".to_vec(), 1 << 20),
+            Err(DecodeError::NotGzipOrJson(_))
+        ));
         assert_eq!(decompress(Vec::new(), 1 << 20), Err(DecodeError::Empty));
     }
 
@@ -391,8 +472,18 @@ mod tests {
 
     #[test]
     fn messages_that_are_not_json_or_not_utf8_fail() {
-        for bad in [&b"{\"messageType\":\"DATA_MESSAGE\",\"logEvents\":[]} trailing"[..], b"{\"messageType\":", b"\xff\xfe", b"{\"messageType\":\"DATA_\xffMESSAGE\",\"logEvents\":[]}", b"   "] {
-            assert!(parse_messages(bad, usize::MAX).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        for bad in [
+            &b"{\"messageType\":\"DATA_MESSAGE\",\"logEvents\":[]} trailing"[..],
+            b"{\"messageType\":",
+            b"\xff\xfe",
+            b"{\"messageType\":\"DATA_\xffMESSAGE\",\"logEvents\":[]}",
+            b"   ",
+        ] {
+            assert!(
+                parse_messages(bad, usize::MAX).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
@@ -400,7 +491,10 @@ mod tests {
     fn escaped_messages_are_unescaped() {
         let json = br#"{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s","logEvents":[{"id":"1","timestamp":1,"message":"{\"a\":\"caf\u00e9 \ud83d\ude80 \\u0026\"}"}]}"#;
         let messages = parse_messages(json, usize::MAX).unwrap();
-        assert_eq!(messages[0].log_events[0].message, "{\"a\":\"café 🚀 \\u0026\"}");
+        assert_eq!(
+            messages[0].log_events[0].message,
+            "{\"a\":\"café 🚀 \\u0026\"}"
+        );
     }
 
     #[test]
@@ -417,19 +511,33 @@ mod tests {
     fn log_events_past_the_limit_fail_the_payload_across_messages() {
         let message = br#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","timestamp":1,"message":"{}"},{"id":"2","timestamp":1,"message":"{}"}]}"#;
         assert_eq!(parse_messages(message, 2).unwrap()[0].log_events.len(), 2);
-        assert_eq!(parse_messages(message, 1).unwrap_err(), DecodeError::TooManyEvents { limit: 1 });
+        assert_eq!(
+            parse_messages(message, 1).unwrap_err(),
+            DecodeError::TooManyEvents { limit: 1 }
+        );
         let twice = [message.as_slice(), message.as_slice()].concat();
-        assert_eq!(parse_messages(&twice, 3).unwrap_err(), DecodeError::TooManyEvents { limit: 3 }, "the budget spans messages");
+        assert_eq!(
+            parse_messages(&twice, 3).unwrap_err(),
+            DecodeError::TooManyEvents { limit: 3 },
+            "the budget spans messages"
+        );
         assert_eq!(parse_messages(&twice, 4).unwrap().len(), 2);
     }
 
     #[test]
     fn messages_are_objects_with_each_field_once() {
-        assert!(matches!(parse_messages(br#"["DATA_MESSAGE","o","g","s",[]]"#, 10), Err(DecodeError::NotSubscriptionMessage(_))));
-        let twice = br#"{"messageType":"DATA_MESSAGE","logStream":"a","logStream":"b","logEvents":[]}"#;
+        assert!(matches!(
+            parse_messages(br#"["DATA_MESSAGE","o","g","s",[]]"#, 10),
+            Err(DecodeError::NotSubscriptionMessage(_))
+        ));
+        let twice =
+            br#"{"messageType":"DATA_MESSAGE","logStream":"a","logStream":"b","logEvents":[]}"#;
         let error = parse_messages(twice, 10).unwrap_err().to_string();
         assert!(error.contains("duplicate field `logStream`"), "{error}");
         assert_eq!(parse_messages(b"  \n", 10).unwrap_err(), DecodeError::Empty);
-        assert!(matches!(parse_messages(br#"{"messageType":"CONTROL_MESSAGE","logEvents":[]} x"#, 10), Err(DecodeError::NotSubscriptionMessage(_))));
+        assert!(matches!(
+            parse_messages(br#"{"messageType":"CONTROL_MESSAGE","logEvents":[]} x"#, 10),
+            Err(DecodeError::NotSubscriptionMessage(_))
+        ));
     }
 }

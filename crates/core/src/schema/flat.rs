@@ -33,24 +33,45 @@ pub fn write(
         .field("ObjectRef", &object_ref.and_then(ObjectPath::of))
         .field("ResponseCode", &status.and_then(|s| s.code.0))
         .field("Stage", &event.stage.as_deref())
-        .field("AuthDecision", &annotations.and_then(|a| a.decision.as_deref()))
+        .field(
+            "AuthDecision",
+            &annotations.and_then(|a| a.decision.as_deref()),
+        )
         .raw_field("RawEvent", raw);
     // Extended columns.
     line.field("AuditId", &event.audit_id.as_deref())
         .field("Level", &event.level.as_deref())
         .field("RequestURI", &event.request_uri.as_deref())
         .field("ApiGroup", &object_ref.and_then(|o| o.api_group.as_deref()))
-        .field("ApiVersion", &object_ref.and_then(|o| o.api_version.as_deref()))
-        .field("Namespace", &object_ref.and_then(|o| o.namespace.as_deref()))
+        .field(
+            "ApiVersion",
+            &object_ref.and_then(|o| o.api_version.as_deref()),
+        )
+        .field(
+            "Namespace",
+            &object_ref.and_then(|o| o.namespace.as_deref()),
+        )
         .field("Resource", &object_ref.and_then(|o| o.resource.as_deref()))
-        .field("Subresource", &object_ref.and_then(|o| o.subresource.as_deref()))
+        .field(
+            "Subresource",
+            &object_ref.and_then(|o| o.subresource.as_deref()),
+        )
         .field("Name", &object_ref.and_then(|o| o.name.as_deref()))
         .field("UserGroups", user.map(|u| &*u.groups).unwrap_or_default())
         .field("UserArn", &user_arn(event))
-        .field("ImpersonatedUser", &event.impersonated_user.as_ref().and_then(|u| u.username.as_deref()))
+        .field(
+            "ImpersonatedUser",
+            &event
+                .impersonated_user
+                .as_ref()
+                .and_then(|u| u.username.as_deref()),
+        )
         .field("AuthReason", &annotations.and_then(|a| a.reason.as_deref()))
         .field("ResponseReason", &status.and_then(|s| s.reason.as_deref()))
-        .field("RequestReceivedTimestamp", &event.request_received_timestamp.as_deref())
+        .field(
+            "RequestReceivedTimestamp",
+            &event.request_received_timestamp.as_deref(),
+        )
         .field("StageTimestamp", &event.stage_timestamp.as_deref())
         .field("LogGroup", &context.log_group)
         .field("LogStream", &context.log_stream)
@@ -61,8 +82,17 @@ pub fn write(
 /// Non-empty parts of namespace/resource/name/subresource joined by `/`, e.g.
 /// `default/pods/nginx/exec`; `None` when all are empty.
 pub fn object_path(object_ref: &ObjectReference<'_>) -> Option<String> {
-    let parts = [&object_ref.namespace, &object_ref.resource, &object_ref.name, &object_ref.subresource];
-    let path = parts.iter().filter_map(|p| p.non_empty()).collect::<Vec<_>>().join("/");
+    let parts = [
+        &object_ref.namespace,
+        &object_ref.resource,
+        &object_ref.name,
+        &object_ref.subresource,
+    ];
+    let path = parts
+        .iter()
+        .filter_map(|p| p.non_empty())
+        .collect::<Vec<_>>()
+        .join("/");
     (!path.is_empty()).then_some(path)
 }
 
@@ -71,9 +101,17 @@ struct ObjectPath<'e>([Option<&'e str>; 4]);
 
 impl<'e> ObjectPath<'e> {
     fn of(object_ref: &'e ObjectReference<'_>) -> Option<ObjectPath<'e>> {
-        let parts = [&object_ref.namespace, &object_ref.resource, &object_ref.name, &object_ref.subresource];
+        let parts = [
+            &object_ref.namespace,
+            &object_ref.resource,
+            &object_ref.name,
+            &object_ref.subresource,
+        ];
         let parts = parts.map(|p| p.non_empty());
-        parts.iter().any(Option::is_some).then_some(ObjectPath(parts))
+        parts
+            .iter()
+            .any(Option::is_some)
+            .then_some(ObjectPath(parts))
     }
 }
 
@@ -115,7 +153,11 @@ mod tests {
             let event = AuditEvent::parse(json).unwrap();
             let object_ref = event.object_ref().unwrap();
             let written = ObjectPath::of(object_ref).map(|p| serde_json::to_string(&p).unwrap());
-            assert_eq!(written, object_path(object_ref).map(|p| serde_json::to_string(&p).unwrap()), "{json}");
+            assert_eq!(
+                written,
+                object_path(object_ref).map(|p| serde_json::to_string(&p).unwrap()),
+                "{json}"
+            );
         }
     }
 }

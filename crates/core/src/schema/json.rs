@@ -57,7 +57,10 @@ impl<'o> ObjectWriter<'o> {
     pub fn array(&mut self, key: &str) -> ArrayWriter<'_> {
         self.key(key);
         self.out.push(b'[');
-        ArrayWriter { out: self.out, empty: true }
+        ArrayWriter {
+            out: self.out,
+            empty: true,
+        }
     }
 
     pub fn end(&mut self) {
@@ -131,14 +134,19 @@ mod tests {
         let line = String::from_utf8(out).unwrap();
         assert!(!line.contains('\n'));
         let value: serde_json::Value = serde_json::from_str(&line).unwrap();
-        assert_eq!(value["Raw"], serde_json::from_str::<serde_json::Value>(raw).unwrap());
+        assert_eq!(
+            value["Raw"],
+            serde_json::from_str::<serde_json::Value>(raw).unwrap()
+        );
     }
 
     #[test]
     fn opt_field_omits_none_and_arrays_hold_objects() {
         let mut out = Vec::new();
         let mut object = ObjectWriter::start(&mut out);
-        object.opt_field("A", None::<&str>).opt_field("B", Some("x"));
+        object
+            .opt_field("A", None::<&str>)
+            .opt_field("B", Some("x"));
         let mut list = object.array("L");
         list.object().field("n", &1).end();
         list.object().end();
@@ -152,7 +160,10 @@ mod tests {
     fn fields_keep_their_order_and_none_is_null() {
         let mut out = Vec::new();
         let mut object = ObjectWriter::start(&mut out);
-        object.field("B", "x").field("A", &None::<&str>).field("C", &[1, 2]);
+        object
+            .field("B", "x")
+            .field("A", &None::<&str>)
+            .field("C", &[1, 2]);
         object.end();
         assert_eq!(out, br#"{"B":"x","A":null,"C":[1,2]}"#);
     }

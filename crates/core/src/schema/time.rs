@@ -9,28 +9,34 @@ use crate::audit::AuditEvent;
 /// `requestReceivedTimestamp`, else `stageTimestamp`, else the legacy v1alpha1 `timestamp`,
 /// else the CloudWatch event timestamp (contract §4); `None` when none of them is a valid time.
 pub fn event_time(event: &AuditEvent<'_>, cloudwatch_ms: Option<i64>) -> Option<OffsetDateTime> {
-    [&event.request_received_timestamp, &event.stage_timestamp, &event.timestamp]
-        .into_iter()
-        .filter_map(|t| t.as_deref())
-        .find_map(|t| OffsetDateTime::parse(t, &Rfc3339).ok().and_then(in_utc))
-        .or_else(|| cloudwatch_ms.and_then(from_epoch_millis))
+    [
+        &event.request_received_timestamp,
+        &event.stage_timestamp,
+        &event.timestamp,
+    ]
+    .into_iter()
+    .filter_map(|t| t.as_deref())
+    .find_map(|t| OffsetDateTime::parse(t, &Rfc3339).ok().and_then(in_utc))
+    .or_else(|| cloudwatch_ms.and_then(from_epoch_millis))
 }
 
 /// The time in UTC, if it is one RFC 3339 can write there: `9999-12-31T23:00:00-02:00` is a
 /// valid timestamp whose UTC year, 10000, is not (and `time` panics converting it).
 fn in_utc(time: OffsetDateTime) -> Option<OffsetDateTime> {
-    time.checked_to_offset(UtcOffset::UTC).filter(|t| (0..=9999).contains(&t.year()))
+    time.checked_to_offset(UtcOffset::UTC)
+        .filter(|t| (0..=9999).contains(&t.year()))
 }
 
 pub fn from_epoch_millis(ms: i64) -> Option<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok().and_then(in_utc)
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(in_utc)
 }
 
 /// RFC 3339 in UTC with microseconds, the precision of Kubernetes audit timestamps.
 pub fn rfc3339_utc(time: OffsetDateTime) -> String {
-    let format = format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
-    );
+    let format =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
     time.to_offset(UtcOffset::UTC)
         .format(format)
         .expect("a UTC time between years 0 and 9999 always formats")
@@ -38,7 +44,9 @@ pub fn rfc3339_utc(time: OffsetDateTime) -> String {
 
 /// An audit timestamp (RFC 3339, any offset) in UTC; `None` when absent or not a valid time.
 pub fn parse_utc(text: Option<&str>) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(text?, &Rfc3339).ok().map(|t| t.to_offset(UtcOffset::UTC))
+    OffsetDateTime::parse(text?, &Rfc3339)
+        .ok()
+        .map(|t| t.to_offset(UtcOffset::UTC))
 }
 
 /// Whole milliseconds since the Unix epoch (rounded down), as OCSF timestamps are.
@@ -59,9 +67,15 @@ mod tests {
         let both = parse(
             r#"{"requestReceivedTimestamp":"2023-07-31T01:58:11.743936Z","stageTimestamp":"2023-07-31T01:58:11.751914Z"}"#,
         );
-        assert_eq!(rfc3339_utc(event_time(&both, Some(0)).unwrap()), "2023-07-31T01:58:11.743936Z");
+        assert_eq!(
+            rfc3339_utc(event_time(&both, Some(0)).unwrap()),
+            "2023-07-31T01:58:11.743936Z"
+        );
         let stage_only = parse(r#"{"stageTimestamp":"2023-07-31T01:58:11.751914Z"}"#);
-        assert_eq!(rfc3339_utc(event_time(&stage_only, None).unwrap()), "2023-07-31T01:58:11.751914Z");
+        assert_eq!(
+            rfc3339_utc(event_time(&stage_only, None).unwrap()),
+            "2023-07-31T01:58:11.751914Z"
+        );
         let neither = parse(r#"{"requestReceivedTimestamp":"yesterday"}"#);
         // 1690768691743 ms is 2023-07-31T01:58:11.743Z.
         assert_eq!(
@@ -84,7 +98,10 @@ mod tests {
     #[test]
     fn offsets_are_converted_to_utc() {
         let event = parse(r#"{"requestReceivedTimestamp":"2024-03-01T01:30:00+02:00"}"#);
-        assert_eq!(rfc3339_utc(event_time(&event, None).unwrap()), "2024-02-29T23:30:00.000000Z");
+        assert_eq!(
+            rfc3339_utc(event_time(&event, None).unwrap()),
+            "2024-02-29T23:30:00.000000Z"
+        );
     }
 
     #[test]
@@ -93,8 +110,15 @@ mod tests {
         let event = parse(
             r#"{"requestReceivedTimestamp":"9999-12-31T23:00:00-02:00","stageTimestamp":"0000-01-01T00:00:00+01:00"}"#,
         );
-        assert_eq!(rfc3339_utc(event_time(&event, Some(0)).unwrap()), "1970-01-01T00:00:00.000000Z");
-        assert_eq!(from_epoch_millis(-62_167_219_200_001), None, "a millisecond before year 0");
+        assert_eq!(
+            rfc3339_utc(event_time(&event, Some(0)).unwrap()),
+            "1970-01-01T00:00:00.000000Z"
+        );
+        assert_eq!(
+            from_epoch_millis(-62_167_219_200_001),
+            None,
+            "a millisecond before year 0"
+        );
         assert_eq!(from_epoch_millis(i64::MAX), None);
     }
 }

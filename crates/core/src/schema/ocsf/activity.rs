@@ -137,7 +137,11 @@ mod tests {
             let activity = Activity::from_verb(verb);
             assert_eq!((activity.id(), activity.name()), (id, name), "verb {verb}");
             assert_eq!(activity.type_uid(), 600_300 + id, "verb {verb}");
-            assert_eq!(activity.type_name(), format!("API Activity: {name}"), "verb {verb}");
+            assert_eq!(
+                activity.type_name(),
+                format!("API Activity: {name}"),
+                "verb {verb}"
+            );
         }
     }
 
@@ -159,6 +163,13 @@ mod tests {
         for (code, status) in table {
             assert_eq!(Status::from_code(code), status, "code {code:?}");
         }
-        assert_eq!((Status::Unknown.id(), Status::Success.id(), Status::Failure.id()), (0, 1, 2));
+        assert_eq!(
+            (
+                Status::Unknown.id(),
+                Status::Success.id(),
+                Status::Failure.id()
+            ),
+            (0, 1, 2)
+        );
     }
 }

@@ -27,7 +27,11 @@ fn long(name: &str) -> Field {
 /// precision of Kubernetes audit times. The zone is written as the offset `+00:00`, which
 /// Arrow resolves without a time-zone database; Parquet stores it as adjusted to UTC.
 fn datetime(name: &str) -> Field {
-    Field::new(name, DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())), true)
+    Field::new(
+        name,
+        DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
+        true,
+    )
 }
 
 fn object(name: &str, fields: Vec<Field>) -> Field {
@@ -35,7 +39,11 @@ fn object(name: &str, fields: Vec<Field>) -> Field {
 }
 
 fn list(name: &str, item: DataType) -> Field {
-    Field::new(name, DataType::List(Arc::new(Field::new("element", item, true))), true)
+    Field::new(
+        name,
+        DataType::List(Arc::new(Field::new("element", item, true))),
+        true,
+    )
 }
 
 fn list_of(name: &str, fields: Vec<Field>) -> Field {
@@ -53,7 +61,15 @@ pub fn schema() -> SchemaRef {
         vec![
             text("version"),
             list("profiles", DataType::Utf8),
-            object("product", vec![text("name"), text("vendor_name"), named("feature"), text("version")]),
+            object(
+                "product",
+                vec![
+                    text("name"),
+                    text("vendor_name"),
+                    named("feature"),
+                    text("version"),
+                ],
+            ),
             text("uid"),
             text("log_level"),
             text("log_name"),
@@ -62,15 +78,31 @@ pub fn schema() -> SchemaRef {
             datetime("logged_time_dt"),
         ],
     );
-    let cloud = object("cloud", vec![text("provider"), text("region"), object("account", vec![text("uid")])]);
+    let cloud = object(
+        "cloud",
+        vec![
+            text("provider"),
+            text("region"),
+            object("account", vec![text("uid")]),
+        ],
+    );
     let actor = object(
         "actor",
         vec![
             object(
                 "user",
-                vec![text("name"), text("uid"), text("uid_alt"), int("type_id"), list_of("groups", vec![text("name")])],
+                vec![
+                    text("name"),
+                    text("uid"),
+                    text("uid_alt"),
+                    int("type_id"),
+                    list_of("groups", vec![text("name")]),
+                ],
             ),
-            object("session", vec![text("credential_uid"), text("issuer"), text("uid")]),
+            object(
+                "session",
+                vec![text("credential_uid"), text("issuer"), text("uid")],
+            ),
             list_of("authorizations", vec![text("decision"), named("policy")]),
         ],
     );
@@ -83,17 +115,37 @@ pub fn schema() -> SchemaRef {
             object("request", vec![text("uid"), text("data")]),
             object(
                 "response",
-                vec![int("code"), text("error"), text("error_message"), text("message"), text("data")],
+                vec![
+                    int("code"),
+                    text("error"),
+                    text("error_message"),
+                    text("message"),
+                    text("data"),
+                ],
             ),
         ],
     );
     let http_request = object(
         "http_request",
-        vec![object("url", vec![text("path"), text("query_string")]), text("user_agent")],
+        vec![
+            object("url", vec![text("path"), text("query_string")]),
+            text("user_agent"),
+        ],
     );
-    let src_endpoint = object("src_endpoint", vec![text("ip"), list("intermediate_ips", DataType::Utf8)]);
-    let resources =
-        list_of("resources", vec![text("name"), text("uid"), text("type"), text("namespace"), text("version")]);
+    let src_endpoint = object(
+        "src_endpoint",
+        vec![text("ip"), list("intermediate_ips", DataType::Utf8)],
+    );
+    let resources = list_of(
+        "resources",
+        vec![
+            text("name"),
+            text("uid"),
+            text("type"),
+            text("namespace"),
+            text("version"),
+        ],
+    );
     let unmapped = Field::new_map(
         "unmapped",
         "key_value",

@@ -70,16 +70,28 @@ struct Required<'e> {
 }
 
 impl<'e> Required<'e> {
-    fn of(event: &'e AuditEvent<'e>, context: &EventContext<'_>) -> Result<Required<'e>, Unmappable> {
+    fn of(
+        event: &'e AuditEvent<'e>,
+        context: &EventContext<'_>,
+    ) -> Result<Required<'e>, Unmappable> {
         let operation = event.verb.non_empty().filter(|v| fits(v));
         let named = |text: &Text<'_>| text.non_empty().is_some_and(fits);
         let user = event.user().filter(|u| named(&u.username) || named(&u.uid));
-        let src_ip = event.source_ips.first().map(|ip| &**ip).filter(|ip| is_ip(ip));
-        let time = ocsf_time(event, context.cloudwatch_timestamp).and_then(|t| Some((t, epoch_millis(t)?)));
+        let src_ip = event
+            .source_ips
+            .first()
+            .map(|ip| &**ip)
+            .filter(|ip| is_ip(ip));
+        let time = ocsf_time(event, context.cloudwatch_timestamp)
+            .and_then(|t| Some((t, epoch_millis(t)?)));
         match (operation, user, src_ip, time) {
-            (Some(operation), Some(user), Some(src_ip), Some((time, time_ms))) => {
-                Ok(Required { operation, user, src_ip, time, time_ms })
-            }
+            (Some(operation), Some(user), Some(src_ip), Some((time, time_ms))) => Ok(Required {
+                operation,
+                user,
+                src_ip,
+                time,
+                time_ms,
+            }),
             _ => {
                 let mut missing = Vec::new();
                 if operation.is_none() {
@@ -104,10 +116,14 @@ impl<'e> Required<'e> {
 /// has it; else when the request was received; else the legacy `timestamp`; else the
 /// CloudWatch Logs ingestion time.
 pub fn ocsf_time(event: &AuditEvent<'_>, cloudwatch_ms: Option<i64>) -> Option<OffsetDateTime> {
-    [&event.stage_timestamp, &event.request_received_timestamp, &event.timestamp]
-        .into_iter()
-        .find_map(|t| parse_utc(t.as_deref()))
-        .or_else(|| cloudwatch_ms.and_then(from_epoch_millis))
+    [
+        &event.stage_timestamp,
+        &event.request_received_timestamp,
+        &event.timestamp,
+    ]
+    .into_iter()
+    .find_map(|t| parse_utc(t.as_deref()))
+    .or_else(|| cloudwatch_ms.and_then(from_epoch_millis))
 }
 
 /// Whether `text` is an IP address the OCSF `ip_t` type accepts.
@@ -153,7 +169,12 @@ pub fn write(
     let status_code = event.response_status.as_ref().and_then(|s| s.code.0);
     let status = Status::from_code(status_code);
     let start = parse_utc(event.request_received_timestamp.as_deref());
-    let mut writer = Writer { event, context, bodies: Bodies::of(raw), spilled: Vec::new() };
+    let mut writer = Writer {
+        event,
+        context,
+        bodies: Bodies::of(raw),
+        spilled: Vec::new(),
+    };
 
     let mut line = ObjectWriter::start(out);
     line.field("class_uid", &activity::CLASS_UID)
@@ -203,7 +224,8 @@ impl<'e> Writer<'e> {
         if fits(value) {
             return Some(value);
         }
-        self.spilled.push((Cow::Borrowed(attribute), Cow::Borrowed(value)));
+        self.spilled
+            .push((Cow::Borrowed(attribute), Cow::Borrowed(value)));
         None
     }
 
@@ -212,17 +234,36 @@ impl<'e> Writer<'e> {
         let logged = context.cloudwatch_timestamp.and_then(from_epoch_millis);
         let log_group = self.fit("metadata.log_name", context.log_group);
         let mut metadata = line.object("metadata");
-        metadata.field("version", OCSF_VERSION).field("profiles", &PROFILES);
+        metadata
+            .field("version", OCSF_VERSION)
+            .field("profiles", &PROFILES);
         let mut product = metadata.object("product");
-        product.field("name", PRODUCT_NAME).field("vendor_name", VENDOR_NAME);
-        product.object("feature").field("name", PRODUCT_FEATURE).end();
-        product.opt_field("version", self.fit("metadata.product.version", event.api_version.non_empty()));
+        product
+            .field("name", PRODUCT_NAME)
+            .field("vendor_name", VENDOR_NAME);
+        product
+            .object("feature")
+            .field("name", PRODUCT_FEATURE)
+            .end();
+        product.opt_field(
+            "version",
+            self.fit("metadata.product.version", event.api_version.non_empty()),
+        );
         product.end();
         metadata
             .opt_field("uid", self.fit("metadata.uid", event.audit_id.non_empty()))
-            .opt_field("log_level", self.fit("metadata.log_level", event.level.non_empty()))
+            .opt_field(
+                "log_level",
+                self.fit("metadata.log_level", event.level.non_empty()),
+            )
             .opt_field("log_name", log_group)
-            .opt_field("log_provider", context.log_group.filter(|g| !g.is_empty()).map(|_| LOG_PROVIDER))
+            .opt_field(
+                "log_provider",
+                context
+                    .log_group
+                    .filter(|g| !g.is_empty())
+                    .map(|_| LOG_PROVIDER),
+            )
             .opt_field("logged_time", context.cloudwatch_timestamp.as_ref())
             .opt_field("logged_time_dt", logged.map(rfc3339_utc).as_ref());
         metadata.end();
@@ -232,7 +273,9 @@ impl<'e> Writer<'e> {
         let region = self.fit("cloud.region", self.context.region);
         let account = self.fit("cloud.account.uid", self.context.account);
         let mut cloud = line.object("cloud");
-        cloud.field("provider", CLOUD_PROVIDER).opt_field("region", region);
+        cloud
+            .field("provider", CLOUD_PROVIDER)
+            .opt_field("region", region);
         if let Some(account) = account {
             cloud.object("account").field("uid", account).end();
         }
@@ -246,12 +289,21 @@ impl<'e> Writer<'e> {
         {
             let mut ocsf_user = actor.object("user");
             ocsf_user
-                .opt_field("name", self.fit("actor.user.name", user.username.non_empty()))
+                .opt_field(
+                    "name",
+                    self.fit("actor.user.name", user.username.non_empty()),
+                )
                 .opt_field("uid", self.fit("actor.user.uid", user.uid.non_empty()))
-                .opt_field("uid_alt", self.fit("actor.user.uid_alt", first(extra.map(|e| &*e.principal_id))))
+                .opt_field(
+                    "uid_alt",
+                    self.fit("actor.user.uid_alt", first(extra.map(|e| &*e.principal_id))),
+                )
                 .field("type_id", &USER_TYPE_UNKNOWN);
-            let groups: Vec<&str> =
-                user.groups.iter().filter_map(|g| self.fit("actor.user.groups[].name", Some(&**g))).collect();
+            let groups: Vec<&str> = user
+                .groups
+                .iter()
+                .filter_map(|g| self.fit("actor.user.groups[].name", Some(&**g)))
+                .collect();
             if !groups.is_empty() {
                 let mut list = ocsf_user.array("groups");
                 for group in groups {
@@ -262,9 +314,24 @@ impl<'e> Writer<'e> {
             ocsf_user.end();
         }
         let session = [
-            ("credential_uid", self.fit("actor.session.credential_uid", first(extra.map(|e| &*e.access_key_id)))),
-            ("issuer", self.fit("actor.session.issuer", first(extra.map(|e| &*e.canonical_arn)))),
-            ("uid", self.fit("actor.session.uid", first(extra.map(|e| &*e.session_name)))),
+            (
+                "credential_uid",
+                self.fit(
+                    "actor.session.credential_uid",
+                    first(extra.map(|e| &*e.access_key_id)),
+                ),
+            ),
+            (
+                "issuer",
+                self.fit(
+                    "actor.session.issuer",
+                    first(extra.map(|e| &*e.canonical_arn)),
+                ),
+            ),
+            (
+                "uid",
+                self.fit("actor.session.uid", first(extra.map(|e| &*e.session_name))),
+            ),
         ];
         if session.iter().any(|(_, value)| value.is_some()) {
             let mut ocsf_session = actor.object("session");
@@ -274,9 +341,15 @@ impl<'e> Writer<'e> {
             ocsf_session.end();
         }
         let annotations = event.annotations();
-        let decision = self.fit("actor.authorizations[].decision", annotations.and_then(|a| a.decision.non_empty()));
+        let decision = self.fit(
+            "actor.authorizations[].decision",
+            annotations.and_then(|a| a.decision.non_empty()),
+        );
         if let Some(decision) = decision {
-            let reason = self.fit("actor.authorizations[].policy.name", annotations.and_then(|a| a.reason.non_empty()));
+            let reason = self.fit(
+                "actor.authorizations[].policy.name",
+                annotations.and_then(|a| a.reason.non_empty()),
+            );
             let mut list = actor.array("authorizations");
             let mut authorization = list.object();
             authorization.field("decision", decision);
@@ -293,19 +366,44 @@ impl<'e> Writer<'e> {
         let event = self.event;
         let object_ref = event.object_ref();
         let status = event.response_status.as_ref();
-        let version = self.fit("api.version", object_ref.and_then(|o| o.api_version.non_empty()));
-        let group = self.fit("api.group.name", object_ref.and_then(|o| o.api_group.non_empty()));
+        let version = self.fit(
+            "api.version",
+            object_ref.and_then(|o| o.api_version.non_empty()),
+        );
+        let group = self.fit(
+            "api.group.name",
+            object_ref.and_then(|o| o.api_group.non_empty()),
+        );
         let audit_id = self.fit("api.request.uid", event.audit_id.non_empty());
         let response = [
-            ("error", self.fit("api.response.error", status.and_then(|s| s.reason.non_empty()))),
-            ("error_message", self.fit("api.response.error_message", status.and_then(|s| s.status.non_empty()))),
-            ("message", self.fit("api.response.message", status.and_then(|s| s.message.non_empty()))),
+            (
+                "error",
+                self.fit(
+                    "api.response.error",
+                    status.and_then(|s| s.reason.non_empty()),
+                ),
+            ),
+            (
+                "error_message",
+                self.fit(
+                    "api.response.error_message",
+                    status.and_then(|s| s.status.non_empty()),
+                ),
+            ),
+            (
+                "message",
+                self.fit(
+                    "api.response.message",
+                    status.and_then(|s| s.message.non_empty()),
+                ),
+            ),
             // json_t: no length limit.
             ("data", self.bodies.response_object.map(RawValue::get)),
         ];
         let code = status.and_then(|s| s.code.0);
         let mut api = line.object("api");
-        api.field("operation", operation).opt_field("version", version);
+        api.field("operation", operation)
+            .opt_field("version", version);
         if let Some(group) = group {
             api.object("group").field("name", group).end();
         }
@@ -313,7 +411,9 @@ impl<'e> Writer<'e> {
         // its body) cannot be written.
         if let Some(audit_id) = audit_id {
             let mut request = api.object("request");
-            request.field("uid", audit_id).opt_field("data", self.bodies.request_object.map(RawValue::get));
+            request
+                .field("uid", audit_id)
+                .opt_field("data", self.bodies.request_object.map(RawValue::get));
             request.end();
         }
         if code.is_some() || response.iter().any(|(_, value)| value.is_some()) {
@@ -356,8 +456,14 @@ impl<'e> Writer<'e> {
     fn src_endpoint(&mut self, line: &mut ObjectWriter<'_>, src_ip: &str) {
         let mut endpoint = line.object("src_endpoint");
         endpoint.field("ip", src_ip);
-        let intermediate: Vec<&str> =
-            self.event.source_ips.iter().skip(1).map(|ip| &**ip).filter(|ip| is_ip(ip)).collect();
+        let intermediate: Vec<&str> = self
+            .event
+            .source_ips
+            .iter()
+            .skip(1)
+            .map(|ip| &**ip)
+            .filter(|ip| is_ip(ip))
+            .collect();
         if !intermediate.is_empty() {
             endpoint.field("intermediate_ips", &intermediate);
         }
@@ -369,7 +475,9 @@ impl<'e> Writer<'e> {
     /// before the name is known) names none, so the collection is named by its resource, e.g.
     /// `pods`.
     fn resources(&mut self, line: &mut ObjectWriter<'_>) {
-        let Some(object_ref) = self.event.object_ref() else { return };
+        let Some(object_ref) = self.event.object_ref() else {
+            return;
+        };
         let resource = object_ref.resource.non_empty();
         let name = self.fit("resources[].name", object_ref.name.non_empty().or(resource));
         let uid = self.fit("resources[].uid", object_ref.uid.non_empty());
@@ -380,13 +488,17 @@ impl<'e> Writer<'e> {
         };
         let kind = match kind {
             Some(kind) if !fits(&kind) => {
-                self.spilled.push((Cow::Borrowed("resources[].type"), Cow::Owned(kind)));
+                self.spilled
+                    .push((Cow::Borrowed("resources[].type"), Cow::Owned(kind)));
                 None
             }
             kind => kind,
         };
         let namespace = self.fit("resources[].namespace", object_ref.namespace.non_empty());
-        let version = self.fit("resources[].version", object_ref.resource_version.non_empty());
+        let version = self.fit(
+            "resources[].version",
+            object_ref.resource_version.non_empty(),
+        );
         if name.is_none() && uid.is_none() {
             return;
         }
@@ -409,13 +521,24 @@ impl<'e> Writer<'e> {
         let mut entries = std::mem::take(&mut self.spilled);
         if let Some(annotations) = event.annotations() {
             for (key, value) in &annotations.entries {
-                entries.push((Cow::Owned(format!("annotations.{key}")), Cow::Borrowed(&**value)));
+                entries.push((
+                    Cow::Owned(format!("annotations.{key}")),
+                    Cow::Borrowed(&**value),
+                ));
             }
         }
         if let Some(impersonated) = event.impersonated_user.as_ref() {
-            push_text(&mut entries, "impersonatedUser.username", &impersonated.username);
+            push_text(
+                &mut entries,
+                "impersonatedUser.username",
+                &impersonated.username,
+            );
             push_text(&mut entries, "impersonatedUser.uid", &impersonated.uid);
-            push_list(&mut entries, "impersonatedUser.groups[]", &impersonated.groups);
+            push_list(
+                &mut entries,
+                "impersonatedUser.groups[]",
+                &impersonated.groups,
+            );
         }
         if let Some(extra) = event.user().and_then(|u| u.extra.as_ref()) {
             push_list(&mut entries, "user.extra.arn[]", &extra.arn);
@@ -493,6 +616,9 @@ mod tests {
         let mut out = Vec::new();
         write(&event, "not JSON", &EventContext::default(), &mut out).expect("representable");
         let line = String::from_utf8(out).expect("UTF-8");
-        assert!(!line.contains("hunter2") && !line.contains("\"data\""), "{line}");
+        assert!(
+            !line.contains("hunter2") && !line.contains("\"data\""),
+            "{line}"
+        );
     }
 }
