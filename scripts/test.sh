@@ -1,11 +1,21 @@
 #!/usr/bin/env bash
 # The project's one test command (README, .ci/run): installs the tools the tests need into
-# .venv/, then runs every test stage on one shared debug build.
+# .venv/, checks formatting and lints, then runs every test stage on one shared debug build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup-tools.sh
 export PATH="$PWD/.venv/bin:$PATH"
+
+echo "== cargo fmt --check (workspace and the fuzz crate)"
+cargo fmt --all --check
+(cd fuzz && cargo fmt --check)
+
+# Clippy type-checks the dependencies in its own (metadata-only) mode, which cargo cannot share
+# with the test build. With the security-lake feature on, one run covers every target and the
+# Parquet code too.
+echo "== cargo clippy --workspace --all-targets --features security-lake -- -D warnings"
+cargo clippy --locked --workspace --all-targets --features security-lake -- -D warnings
 
 echo "== cargo test (unit, integration, emulator, CLI; benches compiled in test mode)"
 cargo test --locked --workspace --all-targets
