@@ -67,13 +67,65 @@ pub struct SubscriptionMessage<'a> {
 }
 
 /// One CloudWatch log event; `message` is the audit event's JSON text.
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 pub struct LogEvent<'a> {
-    #[serde(borrow)]
     pub id: EventId<'a>,
     pub timestamp: i64,
-    #[serde(borrow)]
     pub message: Cow<'a, str>,
+}
+
+/// By hand rather than derived: a derived impl skips unknown fields with `IgnoredAny`, which
+/// sonic-rs skips by recursing once per level of nesting, without a limit. [`Skipped`] goes
+/// through the parsers' depth-limited path instead.
+impl<'de: 'a, 'a> Deserialize<'de> for LogEvent<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(field_identifier, rename_all = "lowercase")]
+        enum Field {
+            Id,
+            Timestamp,
+            Message,
+            #[serde(other)]
+            Other,
+        }
+        struct EventVisitor;
+        impl<'de> serde::de::Visitor<'de> for EventVisitor {
+            type Value = LogEvent<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a CloudWatch Logs log event")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                use serde::de::Error;
+                let (mut id, mut timestamp, mut message) = (None, None, None);
+                while let Some(field) = map.next_key()? {
+                    match field {
+                        Field::Id if id.is_some() => return Err(A::Error::duplicate_field("id")),
+                        Field::Id => id = Some(map.next_value::<EventId<'de>>()?),
+                        Field::Timestamp if timestamp.is_some() => {
+                            return Err(A::Error::duplicate_field("timestamp"));
+                        }
+                        Field::Timestamp => timestamp = Some(map.next_value::<i64>()?),
+                        Field::Message if message.is_some() => {
+                            return Err(A::Error::duplicate_field("message"));
+                        }
+                        Field::Message => message = Some(map.next_value::<Cow<'de, str>>()?),
+                        Field::Other => {
+                            map.next_value::<Skipped>()?;
+                        }
+                    }
+                }
+                Ok(LogEvent {
+                    id: id.ok_or_else(|| A::Error::missing_field("id"))?,
+                    timestamp: timestamp.ok_or_else(|| A::Error::missing_field("timestamp"))?,
+                    message: message.ok_or_else(|| A::Error::missing_field("message"))?,
+                })
+            }
+        }
+        deserializer.deserialize_struct("LogEvent", &["id", "timestamp", "message"], EventVisitor)
+    }
 }
 
 /// CloudWatch sends event ids as strings of digits; some emulators send JSON integers.
@@ -203,5 +255,91 @@ mod tests {
                 record(data)
             );
         }
+    }
+}
+
+/// A value read and thrown away, nested at most [`Skipped::MAX_DEPTH`] levels, instead of with
+/// `IgnoredAny`. sonic-rs skips an ignored value by recursing once per level with no limit,
+/// and its own limit for other values (255 levels) still takes megabytes of stack in a debug
+/// build. No field of a real subscription message nests more than two levels.
+pub(crate) struct Skipped;
+
+impl Skipped {
+    /// The deepest nesting accepted in a field the forwarder does not read.
+    pub(crate) const MAX_DEPTH: usize = 16;
+}
+
+impl<'de> Deserialize<'de> for Skipped {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        serde::de::DeserializeSeed::deserialize(SkipSeed { depth: 0 }, deserializer)
+    }
+}
+
+/// Skips one value `depth` levels below the field.
+struct SkipSeed {
+    depth: usize,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for SkipSeed {
+    type Value = Skipped;
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Skipped, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl SkipSeed {
+    fn deeper<E: serde::de::Error>(&self) -> Result<SkipSeed, E> {
+        if self.depth >= Skipped::MAX_DEPTH {
+            return Err(E::custom(format_args!(
+                "a field the forwarder does not read nests more than {} levels",
+                Skipped::MAX_DEPTH
+            )));
+        }
+        Ok(SkipSeed {
+            depth: self.depth + 1,
+        })
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for SkipSeed {
+    type Value = Skipped;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+    fn visit_unit<E>(self) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Skipped, A::Error> {
+        let inner = self.deeper()?;
+        while seq
+            .next_element_seed(SkipSeed { depth: inner.depth })?
+            .is_some()
+        {}
+        Ok(Skipped)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Skipped, A::Error> {
+        let inner = self.deeper()?;
+        while map.next_key::<serde::de::IgnoredAny>()?.is_some() {
+            map.next_value_seed(SkipSeed { depth: inner.depth })?;
+        }
+        Ok(Skipped)
     }
 }

@@ -7,9 +7,9 @@ use std::io::Read;
 
 use flate2::read::MultiGzDecoder;
 use serde::Deserialize;
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
-use super::models::{LogEvent, SubscriptionMessage};
+use super::models::{LogEvent, Skipped, SubscriptionMessage};
 
 /// Why a record's data could not be read as subscription messages. The record is returned to
 /// Firehose as `ProcessingFailed` with its original data, or fails a direct invocation.
@@ -256,7 +256,7 @@ impl<'de> Visitor<'de> for MessageSeed<'_> {
                     "logEvents",
                 )?,
                 Field::Other => {
-                    map.next_value::<IgnoredAny>()?;
+                    map.next_value::<Skipped>()?;
                 }
             }
         }
@@ -539,5 +539,50 @@ mod tests {
             parse_messages(br#"{"messageType":"CONTROL_MESSAGE","logEvents":[]} x"#, 10),
             Err(DecodeError::NotSubscriptionMessage(_))
         ));
+    }
+
+    /// A message whose unknown field (or a log event's) nests `depth` arrays.
+    fn deeply_nested(field_in_event: bool, depth: usize) -> Vec<u8> {
+        let nested = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        let (message_field, event_field) = if field_in_event {
+            (String::new(), format!(r#","extra":{nested}"#))
+        } else {
+            (format!(r#""subscriptionFilters":{nested},"#), String::new())
+        };
+        format!(
+            r#"{{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s",{message_field}"logEvents":[{{"id":"1","timestamp":1,"message":"{{}}"{event_field}}}]}}"#
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn nesting_beyond_any_real_message_is_refused_without_recursing() {
+        // On a quarter of a tokio worker's stack: recursing once per level would overflow it.
+        std::thread::Builder::new()
+            .stack_size(512 * 1024)
+            .spawn(|| {
+                for field_in_event in [false, true] {
+                    let message = deeply_nested(field_in_event, 100_000);
+                    let error = parse_messages(&message, 10).unwrap_err();
+                    assert!(
+                        matches!(error, DecodeError::NotSubscriptionMessage(_)),
+                        "{error}"
+                    );
+                    let twice = [message.as_slice(), message.as_slice()].concat();
+                    assert!(parse_messages(&twice, 10).is_err());
+                }
+                // Nesting real messages never reach is read as before.
+                assert_eq!(
+                    parse_messages(&deeply_nested(false, 3), 10).unwrap().len(),
+                    1
+                );
+                assert_eq!(
+                    parse_messages(&deeply_nested(true, 3), 10).unwrap().len(),
+                    1
+                );
+            })
+            .unwrap()
+            .join()
+            .expect("no stack overflow");
     }
 }
