@@ -42,11 +42,17 @@ pub fn rfc3339_utc(time: OffsetDateTime) -> String {
         .expect("a UTC time between years 0 and 9999 always formats")
 }
 
-/// An audit timestamp (RFC 3339, any offset) in UTC; `None` when absent or not a valid time.
+/// An audit timestamp (RFC 3339, any offset) in UTC; `None` when absent, not a valid time, or
+/// one whose UTC year RFC 3339 cannot write ([`is_beyond_utc_years`]).
 pub fn parse_utc(text: Option<&str>) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(text?, &Rfc3339)
-        .ok()
-        .map(|t| t.to_offset(UtcOffset::UTC))
+    OffsetDateTime::parse(text?, &Rfc3339).ok().and_then(in_utc)
+}
+
+/// Whether `text` is a valid RFC 3339 time whose year in UTC is outside 0–9999:
+/// `9999-12-31T23:00:00-02:00` is year 10000 in UTC, `0000-01-01T00:00:00+01:00` year -1.
+pub fn is_beyond_utc_years(text: Option<&str>) -> bool {
+    text.and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+        .is_some_and(|t| in_utc(t).is_none())
 }
 
 /// Whole milliseconds since the Unix epoch (rounded down), as OCSF timestamps are.
@@ -120,5 +126,26 @@ mod tests {
             "a millisecond before year 0"
         );
         assert_eq!(from_epoch_millis(i64::MAX), None);
+    }
+
+    #[test]
+    fn parse_utc_refuses_what_it_cannot_write_instead_of_panicking() {
+        for beyond in ["9999-12-31T23:00:00-02:00", "0000-01-01T00:00:00+01:00"] {
+            assert_eq!(parse_utc(Some(beyond)), None, "{beyond}");
+            assert!(is_beyond_utc_years(Some(beyond)), "{beyond}");
+        }
+        // The edges themselves are writable: year 0 and year 9999 in UTC.
+        for edge in ["0000-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z"] {
+            assert_eq!(rfc3339_utc(parse_utc(Some(edge)).unwrap()), {
+                let mut expected = edge.replace('Z', "");
+                if !expected.contains('.') {
+                    expected.push_str(".000000");
+                }
+                expected + "Z"
+            });
+            assert!(!is_beyond_utc_years(Some(edge)));
+        }
+        assert!(!is_beyond_utc_years(Some("yesterday")), "not a time at all");
+        assert!(!is_beyond_utc_years(None));
     }
 }

@@ -32,7 +32,7 @@ use time::OffsetDateTime;
 use self::activity::{Activity, Status};
 use super::EventContext;
 use super::json::ObjectWriter;
-use super::time::{epoch_millis, from_epoch_millis, parse_utc, rfc3339_utc};
+use super::time::{epoch_millis, from_epoch_millis, is_beyond_utc_years, parse_utc, rfc3339_utc};
 use crate::audit::{AuditEvent, Text, UserInfo};
 
 /// The OCSF version written in `metadata.version`.
@@ -84,14 +84,26 @@ impl<'e> Required<'e> {
             .filter(|ip| is_ip(ip));
         let time = ocsf_time(event, context.cloudwatch_timestamp)
             .and_then(|t| Some((t, epoch_millis(t)?)));
+        // A time the event states but OCSF's datetime cannot hold is not replaced by another.
+        let unwritable_time = [
+            &event.stage_timestamp,
+            &event.request_received_timestamp,
+            &event.timestamp,
+        ]
+        .into_iter()
+        .any(|t| is_beyond_utc_years(t.as_deref()));
         match (operation, user, src_ip, time) {
-            (Some(operation), Some(user), Some(src_ip), Some((time, time_ms))) => Ok(Required {
-                operation,
-                user,
-                src_ip,
-                time,
-                time_ms,
-            }),
+            (Some(operation), Some(user), Some(src_ip), Some((time, time_ms)))
+                if !unwritable_time =>
+            {
+                Ok(Required {
+                    operation,
+                    user,
+                    src_ip,
+                    time,
+                    time_ms,
+                })
+            }
             _ => {
                 let mut missing = Vec::new();
                 if operation.is_none() {
@@ -105,6 +117,9 @@ impl<'e> Required<'e> {
                 }
                 if time.is_none() {
                     missing.push("no valid stageTimestamp, requestReceivedTimestamp, timestamp or CloudWatch timestamp (time)");
+                }
+                if unwritable_time {
+                    missing.push("a timestamp whose UTC year is outside 0-9999, which RFC 3339 cannot write (time_dt)");
                 }
                 Err(Unmappable { missing })
             }
