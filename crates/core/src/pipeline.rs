@@ -2,6 +2,7 @@
 //! log event out.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::ops::Range;
 
 use time::OffsetDateTime;
@@ -127,6 +128,7 @@ pub fn process_messages(
     options: &ProcessOptions,
 ) -> Outcome {
     let mut outcome = Outcome::default();
+    let (mut kept_groups, mut quarantine_groups) = (Groups::default(), Groups::default());
     for (index, message) in messages.iter().enumerate() {
         let events = message.log_events.len() as u64;
         outcome.tally.events += events;
@@ -159,28 +161,15 @@ pub fn process_messages(
             match process_event(&log_event.message, &context, options, &mut outcome.ndjson) {
                 EventFate::Kept { bytes, time } => {
                     let hour = time.or_else(|| from_epoch_millis(log_event.timestamp));
-                    let group = group_for(
-                        &mut outcome.kept_groups,
-                        index,
-                        message,
-                        log_event,
-                        cluster,
-                        hour,
-                    );
+                    let group = kept_groups.group_for(index, message, log_event, cluster, hour);
                     outcome.kept.push(KeptLine { bytes, group });
                     outcome.tally.kept += 1;
                 }
                 EventFate::Dropped(reason) => outcome.tally.dropped.add(reason, 1),
                 EventFate::Quarantined(reason) => {
                     let hour = from_epoch_millis(log_event.timestamp);
-                    let group = group_for(
-                        &mut outcome.quarantine_groups,
-                        index,
-                        message,
-                        log_event,
-                        cluster,
-                        hour,
-                    );
+                    let group =
+                        quarantine_groups.group_for(index, message, log_event, cluster, hour);
                     let line = quarantine_line(message, log_event, &reason);
                     outcome.quarantined.push(QuarantinedEvent {
                         reason,
@@ -192,6 +181,8 @@ pub fn process_messages(
             }
         }
     }
+    outcome.kept_groups = kept_groups.list;
+    outcome.quarantine_groups = quarantine_groups.list;
     outcome
 }
 
@@ -254,31 +245,38 @@ pub fn process_event(
     }
 }
 
-/// The index of the group (message, UTC hour) the event belongs to, adding it when new.
-fn group_for(
-    groups: &mut Vec<Group>,
-    message_index: usize,
-    message: &SubscriptionMessage<'_>,
-    event: &LogEvent<'_>,
-    cluster: Option<&str>,
-    time: Option<OffsetDateTime>,
-) -> usize {
-    let hour = truncate_to_hour(time.unwrap_or(OffsetDateTime::UNIX_EPOCH));
-    if let Some(found) = groups
-        .iter()
-        .position(|g| g.message == message_index && g.hour == hour)
-    {
-        return found;
+/// The groups of one kind of outcome, found by (message, UTC hour) in one lookup: events of
+/// as many hours as there are events must not cost a scan each.
+#[derive(Default)]
+struct Groups {
+    list: Vec<Group>,
+    index: HashMap<(usize, OffsetDateTime), usize>,
+}
+
+impl Groups {
+    /// The index of the group the event belongs to, adding it when new.
+    fn group_for(
+        &mut self,
+        message_index: usize,
+        message: &SubscriptionMessage<'_>,
+        event: &LogEvent<'_>,
+        cluster: Option<&str>,
+        time: Option<OffsetDateTime>,
+    ) -> usize {
+        let hour = truncate_to_hour(time.unwrap_or(OffsetDateTime::UNIX_EPOCH));
+        let list = &mut self.list;
+        *self.index.entry((message_index, hour)).or_insert_with(|| {
+            list.push(Group {
+                cluster: cluster.map(str::to_owned),
+                account: message.owner.to_string(),
+                log_stream: message.log_stream.to_string(),
+                hour,
+                first_event_id: event.id.as_str().to_owned(),
+                message: message_index,
+            });
+            list.len() - 1
+        })
     }
-    groups.push(Group {
-        cluster: cluster.map(str::to_owned),
-        account: message.owner.to_string(),
-        log_stream: message.log_stream.to_string(),
-        hour,
-        first_event_id: event.id.as_str().to_owned(),
-        message: message_index,
-    });
-    groups.len() - 1
 }
 
 fn truncate_to_hour(time: OffsetDateTime) -> OffsetDateTime {

@@ -15,6 +15,7 @@
 //! The OCSF JSON lines the pipeline wrote are decoded into Arrow with the fixed schema, so
 //! Parquet and NDJSON output can never disagree on a value.
 
+use std::collections::HashMap;
 use std::io::Cursor;
 
 use arrow_json::ReaderBuilder;
@@ -58,19 +59,19 @@ pub fn security_lake_objects(
     region: Option<&str>,
 ) -> Result<Vec<Object>, EncodeError> {
     let mut parts: Vec<Part<'_>> = Vec::new();
+    // (account, log stream, day) to its part: one lookup per event, whatever the days.
+    let mut index_of: HashMap<(&str, &str, String), usize> = HashMap::new();
     for kept in &outcome.kept {
         let line = &outcome.ndjson[kept.bytes.clone()];
         let group = &outcome.kept_groups[kept.group];
         let time = line_time(line)?;
         let day = event_day(time).ok_or_else(|| EncodeError::Time(time.to_string()))?;
-        let index = parts.iter().position(|p| {
-            p.account == group.account && p.log_stream == group.log_stream && p.day == day
-        });
-        let index = index.unwrap_or_else(|| {
+        let part_key = (group.account.as_str(), group.log_stream.as_str(), day);
+        let index = *index_of.entry(part_key).or_insert_with_key(|(_, _, day)| {
             parts.push(Part {
                 account: &group.account,
                 log_stream: &group.log_stream,
-                day,
+                day: day.clone(),
                 first_event_id: &group.first_event_id,
                 rows: Vec::new(),
             });
