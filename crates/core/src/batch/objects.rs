@@ -1,6 +1,7 @@
 //! S3 objects (contract §6): gzip NDJSON under keys that are a pure function of the input, so a
 //! retried invocation overwrites its own objects instead of duplicating data.
 
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 
 use flate2::Compression;
@@ -42,33 +43,69 @@ pub fn quarantine_objects(outcome: &Outcome, prefix: &str) -> Vec<Object> {
     build(&outcome.quarantine_groups, lines, prefix, QUARANTINE)
 }
 
+/// One object per group. Lines are bucketed by group first, so the cost is linear in lines
+/// plus groups (50,000 events in as many hours made a scan per group quadratic).
 fn build<'l>(
     groups: &[Group],
-    lines: impl Iterator<Item = (usize, &'l [u8])> + Clone,
+    lines: impl Iterator<Item = (usize, &'l [u8])>,
     prefix: &str,
     kind: &str,
 ) -> Vec<Object> {
+    let mut lines_of: Vec<Vec<&[u8]>> = vec![Vec::new(); groups.len()];
+    for (group, line) in lines {
+        lines_of[group].push(line);
+    }
+    let keys = distinct_keys(groups.iter().map(|group| object_key(prefix, kind, group)));
     groups
         .iter()
-        .enumerate()
-        .map(|(index, group)| {
+        .zip(lines_of)
+        .zip(keys)
+        .map(|((_, lines), key)| {
             let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
-            let mut count = 0;
-            for (_, line) in lines.clone().filter(|(g, _)| *g == index) {
+            for line in &lines {
                 encoder
                     .write_all(line)
                     .expect("writing into a Vec cannot fail");
-                count += 1;
             }
             let body = encoder.finish().expect("writing into a Vec cannot fail");
             Object {
-                key: object_key(prefix, kind, group),
+                key,
                 body,
-                lines: count,
+                lines: lines.len(),
             }
         })
         .collect()
 }
+
+/// `keys` made distinct: a key already taken gets `-2`, `-3`, ... before `.json.gz`, in group
+/// order, so a retry names every object the same way again. Two groups share a key only when
+/// one payload holds two messages of the same log stream whose first events share an id and
+/// an hour: nothing CloudWatch sends, but nothing a hostile payload may use to overwrite.
+fn distinct_keys(keys: impl Iterator<Item = String>) -> Vec<String> {
+    let mut taken: HashSet<String> = HashSet::new();
+    // The next suffix to try per key, so k groups of one key cost k tries, not k².
+    let mut next_suffix: HashMap<String, usize> = HashMap::new();
+    keys.map(|key| {
+        let mut candidate = key.clone();
+        if taken.contains(&candidate) {
+            let stem = key.strip_suffix(EXTENSION).unwrap_or(&key);
+            let n = next_suffix.entry(key.clone()).or_insert(2);
+            loop {
+                candidate = format!("{stem}-{n}{EXTENSION}");
+                *n += 1;
+                if !taken.contains(&candidate) {
+                    break;
+                }
+            }
+        }
+        taken.insert(candidate.clone());
+        candidate
+    })
+    .collect()
+}
+
+/// The extension of every NDJSON object.
+const EXTENSION: &str = ".json.gz";
 
 /// `<prefix>/<kind>cluster=<cluster>/dt=<YYYY-MM-DD>/hour=<HH>/<logStream>-<first event id>.json.gz`
 pub fn object_key(prefix: &str, kind: &str, group: &Group) -> String {
@@ -79,7 +116,7 @@ pub fn object_key(prefix: &str, kind: &str, group: &Group) -> String {
     let cluster = group.cluster.as_deref().unwrap_or(UNKNOWN_CLUSTER);
     let slash = if prefix.is_empty() { "" } else { "/" };
     format!(
-        "{prefix}{slash}{kind}cluster={}/{date_hour}/{}-{}.json.gz",
+        "{prefix}{slash}{kind}cluster={}/{date_hour}/{}-{}{EXTENSION}",
         key_safe(cluster),
         key_safe(&group.log_stream),
         key_safe(&group.first_event_id)
@@ -93,17 +130,23 @@ pub fn is_quarantine_key(key: &str) -> bool {
     key.starts_with(&marker) || key.contains(&format!("/{marker}"))
 }
 
-/// Replaces what would change the key's meaning (`/`) or needs escaping in S3 keys.
+/// A name made safe for one key segment, one to one: ASCII letters, digits and `-_.=` stay,
+/// every other byte becomes `!` and two hex digits (`!` itself too), so two different names
+/// never share a key (`a b` is `a!20b`, `a_b` stays `a_b`) and no segment is `.` or `..`.
+/// EKS cluster and log stream names, and CloudWatch event ids, need no escape.
 pub(crate) fn key_safe(part: &str) -> String {
-    part.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.=".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    let mut safe = String::with_capacity(part.len());
+    for byte in part.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.=".contains(&byte) {
+            safe.push(char::from(byte));
+        } else {
+            safe.push_str(&format!("!{byte:02X}"));
+        }
+    }
+    if safe == "." || safe == ".." {
+        return safe.replace('.', "!2E");
+    }
+    safe
 }
 
 /// Decompresses an object body written by [`event_objects`], for collectors and tests.
