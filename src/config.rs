@@ -135,6 +135,9 @@ impl SettingsArgs {
             .into_settings())
     }
 
+    /// The [`Settings`] these flags and variables give: empty values count as unset and the
+    /// prefix loses its leading and trailing `/`. With `--output parquet` (feature
+    /// `security-lake`) the format is OCSF, whatever `--format` says.
     pub fn into_settings(self) -> Settings {
         // Security Lake stores OCSF only.
         #[cfg(feature = "security-lake")]

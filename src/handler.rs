@@ -16,6 +16,8 @@ use crate::config::{Output, Settings};
 use crate::sink::firehose::{DeliveryStream, ReingestError, Reingester};
 use crate::sink::{ObjectStore, SinkError};
 
+/// Handles Lambda events, Firehose or `awslogs`, with one configuration: the Lambda's, or
+/// `eks-audit invoke`'s. Build it once and reuse it across invocations.
 pub struct Handler {
     settings: Settings,
     store: ObjectStore,
@@ -28,7 +30,9 @@ pub struct Handler {
 /// One handled event: the response, and the account of it for logs and metrics.
 #[derive(Debug)]
 pub struct Invocation {
+    /// What the handler answers.
     pub response: Response,
+    /// What became of every record and event, for the summary log line and metrics.
     pub tally: Tally,
     /// The clusters of the events kept or quarantined (`_unknown` for events without one).
     pub clusters: BTreeSet<String>,
@@ -38,7 +42,10 @@ pub struct Invocation {
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum Response {
+    /// The response to a Firehose data-transformation event: one record per input record (contract
+    /// §2.1).
     Firehose(FirehoseResponse),
+    /// The answer to a direct (`awslogs`) invocation: where the objects went, and the counters.
     Direct(DirectSummary),
 }
 
@@ -47,31 +54,44 @@ pub enum Response {
 pub struct DirectSummary {
     /// Where each object went (`s3://bucket/key` or a local path).
     pub objects: Vec<String>,
+    /// Where each quarantine object went, as for [`objects`](Self::objects).
     pub quarantine_objects: Vec<String>,
+    /// The counters of contract §11, serialized at the top level of the summary.
     #[serde(flatten)]
     pub tally: Tally,
 }
 
+/// Why an invocation failed (contract §2.4, §6.1): Lambda reports it as the invocation's error and
+/// the source (Firehose, or CloudWatch Logs for `awslogs`) retries the event whole.
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
+    /// The event is not JSON, or not of a supported shape (a record without `data`, or with a
+    /// `data` that is not a string); says why.
     #[error("event is not valid JSON of a supported shape: {0}")]
     Malformed(String),
+    /// JSON, but with neither `records` nor `awslogs`.
     #[error(
         "unsupported event: expected a Firehose transformation event (\"records\") or a CloudWatch Logs subscription event (\"awslogs\")"
     )]
     Unsupported,
+    /// The `awslogs` data cannot be read, or breaks a record limit; nothing was written.
     #[error("awslogs event: {0}")]
     Undecodable(#[from] DecodeError),
+    /// An object could not be written: a direct-mode object, or a quarantine object in either mode.
     #[error(transparent)]
     Store(#[from] SinkError),
+    /// The Firehose response would be too large even with every `Ok` record re-ingested.
     #[error(transparent)]
     ResponseTooLarge(#[from] ResponseTooLarge),
+    /// Records must be re-ingested but the event has no `deliveryStreamArn` to send them to.
     #[error(
         "records must be re-ingested, but the event has no deliveryStreamArn naming the delivery stream"
     )]
     NoDeliveryStream,
+    /// Re-ingesting records into the delivery stream failed (contract §2.3).
     #[error(transparent)]
     Reingest(#[from] ReingestError),
+    /// OCSF lines could not be encoded as Parquet (`--output parquet`); a bug, not bad input.
     #[cfg(feature = "security-lake")]
     #[error(transparent)]
     Encode(#[from] eks_audit_core::batch::parquet::EncodeError),
@@ -95,6 +115,7 @@ impl Handler {
         self
     }
 
+    /// The settings the handler runs with.
     pub fn settings(&self) -> &Settings {
         &self.settings
     }

@@ -19,7 +19,7 @@
 //! | a body that is not an S3 notification | logged, left for the redrive policy |
 
 pub mod notification;
-pub mod object;
+pub(crate) mod object;
 
 use std::future::Future;
 use std::io::Write;
@@ -34,6 +34,8 @@ use object::ObjectError;
 /// How to poll.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// URL of the SQS queue that receives the bucket's S3 notifications (`--queue-url`,
+    /// `EKS_AUDIT_QUEUE_URL`).
     pub queue_url: String,
     /// Messages per receive, 1–10.
     pub max_messages: i32,
@@ -53,7 +55,9 @@ pub struct Options {
 pub struct Progress {
     /// Messages handled and deleted.
     pub messages: u64,
+    /// Objects read and written out.
     pub objects: u64,
+    /// Events (NDJSON lines) written.
     pub events: u64,
     /// Bytes of NDJSON written.
     pub bytes: u64,
@@ -67,15 +71,23 @@ pub struct Progress {
 /// What stops a run: the queue or the output, never one bad message.
 #[derive(Debug, thiserror::Error)]
 pub enum CollectError {
+    /// `ReceiveMessage` failed (after the SDK's retries): the queue is missing, access is denied,
+    /// or AWS cannot be reached.
     #[error("cannot receive from {queue_url}: {message}")]
-    Receive { queue_url: String, message: String },
+    Receive {
+        /// The queue.
+        queue_url: String,
+        /// The SDK error, on one line.
+        message: String,
+    },
+    /// The output could not be written or flushed; the message being handled stays in the queue.
     #[error("cannot write events: {0}")]
     Write(#[from] std::io::Error),
 }
 
 /// Why one message is left in the queue.
 #[derive(Debug, thiserror::Error)]
-pub enum MessageError {
+pub(crate) enum MessageError {
     #[error(transparent)]
     Notification(#[from] NotificationError),
     #[error("cannot get s3://{bucket}/{key}: {message}")]
@@ -92,6 +104,8 @@ pub enum MessageError {
     },
 }
 
+/// Reads the objects named by the queue's notifications and writes their events out; see the module
+/// documentation for what happens to each kind of message.
 pub struct Collector {
     sqs: aws_sdk_sqs::Client,
     s3: aws_sdk_s3::Client,
@@ -108,6 +122,7 @@ struct Collected {
 }
 
 impl Collector {
+    /// A collector reading `options.queue_url` with `sqs` and the objects with `s3`.
     pub fn new(sqs: aws_sdk_sqs::Client, s3: aws_sdk_s3::Client, options: Options) -> Collector {
         Collector { sqs, s3, options }
     }

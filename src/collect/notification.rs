@@ -12,7 +12,10 @@ use serde::Deserialize;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notification {
     /// Sent once when the bucket's notification configuration is saved; carries nothing.
-    TestEvent { bucket: String },
+    TestEvent {
+        /// The bucket, when the message names it; empty otherwise.
+        bucket: String,
+    },
     /// One or more events on objects.
     Records(Vec<ObjectEvent>),
 }
@@ -22,7 +25,9 @@ pub enum Notification {
 pub struct ObjectEvent {
     /// `ObjectCreated:Put`, `ObjectRemoved:Delete`, ...
     pub event_name: String,
+    /// The bucket holding the object.
     pub bucket: String,
+    /// The object key, URL-decoded.
     pub key: String,
 }
 
@@ -33,14 +38,24 @@ impl ObjectEvent {
     }
 }
 
+/// Why an SQS message body is not an S3 event notification; the message is left for the queue's
+/// redrive policy.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NotificationError {
+    /// The body is not JSON, or not of the notification's shape; says why.
     #[error("message body is not JSON of an S3 event notification: {0}")]
     NotJson(String),
+    /// JSON, but neither `Records`, `s3:TestEvent`, nor an SNS envelope holding one of them.
     #[error("message is neither an S3 event notification (Records) nor s3:TestEvent")]
     UnknownShape,
+    /// A key that is not valid URL encoding (a bad `%` escape, or bytes that are not UTF-8).
     #[error("object key {key:?} is not valid URL encoding: {reason}")]
-    BadKey { key: String, reason: String },
+    BadKey {
+        /// The key as the notification wrote it.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 #[derive(Deserialize)]

@@ -69,29 +69,49 @@ impl RetryPolicy {
     }
 }
 
+/// Why records could not be re-ingested; the invocation fails and Firehose retries the whole batch.
 #[derive(Debug, thiserror::Error)]
 pub enum ReingestError {
+    /// No Firehose client: the re-ingester was built with [`Reingester::none`].
     #[error(
         "{records} record(s) must be re-ingested into delivery stream {stream}, but no Firehose client is configured"
     )]
-    NoClient { stream: String, records: usize },
+    NoClient {
+        /// The delivery stream's name.
+        stream: String,
+        /// Records that had to be re-ingested.
+        records: usize,
+    },
+    /// Some records were still failing after the last attempt of the [`RetryPolicy`].
     #[error(
         "re-ingesting into delivery stream {stream}: {failed} of {sent} record(s) still failing after {attempts} attempt(s); last error: {last_error}"
     )]
     GaveUp {
+        /// The delivery stream's name.
         stream: String,
+        /// Records of the batch still failing.
         failed: usize,
+        /// Records in the batch.
         sent: usize,
+        /// `PutRecordBatch` calls made for the batch.
         attempts: u32,
+        /// The last call's error, or the first failed record's error code and message.
         last_error: String,
     },
+    /// `PutRecordBatch` failed in a way a retry would not change (missing stream, denied access,
+    /// bad request).
     #[error("re-ingesting into delivery stream {stream} was refused: {error}")]
-    Refused { stream: String, error: String },
+    Refused {
+        /// The delivery stream's name.
+        stream: String,
+        /// The SDK error, on one line.
+        error: String,
+    },
 }
 
 /// What was re-ingested.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Reingested {
+pub(crate) struct Reingested {
     pub records: usize,
     pub bytes: usize,
     /// `PutRecordBatch` calls, retries included.
@@ -115,6 +135,8 @@ enum ClientSource {
 }
 
 impl Reingester {
+    /// A re-ingester that calls Firehose with `client` (see [`client`] for the one the Lambda uses)
+    /// and retries as `policy` says.
     pub fn new(client: Client, policy: RetryPolicy) -> Reingester {
         Reingester {
             client: ClientSource::Given(client),
@@ -147,7 +169,7 @@ impl Reingester {
         self
     }
 
-    pub fn limits(&self) -> &FirehoseLimits {
+    pub(crate) fn limits(&self) -> &FirehoseLimits {
         &self.limits
     }
 
@@ -163,7 +185,7 @@ impl Reingester {
     }
 
     /// Puts every payload into `stream`, in batches within the limits, retrying failures.
-    pub async fn put(
+    pub(crate) async fn put(
         &self,
         stream: DeliveryStream<'_>,
         payloads: &[Vec<u8>],
@@ -299,7 +321,7 @@ fn is_transient<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> b
 /// The delivery stream a Firehose event came from, named by its `deliveryStreamArn`
 /// (`arn:aws:firehose:<region>:<account>:deliverystream/<name>`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DeliveryStream<'a> {
+pub(crate) struct DeliveryStream<'a> {
     pub name: &'a str,
     /// The stream's region, when the ARN names one: calls go there, whatever the client's
     /// own region.
@@ -307,7 +329,7 @@ pub struct DeliveryStream<'a> {
 }
 
 impl<'a> DeliveryStream<'a> {
-    pub fn from_arn(arn: &'a str) -> Option<DeliveryStream<'a>> {
+    pub(crate) fn from_arn(arn: &'a str) -> Option<DeliveryStream<'a>> {
         let (head, name) = arn.split_once(":deliverystream/")?;
         let region = head.split(':').nth(3).filter(|r| !r.is_empty());
         (!name.is_empty()).then_some(DeliveryStream { name, region })

@@ -5,19 +5,22 @@ use std::path::{Path, PathBuf};
 use super::SinkError;
 use eks_audit_core::batch::objects::Object;
 
+/// A local directory standing in for a bucket: each object key is a path under the root.
 pub struct LocalDir {
     root: PathBuf,
 }
 
 impl LocalDir {
+    /// A directory rooted at `root`, created as objects are written.
     pub fn new(root: impl Into<PathBuf>) -> LocalDir {
         LocalDir { root: root.into() }
     }
 
-    pub fn path_of(&self, key: &str) -> PathBuf {
+    pub(crate) fn path_of(&self, key: &str) -> PathBuf {
         self.root.join(key)
     }
 
+    /// Writes the object whole: a temporary `.partial` file, then a rename over the final path.
     pub async fn put(&self, object: &Object) -> Result<(), SinkError> {
         let path = self.path_of(&object.key);
         let error = |source| SinkError::Local {

@@ -15,21 +15,31 @@ use eks_audit_core::batch::objects::Object;
 /// deterministic keys make the retry overwrite rather than duplicate.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
+    /// A local file could not be written.
     #[error("cannot write {path}: {source}")]
     Local {
+        /// The file's path.
         path: String,
+        /// What the file system said.
         source: std::io::Error,
     },
+    /// `PutObject` failed (after the SDK's retries).
     #[error("cannot put s3://{bucket}/{key}: {message}")]
     S3 {
+        /// The bucket.
         bucket: String,
+        /// The object key.
         key: String,
+        /// The SDK error, on one line.
         message: String,
     },
 }
 
+/// Where objects are written: a bucket, or a local directory standing in for one (contract §6.1).
 pub enum ObjectStore {
+    /// Objects as files under a local directory (`--out`, no bucket).
     Local(local::LocalDir),
+    /// Objects in an S3 bucket.
     S3(s3::S3Store),
 }
 
@@ -51,6 +61,7 @@ impl ObjectStore {
         }
     }
 
+    /// Writes `object` under its key, replacing any object of that key.
     pub async fn put(&self, object: &Object) -> Result<(), SinkError> {
         match self {
             ObjectStore::Local(dir) => dir.put(object).await,

@@ -32,6 +32,8 @@ fn content_encoding(key: &str) -> Option<&'static str> {
 
 const PARQUET_CONTENT_TYPE: &str = "application/vnd.apache.parquet";
 
+/// An S3 bucket that objects are put into, with their headers and server-side encryption (contract
+/// §6.1).
 pub struct S3Store {
     client: Client,
     bucket: String,
@@ -39,6 +41,8 @@ pub struct S3Store {
 }
 
 impl S3Store {
+    /// Puts objects into `bucket` with `client` (see [`client`]), encrypted with SSE-KMS under
+    /// `kms_key_id` when given, else SSE-S3.
     pub fn new(client: Client, bucket: String, kms_key_id: Option<String>) -> S3Store {
         S3Store {
             client,
@@ -47,7 +51,7 @@ impl S3Store {
         }
     }
 
-    pub fn bucket(&self) -> &str {
+    pub(crate) fn bucket(&self) -> &str {
         &self.bucket
     }
 

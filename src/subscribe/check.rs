@@ -17,7 +17,7 @@ use super::plan::FilterSpec;
 
 /// A `kube-apiserver-audit-*` stream as `DescribeLogStreams` reports it (epoch milliseconds).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StreamActivity {
+pub(crate) struct StreamActivity {
     pub name: String,
     pub last_event_ms: Option<i64>,
     pub last_ingestion_ms: Option<i64>,
@@ -31,7 +31,7 @@ impl StreamActivity {
 
 /// What a log group holds: its audit streams and its subscription filters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Observed {
+pub(crate) struct Observed {
     pub audit_streams: Vec<StreamActivity>,
     pub filters: Vec<FilterSpec>,
 }
@@ -39,10 +39,12 @@ pub struct Observed {
 /// What the check looks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expected {
+    /// The name of our subscription filter (`--filter-name`).
     pub filter_name: String,
     /// When given, a filter of another name delivering here counts too (the SAM stack's), and
     /// ours delivering elsewhere does not.
     pub destination_arn: Option<String>,
+    /// How old the latest audit event may be for the logs to count as flowing (`--max-age`).
     pub max_age: Duration,
 }
 
@@ -54,12 +56,22 @@ pub enum Problem {
     /// Audit streams exist but report no event at all.
     NoAuditEvent,
     /// The latest audit event is older than the maximum age.
-    Stale { age: Duration, max_age: Duration },
+    Stale {
+        /// How long ago the latest audit event was.
+        age: Duration,
+        /// The maximum age it exceeds.
+        max_age: Duration,
+    },
     /// No filter of our name (nor, with a destination, one delivering there).
-    FilterMissing { name: String },
+    FilterMissing {
+        /// The filter name looked for.
+        name: String,
+    },
     /// Our filter delivers somewhere else than the expected destination.
     FilterElsewhere {
+        /// Our filter's name.
         name: String,
+        /// Where it delivers instead.
         destination_arn: String,
     },
 }
@@ -102,10 +114,12 @@ pub struct Health {
     pub latest: Option<(String, Duration)>,
     /// The filter that delivers the log group, when there is one.
     pub filter: Option<FilterSpec>,
+    /// Why the log group is not flowing; empty when it is.
     pub problems: Vec<Problem>,
 }
 
 impl Health {
+    /// Whether audit logs flow: no problem found.
     pub fn is_flowing(&self) -> bool {
         self.problems.is_empty()
     }
@@ -141,7 +155,7 @@ impl fmt::Display for Health {
 }
 
 /// Judges a log group that exists, at `now_ms` (epoch milliseconds).
-pub fn assess(observed: &Observed, expected: &Expected, now_ms: i64) -> Health {
+pub(crate) fn assess(observed: &Observed, expected: &Expected, now_ms: i64) -> Health {
     let mut problems = Vec::new();
     let latest = observed
         .audit_streams

@@ -16,27 +16,44 @@ pub const EKS_LOG_GROUP_PREFIX: &str = "/aws/eks/";
 /// A CloudWatch Logs call that failed, with the log group it was about.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LogsError {
+    /// `DescribeLogGroups` failed; says why.
     #[error("cannot list the log groups under {EKS_LOG_GROUP_PREFIX}: {0}")]
     ListGroups(String),
+    /// `DescribeSubscriptionFilters` failed on a log group.
     #[error("cannot describe the subscription filters of {group}: {message}")]
-    DescribeFilters { group: String, message: String },
-    #[error("cannot put subscription filter {filter} on {group}: {message}")]
-    PutFilter {
+    DescribeFilters {
+        /// The log group.
         group: String,
-        filter: String,
+        /// The SDK error, on one line.
         message: String,
     },
+    /// `PutSubscriptionFilter` failed on a log group.
+    #[error("cannot put subscription filter {filter} on {group}: {message}")]
+    PutFilter {
+        /// The log group.
+        group: String,
+        /// The filter's name.
+        filter: String,
+        /// The SDK error, on one line.
+        message: String,
+    },
+    /// `DescribeLogStreams` failed on a log group.
     #[error("cannot describe the log streams of {group}: {message}")]
-    DescribeStreams { group: String, message: String },
+    DescribeStreams {
+        /// The log group.
+        group: String,
+        /// The SDK error, on one line.
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone)]
-pub struct CloudWatchLogs {
+pub(crate) struct CloudWatchLogs {
     client: Client,
 }
 
 impl CloudWatchLogs {
-    pub fn new(client: Client) -> CloudWatchLogs {
+    pub(crate) fn new(client: Client) -> CloudWatchLogs {
         CloudWatchLogs { client }
     }
 

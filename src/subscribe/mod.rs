@@ -48,6 +48,7 @@ pub fn enable_audit_logging_command(cluster: &str, region: Option<&str>) -> Stri
 /// Which clusters a run covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Clusters {
+    /// These clusters (names given on the command line).
     Named(Vec<String>),
     /// Every `/aws/eks/<cluster>/cluster` log group of the region.
     All,
@@ -56,14 +57,20 @@ pub enum Clusters {
 /// What stops a run before any cluster is looked at.
 #[derive(Debug, thiserror::Error)]
 pub enum SubscribeError {
+    /// The destination is one AWS would refuse (checked before any call).
     #[error(transparent)]
     Destination(#[from] DestinationError),
+    /// The log groups of the region could not be listed.
     #[error(transparent)]
     Logs(#[from] LogsError),
+    /// `--all` found no EKS control-plane log group in the region.
     #[error(
         "no log group matches /aws/eks/<cluster>/cluster in region {region}: is it the clusters' region, and is their audit logging on?"
     )]
-    NoClusters { region: String },
+    NoClusters {
+        /// The region searched, or `(no region configured)`.
+        region: String,
+    },
 }
 
 /// What happened to one cluster's log group.
@@ -71,19 +78,29 @@ pub enum SubscribeError {
 pub enum Outcome {
     /// The plan, carried out unless `dry_run`.
     Planned {
+        /// What to do to the log group.
         plan: Plan,
+        /// Whether the plan was only reported, not carried out (`--dry-run`).
         dry_run: bool,
     },
+    /// The cluster has no `/aws/eks/<cluster>/cluster` log group: audit logging is off, or the
+    /// cluster does not exist in this region.
     LogGroupNotFound,
+    /// A CloudWatch Logs call failed; this cluster is not subscribed, the others go on.
     Failed(LogsError),
 }
 
 /// One line of `subscribe`'s output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubscribeReport {
+    /// The cluster's name.
     pub cluster: String,
+    /// The filter wanted on its log group.
     pub filter: FilterSpec,
+    /// The region of the log group, for the command that enables audit logging; `None` when not
+    /// configured.
     pub region: Option<String>,
+    /// What happened.
     pub outcome: Outcome,
 }
 
@@ -166,20 +183,29 @@ fn describe<'a>(filters: impl IntoIterator<Item = &'a FilterSpec>) -> String {
 /// What `--check` found for one cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CheckOutcome {
+    /// The log group was found and looked at: whether audit logs flow, and why not.
     Assessed(Health),
+    /// The cluster has no `/aws/eks/<cluster>/cluster` log group: audit logging is off, or the
+    /// cluster does not exist in this region.
     LogGroupNotFound,
+    /// A CloudWatch Logs call failed; the other clusters are still checked.
     Failed(LogsError),
 }
 
 /// One line of `subscribe --check`'s output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckReport {
+    /// The cluster's name.
     pub cluster: String,
+    /// The region of the log group, for the command that enables audit logging; `None` when not
+    /// configured.
     pub region: Option<String>,
+    /// What the check found.
     pub outcome: CheckOutcome,
 }
 
 impl CheckReport {
+    /// Whether the cluster's audit logs flow.
     pub fn is_flowing(&self) -> bool {
         matches!(&self.outcome, CheckOutcome::Assessed(health) if health.is_flowing())
     }
@@ -217,6 +243,7 @@ impl Subscriber {
         }
     }
 
+    /// The region of the log groups, from the AWS configuration; `None` when none is configured.
     pub fn region(&self) -> Option<&str> {
         self.region.as_deref()
     }

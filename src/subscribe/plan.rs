@@ -29,7 +29,10 @@ pub const DEFAULT_FILTER_NAME: &str = "eks-audit-forwarder";
 /// (`DescribeSubscriptionFilters`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FilterSpec {
+    /// The filter's name, unique on its log group.
     pub name: String,
+    /// Where it delivers: a Firehose delivery stream, a Kinesis stream, a Lambda function or a
+    /// CloudWatch Logs destination.
     pub destination_arn: String,
     /// The role CloudWatch Logs assumes to deliver (Firehose and Kinesis destinations).
     pub role_arn: Option<String>,
@@ -40,8 +43,11 @@ pub struct FilterSpec {
 /// A setting of our filter that differs from the wanted one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field {
+    /// The destination ARN.
     Destination,
+    /// The filter pattern.
     Pattern,
+    /// The role CloudWatch Logs assumes to deliver.
     Role,
 }
 
@@ -63,10 +69,16 @@ pub enum Action {
     /// No filter of ours and a free slot: put it.
     Create,
     /// Our filter is there but these settings differ: put it again under the same name.
-    Update { changed: Vec<Field> },
+    Update {
+        /// The settings that differ, in the order destination, pattern, role.
+        changed: Vec<Field>,
+    },
     /// No filter of ours, but the filter named here already delivers to our destination (for
     /// example the one the SAM stack created): nothing is added.
-    AlreadyDelivered { by: String },
+    AlreadyDelivered {
+        /// The name of the filter that delivers there.
+        by: String,
+    },
     /// No filter of ours and both slots taken by other filters: nothing is touched.
     NoFreeSlot,
 }
@@ -86,7 +98,9 @@ impl Action {
 /// The action for one log group, and the filters of other names on it (kept as they are).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
+    /// What to do.
     pub action: Action,
+    /// The filters of other names on the log group, left as they are.
     pub others: Vec<FilterSpec>,
 }
 
@@ -136,20 +150,31 @@ pub fn differences(found: &FilterSpec, wanted: &FilterSpec) -> Vec<Field> {
 /// Why a destination cannot be used as given; checked before any call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DestinationError {
+    /// Not of the form `arn:partition:service:region:account:resource`.
     #[error(
         "--destination-arn {0:?} is not an ARN (arn:partition:service:region:account:resource)"
     )]
     NotAnArn(String),
+    /// A Firehose or Kinesis destination without `--role-arn`.
     #[error(
         "--destination-arn {arn} is a {service} destination: CloudWatch Logs needs --role-arn, a role it may assume to put records into it (the stack's SubscriptionRoleArn output)"
     )]
-    RoleRequired { arn: String, service: &'static str },
+    RoleRequired {
+        /// The destination ARN.
+        arn: String,
+        /// `Firehose` or `Kinesis`.
+        service: &'static str,
+    },
+    /// The destination is in another region than the log groups.
     #[error(
         "--destination-arn {arn} is in region {destination_region}, the log groups in {region}: a subscription delivers within its region"
     )]
     OtherRegion {
+        /// The destination ARN.
         arn: String,
+        /// The destination's region.
         destination_region: String,
+        /// The log groups' region.
         region: String,
     },
 }

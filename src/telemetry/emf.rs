@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use eks_audit_core::Tally;
 
-pub const NAMESPACE: &str = "EksAuditForwarder";
+const NAMESPACE: &str = "EksAuditForwarder";
 
 /// The `Cluster` value of an invocation whose events came from several clusters (one delivery
 /// stream can serve many); their metrics then count under this name and in the total.

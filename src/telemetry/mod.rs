@@ -5,6 +5,9 @@ pub mod emf;
 
 use tracing_subscriber::EnvFilter;
 
+/// Installs the global log subscriber, filtered by `RUST_LOG` (default `info`), writing to stderr:
+/// JSON lines when `json` (on Lambda), compact text otherwise. A second call keeps the first
+/// subscriber.
 pub fn init(json: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()

@@ -72,56 +72,93 @@ macro_rules! other_types_are_absent {
     };
 }
 
+/// An `audit.k8s.io` Event, with the fields the schemas read. Strings borrow from the message text
+/// unless they hold escapes; every field reads as absent (`None`, or empty for lists) when it is
+/// missing, `null` or of an unexpected type.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct AuditEvent<'a> {
+    /// `kind`: `Event`, or absent in some logs; [`AuditEvent::parse`] refuses any other string.
     #[serde(borrow)]
     pub kind: Text<'a>,
     /// `audit.k8s.io/v1`, `audit.k8s.io/v1beta1`, ...
     #[serde(borrow)]
     pub api_version: Text<'a>,
+    /// `level`: how much the audit policy recorded: `Metadata`, `Request` or `RequestResponse`.
     #[serde(borrow)]
     pub level: Text<'a>,
+    /// `auditID`: the unique id the API server gives each request; every stage of one request
+    /// shares it.
     #[serde(rename = "auditID", borrow)]
     pub audit_id: Text<'a>,
+    /// `stage`: the stage of request handling the event was logged at: `RequestReceived`,
+    /// `ResponseStarted`, `ResponseComplete` or `Panic`. The stage filter reads it (contract §3).
     #[serde(borrow)]
     pub stage: Text<'a>,
+    /// `requestURI`: the URI as the client sent it, query string included. The URI exclusions match
+    /// it (contract §3).
     #[serde(rename = "requestURI", borrow)]
     pub request_uri: Text<'a>,
+    /// `verb`: the Kubernetes verb (`get`, `list`, `watch`, `create`, `patch`, ...), or the
+    /// lowercase HTTP method of a non-resource request.
     #[serde(borrow)]
     pub verb: Text<'a>,
+    /// `user`: the authenticated user who made the request.
     #[serde(borrow)]
     pub user: Lenient<UserInfo<'a>>,
+    /// `impersonatedUser`: the user the request acts as through impersonation; `None` when it does
+    /// not impersonate.
     #[serde(borrow)]
     pub impersonated_user: Lenient<UserInfo<'a>>,
+    /// `sourceIPs`: where the request came from: `X-Forwarded-For`, `X-Real-Ip`, then the
+    /// connection's address. All but the last can be set by the client.
     #[serde(rename = "sourceIPs", borrow)]
     pub source_ips: Texts<'a>,
+    /// `userAgent`: as the client reported it, so not to be trusted.
     #[serde(borrow)]
     pub user_agent: Text<'a>,
+    /// `objectRef`: the object the request is about; `None` for non-resource requests such as
+    /// `/healthz`.
     #[serde(borrow)]
     pub object_ref: Lenient<ObjectReference<'a>>,
+    /// `responseStatus`: the API server's answer; `None` before there is one (stage
+    /// `RequestReceived`).
     #[serde(borrow)]
     pub response_status: Lenient<Status<'a>>,
+    /// `requestReceivedTimestamp`: when the request reached the API server, RFC 3339 as written
+    /// (microseconds in practice). The first source of the event's time (contract §4).
     #[serde(borrow)]
     pub request_received_timestamp: Text<'a>,
+    /// `stageTimestamp`: when the request reached this event's stage, RFC 3339 as written. OCSF's
+    /// `time` (contract §5).
     #[serde(borrow)]
     pub stage_timestamp: Text<'a>,
     /// The single time of `audit.k8s.io/v1alpha1` events, still seen in old logs.
     #[serde(borrow)]
     pub timestamp: Text<'a>,
+    /// `annotations`: what the API server's plugins noted about the request, such as the
+    /// authorization decision and reason.
     #[serde(borrow)]
     pub annotations: Lenient<Annotations<'a>>,
 }
 
+/// `user` and `impersonatedUser`: an `authentication.k8s.io/v1` UserInfo, as the authenticator
+/// reported it.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(default)]
 pub struct UserInfo<'a> {
+    /// `username`: the user's name (`kubernetes-admin`, `system:serviceaccount:<namespace>:<name>`,
+    /// `system:node:<node>`).
     #[serde(borrow)]
     pub username: Text<'a>,
+    /// `uid`: a stable id of the user, when the authenticator gives one.
     #[serde(borrow)]
     pub uid: Text<'a>,
+    /// `groups`: the user's groups (`system:masters`, `system:authenticated`, ...); empty when
+    /// absent.
     #[serde(borrow)]
     pub groups: Texts<'a>,
+    /// `extra`: what the authenticator adds; on EKS, the IAM identity ([`UserExtra`]).
     #[serde(borrow)]
     pub extra: Lenient<UserExtra<'a>>,
 }
@@ -130,35 +167,55 @@ pub struct UserInfo<'a> {
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(default)]
 pub struct UserExtra<'a> {
+    /// `arn`: the ARN the caller authenticated as (for a role, its `sts` assumed-role session ARN).
+    /// The flat schema's `UserArn` is the first item.
     #[serde(borrow)]
     pub arn: Texts<'a>,
+    /// `canonicalArn`: the IAM user or role behind [`arn`](Self::arn), without the session.
     #[serde(rename = "canonicalArn", borrow)]
     pub canonical_arn: Texts<'a>,
+    /// `sessionName`: the role session's name, when the caller assumed a role.
     #[serde(rename = "sessionName", borrow)]
     pub session_name: Texts<'a>,
+    /// `accessKeyId`: the access key id the request was signed with.
     #[serde(rename = "accessKeyId", borrow)]
     pub access_key_id: Texts<'a>,
+    /// `principalId`: IAM's unique id of the caller (`AIDA…` for a user, `AROA…:<session>` for a
+    /// role session).
     #[serde(rename = "principalId", borrow)]
     pub principal_id: Texts<'a>,
 }
 
+/// `objectRef`: the object a request is about. Every part is optional: a list request has no
+/// `name`, a cluster-scoped resource no `namespace`.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ObjectReference<'a> {
+    /// `resource`: the resource type, plural and lowercase (`pods`, `secrets`).
     #[serde(borrow)]
     pub resource: Text<'a>,
+    /// `namespace`: the object's namespace; `None` for cluster-scoped resources and requests across
+    /// namespaces.
     #[serde(borrow)]
     pub namespace: Text<'a>,
+    /// `name`: the object's name; `None` when the request is about a collection (`list`,
+    /// `watch`) or the name is not known yet.
     #[serde(borrow)]
     pub name: Text<'a>,
+    /// `uid`: the object's unique id, when the request carries it.
     #[serde(borrow)]
     pub uid: Text<'a>,
+    /// `apiGroup`: the API group of the resource (`apps`, `rbac.authorization.k8s.io`); empty or
+    /// absent for the core group.
     #[serde(borrow)]
     pub api_group: Text<'a>,
+    /// `apiVersion`: the version of the API group (`v1`).
     #[serde(borrow)]
     pub api_version: Text<'a>,
+    /// `resourceVersion`: the object's resource version, when the request names one.
     #[serde(borrow)]
     pub resource_version: Text<'a>,
+    /// `subresource`: the subresource addressed (`exec`, `log`, `status`, `token`), if any.
     #[serde(borrow)]
     pub subresource: Text<'a>,
 }
@@ -167,11 +224,16 @@ pub struct ObjectReference<'a> {
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(default)]
 pub struct Status<'a> {
+    /// `code`: the HTTP status code of the response (200, 403, ...).
     pub code: Integer,
+    /// `reason`: a machine-readable cause of a failure (`Forbidden`, `NotFound`, `AlreadyExists`);
+    /// usually absent on success.
     #[serde(borrow)]
     pub reason: Text<'a>,
+    /// `message`: a human-readable description of a failure.
     #[serde(borrow)]
     pub message: Text<'a>,
+    /// `status`: `Success` or `Failure`, when set.
     #[serde(borrow)]
     pub status: Text<'a>,
 }
@@ -181,8 +243,12 @@ pub struct Status<'a> {
 /// as absent; a key given twice fails the event, like any duplicate field.
 #[derive(Debug, Default)]
 pub struct Annotations<'a> {
+    /// The `authorization.k8s.io/decision` annotation: `allow` or `forbid`.
     pub decision: Text<'a>,
+    /// The `authorization.k8s.io/reason` annotation: why the authorizer decided so (the RBAC
+    /// binding that allowed the request, ...).
     pub reason: Text<'a>,
+    /// Every annotation whose value is a string, as (key, value), in the order of the event.
     pub entries: Vec<(Cow<'a, str>, Cow<'a, str>)>,
 }
 
@@ -228,8 +294,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for Annotations<'a> {
 /// Why a message is not an audit event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NotAnAuditEvent {
+    /// Not a JSON object, or one that cannot be read (a duplicate field, invalid JSON); says why.
     #[error("not a JSON audit event: {0}")]
     Json(String),
+    /// A JSON object whose `kind` is another string than `Event`, named here.
     #[error("not an audit event: kind is {0:?}, expected \"Event\"")]
     OtherKind(String),
 }
@@ -249,14 +317,17 @@ impl<'a> AuditEvent<'a> {
         }
     }
 
+    /// `user`, when it is an object.
     pub fn user(&self) -> Option<&UserInfo<'a>> {
         self.user.as_ref()
     }
 
+    /// `objectRef`, when it is an object.
     pub fn object_ref(&self) -> Option<&ObjectReference<'a>> {
         self.object_ref.as_ref()
     }
 
+    /// `annotations`, when it is an object.
     pub fn annotations(&self) -> Option<&Annotations<'a>> {
         self.annotations.as_ref()
     }

@@ -29,9 +29,13 @@ pub fn parse_uri_patterns(list: &str) -> Vec<UriPattern> {
 /// `eks-audit subscribe --filter-pattern` default are this string.
 pub const DEFAULT_SUBSCRIPTION_PATTERN: &str = r#"{ $.stage = "ResponseComplete" && $.requestURI != "/version" && $.requestURI != "/version?*" && $.requestURI != "/metrics" && $.requestURI != "/metrics?*" && $.requestURI != "/logs" && $.requestURI != "/logs?*" && $.requestURI != "/swagger*" && $.requestURI != "/livez*" && $.requestURI != "/readyz*" && $.requestURI != "/healthz*" }"#;
 
+/// Which stages are kept (`EKS_AUDIT_STAGES`, contract §3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StageFilter {
+    /// `*`: every event, with a stage or without.
     All,
+    /// Events whose `stage` is one of these, exactly (case-sensitive). An event without a stage is
+    /// never kept; an empty list keeps nothing.
     Only(Vec<String>),
 }
 
@@ -67,16 +71,19 @@ pub struct UriPattern {
 }
 
 impl UriPattern {
+    /// The pattern as written; `*` is the only wildcard.
     pub fn new(pattern: &str) -> UriPattern {
         UriPattern {
             pattern: pattern.to_owned(),
         }
     }
 
+    /// The pattern as written.
     pub fn as_str(&self) -> &str {
         &self.pattern
     }
 
+    /// Whether the whole of `text` matches, as a CloudWatch filter pattern would match it.
     pub fn matches(&self, text: &str) -> bool {
         let mut parts = self.pattern.split('*');
         // `split` always yields a first part; without a `*` the pattern is an exact match.
@@ -98,9 +105,13 @@ impl UriPattern {
     }
 }
 
+/// Which audit events are kept (contract §3). The default is CloudWatch's subscription pattern:
+/// stage `ResponseComplete`, and the noise URIs of [`DEFAULT_EXCLUDE_URIS`] excluded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Filter {
+    /// The stages kept.
     pub stages: StageFilter,
+    /// Request URIs dropped; empty drops none.
     pub exclude_uris: Vec<UriPattern>,
 }
 

@@ -23,8 +23,12 @@ use crate::{redact, strict_json};
 /// one UTC hour: the unit of an S3 object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {
+    /// The EKS cluster, from the log group or the configured override; `None` when neither names
+    /// one (keys then say `_unknown`).
     pub cluster: Option<String>,
+    /// The AWS account id, the message's `owner`; empty when the message has none.
     pub account: String,
+    /// The CloudWatch log stream of the message.
     pub log_stream: String,
     /// UTC hour of the audit events (or, for quarantine, of their CloudWatch timestamps).
     pub hour: OffsetDateTime,
@@ -36,27 +40,40 @@ pub struct Group {
 /// One kept event's line in [`Outcome::ndjson`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeptLine {
+    /// Where the line is in [`Outcome::ndjson`], its `\n` included.
     pub bytes: Range<usize>,
+    /// Index of its group in [`Outcome::kept_groups`].
     pub group: usize,
 }
 
 /// A log event that is not a valid audit event, kept verbatim with its CloudWatch envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuarantinedEvent {
+    /// Why it is not a valid audit event, for people (and the quarantine line's `reason`).
     pub reason: String,
     /// One JSON line: the envelope fields, the reason and the original message.
     pub line: Vec<u8>,
+    /// Index of its group in [`Outcome::quarantine_groups`].
     pub group: usize,
 }
 
+/// What one payload (all its subscription messages) came to: the kept events as NDJSON, the
+/// quarantined ones, the groups that name their objects, and the counts.
 #[derive(Debug, Default)]
 pub struct Outcome {
     /// Every kept event, one line each, in input order.
     pub ndjson: Vec<u8>,
+    /// One entry per kept event, in input order.
     pub kept: Vec<KeptLine>,
+    /// Events set aside as not valid audit events, in input order (contract §6.2).
     pub quarantined: Vec<QuarantinedEvent>,
+    /// The groups (message, UTC hour of the audit time) of the kept events, in order of first
+    /// appearance: one S3 object each in direct mode.
     pub kept_groups: Vec<Group>,
+    /// The groups (message, UTC hour of the CloudWatch timestamp) of the quarantined events, in
+    /// order of first appearance: one quarantine object each.
     pub quarantine_groups: Vec<Group>,
+    /// What became of every log event. `bytes_out` is left for the caller to set.
     pub tally: Tally,
 }
 
@@ -74,6 +91,7 @@ impl Outcome {
 /// Where a payload came from, beyond what its messages say.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Origin<'a> {
+    /// The region to report in the events (`Region`, contract §4); `None` when unknown.
     pub region: Option<&'a str>,
 }
 
@@ -191,10 +209,14 @@ pub fn process_messages(
 pub enum EventFate {
     /// Written to the output at `bytes`; `time` is its audit time.
     Kept {
+        /// Where its line is in the output.
         bytes: Range<usize>,
+        /// Its time (contract §4 `TimeGenerated`); `None` when it has no valid time at all.
         time: Option<OffsetDateTime>,
     },
+    /// Filtered out on purpose; nothing was written.
     Dropped(DropReason),
+    /// Not a usable audit event, with the reason; nothing was written.
     Quarantined(String),
 }
 

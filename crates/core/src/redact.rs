@@ -67,6 +67,7 @@ impl Redaction {
         Ok(Redaction { rules })
     }
 
+    /// Whether no rule is set (`none`, the default): events pass unchanged.
     pub fn is_off(&self) -> bool {
         self.rules.is_empty()
     }

@@ -23,7 +23,9 @@ pub struct Tally {
     pub records: u64,
     /// Log events seen in data messages.
     pub events: u64,
+    /// Events written to the output.
     pub kept: u64,
+    /// Events dropped on purpose, by reason.
     pub dropped: Dropped,
     /// Events that are not valid audit events, set aside with their envelope.
     pub quarantined: u64,
@@ -33,20 +35,27 @@ pub struct Tally {
     /// Firehose records sent back into the delivery stream because the response would have
     /// been too large; their events are counted on the pass that delivers them.
     pub reingested_records: u64,
+    /// Bytes of decompressed payload read (events' text for bare events given to `transform`).
     pub bytes_in: u64,
+    /// Bytes of NDJSON written for kept events, before base64 or gzip.
     pub bytes_out: u64,
 }
 
 /// Dropped counts by reason; control messages and other streams count messages' events.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Dropped {
+    /// Events of `CONTROL_MESSAGE`s.
     pub control_message: u64,
+    /// Events of messages from streams that are not `kube-apiserver-audit-*`.
     pub not_audit_stream: u64,
+    /// Events whose stage is not kept.
     pub stage: u64,
+    /// Events whose request URI is excluded.
     pub excluded_uri: u64,
 }
 
 impl Dropped {
+    /// Counts `count` more events dropped for `reason`.
     pub fn add(&mut self, reason: DropReason, count: u64) {
         let counter = match reason {
             DropReason::ControlMessage => &mut self.control_message,
@@ -57,12 +66,14 @@ impl Dropped {
         *counter += count;
     }
 
+    /// Events dropped for any reason.
     pub fn total(&self) -> u64 {
         self.control_message + self.not_audit_stream + self.stage + self.excluded_uri
     }
 }
 
 impl Tally {
+    /// Adds every counter of `other` to this one.
     pub fn merge(&mut self, other: &Tally) {
         self.records += other.records;
         self.events += other.events;

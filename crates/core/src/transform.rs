@@ -12,18 +12,25 @@ use crate::pipeline::{EventFate, Origin, process_event, process_payload};
 use crate::schema::EventContext;
 use crate::tally::Tally;
 
+/// What `eks-audit transform` made of its input.
 #[derive(Debug, Default)]
 pub struct Transformed {
+    /// The kept events, one line each, in input order.
     pub ndjson: Vec<u8>,
+    /// What became of every record and event.
     pub tally: Tally,
     /// One line per record or event that could not be processed, saying which and why.
     pub problems: Vec<String>,
 }
 
+/// Why the input as a whole could not be read; problems with single records or events go to
+/// [`Transformed::problems`] instead.
 #[derive(Debug, thiserror::Error)]
 pub enum TransformError {
+    /// Not UTF-8 JSON text (after gunzip, when gzip).
     #[error("input is not JSON (or gzip of JSON): {0}")]
     NotJson(String),
+    /// Gzip that does not inflate, input over the payload limit, or empty input.
     #[error(transparent)]
     Decode(#[from] DecodeError),
 }
@@ -42,6 +49,9 @@ struct Shape<'a> {
     items: Option<Vec<&'a RawValue>>,
 }
 
+/// Reads `input` (gzip or not) as one or more JSON values: Lambda events, subscription messages,
+/// audit events, arrays of these or an `EventList`, and normalizes every audit event with
+/// `options`. `region` fills `Region` where the input does not name one.
 pub fn transform(
     input: Vec<u8>,
     options: &ProcessOptions,

@@ -1,6 +1,9 @@
 //! `eks-audit`: the operator's command line. Each command is a thin shell over the library.
 
 #![recursion_limit = "256"]
+// The doc comments of the argument types are clap's `--help` text, not rustdoc: a placeholder
+// such as `/aws/eks/<cluster>/cluster` is meant literally there, not as an HTML tag.
+#![allow(rustdoc::invalid_html_tags)]
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};

@@ -113,8 +113,11 @@ pub fn note_clusters(outcome: &Outcome, clusters: &mut BTreeSet<String>) {
 pub enum RecordFate {
     /// Kept events as NDJSON, with the record's partition keys.
     Ok {
+        /// The kept events, one NDJSON line each, before base64.
         ndjson: Vec<u8>,
+        /// The `cluster` partition key: the first kept event's cluster, or `_unknown`.
         cluster: String,
+        /// The `account` partition key: the `owner` of the first kept event's message.
         account: String,
     },
     /// Nothing to deliver: a control message, or every event filtered out.

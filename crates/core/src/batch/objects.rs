@@ -11,7 +11,9 @@ use time::macros::format_description;
 use crate::eks::UNKNOWN_CLUSTER;
 use crate::pipeline::{Group, Outcome};
 
+/// `Content-Type` of NDJSON event and quarantine objects.
 pub const CONTENT_TYPE: &str = "application/x-ndjson";
+/// `Content-Encoding` of NDJSON event and quarantine objects: their bodies are gzip.
 pub const CONTENT_ENCODING: &str = "gzip";
 
 /// The key segment that sets quarantine objects apart: `<prefix>/quarantine/cluster=...`.
@@ -20,8 +22,12 @@ const QUARANTINE: &str = "quarantine/";
 /// An object ready to write: its key and gzip-compressed NDJSON body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Object {
+    /// The object key, without a bucket: `<prefix>/cluster=…/dt=…/hour=…/<logStream>-<id>.json.gz`
+    /// (contract §6.1).
     pub key: String,
+    /// The body, ready to store as is.
     pub body: Vec<u8>,
+    /// How many events (lines) the body holds.
     pub lines: usize,
 }
 

@@ -34,10 +34,13 @@ use crate::schema::time::from_epoch_millis;
 /// is a bug rather than bad input; the invocation fails and the source retries it.
 #[derive(Debug, thiserror::Error)]
 pub enum EncodeError {
+    /// A line has no integer `time`, or one outside years 0–9999 (no day to key it by).
     #[error("an OCSF line has no integer `time` within the supported range: {0}")]
     Time(String),
+    /// Arrow refused the lines for the Security Lake schema.
     #[error("cannot decode OCSF lines into Arrow: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
+    /// The Parquet writer failed.
     #[error("cannot write Parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
 }

@@ -1,6 +1,6 @@
 //! Firehose re-ingestion, the pure part (contract §2): which records leave an oversized response,
 //! and the `PutRecordBatch` records and batches that carry them back into the delivery stream.
-//! The call itself is [`crate::sink::firehose`].
+//! The call itself is the shell's (`eks_audit_forwarder::sink::firehose`).
 //!
 //! A transformation Lambda's response must stay under 6,000,000 bytes, but audit JSON inflates
 //! 4–10x out of gzip, so a full Firehose batch can transform into far more. What fits stays in
@@ -73,6 +73,7 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Whether the plan changes nothing (the response fitted): nothing re-ingested, nothing failed.
     pub fn is_empty(&self) -> bool {
         self.reingested.is_empty() && self.failed.is_empty()
     }
@@ -85,7 +86,9 @@ impl Plan {
     "the Firehose response needs {bytes} bytes even with every Ok record re-ingested, over the {limit}-byte limit"
 )]
 pub struct ResponseTooLarge {
+    /// The serialized size of the entries that must stay, in bytes.
     pub bytes: usize,
+    /// The limit they exceed, [`FirehoseLimits::max_response_bytes`].
     pub limit: usize,
 }
 

@@ -15,14 +15,20 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IncomingEvent<'a> {
+    /// `records`: present for a Firehose data-transformation event (contract §1.1).
     #[serde(borrow, default)]
     pub records: Option<Vec<FirehoseRecord<'a>>>,
+    /// `invocationId`: Firehose's id of this invocation.
     #[serde(borrow, default)]
     pub invocation_id: Option<Cow<'a, str>>,
+    /// `deliveryStreamArn`: the delivery stream that invoked the function, where records are
+    /// re-ingested (contract §2.3).
     #[serde(borrow, default)]
     pub delivery_stream_arn: Option<Cow<'a, str>>,
+    /// `region`: the delivery stream's region, as Firehose sends it.
     #[serde(borrow, default)]
     pub region: Option<Cow<'a, str>>,
+    /// `awslogs`: present for a CloudWatch Logs subscription event (direct mode).
     #[serde(borrow, default)]
     pub awslogs: Option<AwsLogs<'a>>,
 }
@@ -34,11 +40,14 @@ pub struct IncomingEvent<'a> {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FirehoseRecord<'a> {
+    /// `recordId`: Firehose's id of the record, repeated in its response entry.
     #[serde(borrow)]
     pub record_id: Cow<'a, str>,
     /// Base64, kept as received so a failed record can be returned byte for byte.
     #[serde(borrow)]
     pub data: Cow<'a, str>,
+    /// `approximateArrivalTimestamp`: when Firehose received the record, epoch milliseconds; not
+    /// read.
     #[serde(default)]
     pub approximate_arrival_timestamp: Option<i64>,
 }
@@ -48,6 +57,7 @@ pub struct FirehoseRecord<'a> {
 /// <https://docs.aws.amazon.com/lambda/latest/dg/services-cloudwatchlogs.html>
 #[derive(Debug, Deserialize)]
 pub struct AwsLogs<'a> {
+    /// `data`: base64 of the gzip subscription message(s).
     #[serde(borrow)]
     pub data: Cow<'a, str>,
 }
@@ -59,18 +69,27 @@ pub struct AwsLogs<'a> {
 /// <https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/SubscriptionFilters.html>
 #[derive(Debug)]
 pub struct SubscriptionMessage<'a> {
+    /// `messageType`: `DATA_MESSAGE`, or `CONTROL_MESSAGE` for CloudWatch's health check.
     pub message_type: Cow<'a, str>,
+    /// `owner`: the AWS account id of the log group; empty when absent.
     pub owner: Cow<'a, str>,
+    /// `logGroup`: the log group, `/aws/eks/<cluster>/cluster` for EKS; empty when absent.
     pub log_group: Cow<'a, str>,
+    /// `logStream`: the log stream; audit events come from `kube-apiserver-audit-*`. Empty when
+    /// absent.
     pub log_stream: Cow<'a, str>,
+    /// `logEvents`: the log events, in order.
     pub log_events: Vec<LogEvent<'a>>,
 }
 
 /// One CloudWatch log event; `message` is the audit event's JSON text.
 #[derive(Debug)]
 pub struct LogEvent<'a> {
+    /// `id`: CloudWatch's id of the event, unique in the log group.
     pub id: EventId<'a>,
+    /// `timestamp`: the event's time as given to CloudWatch Logs, epoch milliseconds.
     pub timestamp: i64,
+    /// `message`: the logged text, one audit event's JSON for an audit stream.
     pub message: Cow<'a, str>,
 }
 
@@ -163,6 +182,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for EventId<'a> {
 }
 
 impl EventId<'_> {
+    /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -171,25 +191,34 @@ impl EventId<'_> {
 /// What a transformation Lambda returns to Firehose.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct FirehoseResponse {
+    /// One entry per input record, in input order (contract §2.1).
     pub records: Vec<FirehoseResponseRecord>,
 }
 
+/// One record's answer: its `recordId`, `result`, `data` and, for `Ok`, partition keys.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct FirehoseResponseRecord {
+    /// `recordId`: the input record's id.
     pub record_id: String,
+    /// `result`: what became of the record.
     pub result: FirehoseResult,
     /// Base64 NDJSON for `Ok`, the original data for `ProcessingFailed`, empty for `Dropped`.
     #[serde(serialize_with = "plain_json_string")]
     pub data: String,
+    /// `metadata`: partition keys for `Ok` records; `None` (not serialized) otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<ResponseMetadata>,
 }
 
+/// `result` of a response record (contract §2.1).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub enum FirehoseResult {
+    /// Transformed: `data` holds the kept events.
     Ok,
+    /// Nothing to deliver, on purpose (filtered, control message, re-ingested).
     Dropped,
+    /// The record could not be transformed; Firehose writes its original data to the error output.
     ProcessingFailed,
 }
 
@@ -197,6 +226,7 @@ pub enum FirehoseResult {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct ResponseMetadata {
+    /// `partitionKeys`: `cluster` and `account`.
     pub partition_keys: BTreeMap<String, String>,
 }
 

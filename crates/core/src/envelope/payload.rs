@@ -15,27 +15,43 @@ use super::models::{LogEvent, Skipped, SubscriptionMessage};
 /// Firehose as `ProcessingFailed` with its original data, or fails a direct invocation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
+    /// Not padded standard base64 on one line; says what is wrong.
     #[error("data is not valid base64: {0}")]
     NotBase64(String),
+    /// No data at all, or only whitespace where messages were expected.
     #[error("data is empty")]
     Empty,
+    /// Neither the gzip magic nor a JSON object; holds the first bytes (up to 4).
     #[error("data is neither gzip nor JSON (starts with {0:02x?})")]
     NotGzipOrJson(Vec<u8>),
+    /// Gzip that does not inflate, or ends early.
     #[error("gzip stream is corrupt or truncated: {0}")]
     CorruptGzip(String),
+    /// Decompressed data over the payload limit (contract §8).
     #[error("decompressed data exceeds the {limit}-byte limit (EKS_AUDIT_MAX_PAYLOAD_BYTES)")]
-    TooLarge { limit: usize },
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// JSON that is not a subscription message (missing `messageType` or `logEvents`, a duplicate
+    /// field, trailing text); says why.
     #[error("not a CloudWatch Logs subscription message: {0}")]
     NotSubscriptionMessage(String),
+    /// A `messageType` other than `DATA_MESSAGE` or `CONTROL_MESSAGE`.
     #[error("unknown messageType {0:?}, expected DATA_MESSAGE or CONTROL_MESSAGE")]
     UnknownMessageType(String),
+    /// More log events than the per-record limit allows (contract §8).
     #[error("more than {limit} log events in one record (EKS_AUDIT_MAX_EVENTS_PER_RECORD)")]
-    TooManyEvents { limit: usize },
+    TooManyEvents {
+        /// The limit, in log events.
+        limit: usize,
+    },
 }
 
 /// The first two bytes of every gzip stream.
 pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
+/// Decodes a record's `data`: standard base64 with padding, on one line (contract §1.2).
 pub fn decode_base64(data: &str) -> Result<Vec<u8>, DecodeError> {
     let mut out = Vec::new();
     decode_base64_into(data, &mut out)?;
@@ -180,7 +196,6 @@ pub fn parse_messages(
     }
 }
 
-/// How many more log events the payload may hold.
 /// The usual payload, exactly one message within the event budget, read by sonic-rs; `None`
 /// for anything else, which the caller reads again with serde_json to decide and explain.
 fn parse_single_message_fast(json: &[u8], max_events: usize) -> Option<SubscriptionMessage<'_>> {
@@ -196,6 +211,7 @@ fn parse_single_message_fast(json: &[u8], max_events: usize) -> Option<Subscript
     Some(message)
 }
 
+/// How many more log events the payload may hold.
 struct EventBudget {
     left: usize,
     exceeded: bool,

@@ -8,7 +8,9 @@ use super::json::ObjectWriter;
 use super::time::rfc3339_utc;
 use crate::audit::{AuditEvent, ObjectReference};
 
-pub fn write(
+/// Appends `event` as one flat-schema object (no line break) to `out`; `time` fills
+/// `TimeGenerated`.
+pub(crate) fn write(
     event: &AuditEvent<'_>,
     raw: &str,
     time: Option<OffsetDateTime>,

@@ -2,7 +2,7 @@
 //! (contract §5).
 
 pub mod flat;
-pub mod json;
+pub(crate) mod json;
 pub mod ocsf;
 pub mod time;
 
@@ -40,9 +40,14 @@ impl Format {
 pub struct EventContext<'a> {
     /// AWS account id, the subscription message's `owner`.
     pub account: Option<&'a str>,
+    /// AWS region (contract §4 `Region`); `None` when unknown.
     pub region: Option<&'a str>,
+    /// EKS cluster name, from the log group or `EKS_AUDIT_CLUSTER_NAME`; `None` when neither names
+    /// one.
     pub cluster: Option<&'a str>,
+    /// CloudWatch Logs group of the message; `None` for a bare event given to `transform`.
     pub log_group: Option<&'a str>,
+    /// CloudWatch Logs stream of the message; `None` for a bare event given to `transform`.
     pub log_stream: Option<&'a str>,
     /// CloudWatch Logs event id.
     pub event_id: Option<&'a str>,

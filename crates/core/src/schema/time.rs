@@ -27,7 +27,9 @@ fn in_utc(time: OffsetDateTime) -> Option<OffsetDateTime> {
         .filter(|t| (0..=9999).contains(&t.year()))
 }
 
-pub fn from_epoch_millis(ms: i64) -> Option<OffsetDateTime> {
+/// A CloudWatch timestamp (epoch milliseconds) as a time; `None` when its UTC year is outside
+/// 0–9999.
+pub(crate) fn from_epoch_millis(ms: i64) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
         .and_then(in_utc)

@@ -7,17 +7,23 @@
 
 /// `class_uid` of API Activity.
 pub const CLASS_UID: i64 = 6003;
+/// `class_name` of API Activity.
 pub const CLASS_NAME: &str = "API Activity";
 /// `category_uid` of Application Activity.
 pub const CATEGORY_UID: i64 = 6;
+/// `category_name` of Application Activity.
 pub const CATEGORY_NAME: &str = "Application Activity";
 
 /// `activity_id`: what the API call did, from the Kubernetes verb.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activity {
+    /// 1: `create`.
     Create,
+    /// 2: `get`, `list`, `watch`.
     Read,
+    /// 3: `update`, `patch`.
     Update,
+    /// 4: `delete`, `deletecollection`.
     Delete,
     /// Any verb outside the CRUD ones: `impersonate`, `escalate`, `bind`, `approve`, `use`,
     /// non-resource methods such as `head`, and custom verbs.
@@ -38,6 +44,7 @@ impl Activity {
         }
     }
 
+    /// `activity_id`: 1–4, or 99 for Other.
     pub fn id(self) -> i64 {
         match self {
             Activity::Create => 1,
@@ -64,7 +71,7 @@ impl Activity {
         CLASS_UID * 100 + self.id()
     }
 
-    /// `type_name` = "<class name>: <activity name>".
+    /// `type_name` = `"<class name>: <activity name>"`.
     pub fn type_name(self) -> String {
         format!("{CLASS_NAME}: {}", self.name())
     }
@@ -83,6 +90,7 @@ pub enum Status {
 }
 
 impl Status {
+    /// The status of `responseStatus.code`; no code, or one outside 100–599, is Unknown.
     pub fn from_code(code: Option<i64>) -> Status {
         match code {
             Some(100..=399) => Status::Success,
@@ -91,6 +99,7 @@ impl Status {
         }
     }
 
+    /// `status_id`: 0 Unknown, 1 Success, 2 Failure.
     pub fn id(self) -> i64 {
         match self {
             Status::Unknown => 0,
@@ -112,6 +121,7 @@ impl Status {
 /// `severity_id` 1, Informational: an audit record says what happened, not how bad it is;
 /// rating it is the job of the detections that read it (and what Security Lake's source does).
 pub const SEVERITY_ID: i64 = 1;
+/// `severity`, the caption of [`SEVERITY_ID`].
 pub const SEVERITY: &str = "Informational";
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 //!   strings count as absent.
 //! - OCSF requires an operation, an actor, a source endpoint and a time. An audit event that
 //!   lacks the verb, a user name or uid, a valid IP address in `sourceIPs[0]`, or any time is
-//!   not written: [`write`] returns [`Unmappable`] naming what is missing and the pipeline
+//!   not written: [`write()`] returns [`Unmappable`] naming what is missing and the pipeline
 //!   quarantines the event with its original text, as it does for any message that is not a
 //!   usable audit event. Nothing is invented to fill a required attribute.
 //! - Request and response bodies are embedded as JSON text in `api.request.data` and
@@ -37,10 +37,15 @@ use crate::audit::{AuditEvent, Text, UserInfo};
 
 /// The OCSF version written in `metadata.version`.
 pub const OCSF_VERSION: &str = "1.1.0";
+/// `metadata.profiles`: the OCSF profiles the events carry.
 pub const PROFILES: [&str; 2] = ["cloud", "datetime"];
+/// `metadata.product.name`.
 pub const PRODUCT_NAME: &str = "Amazon EKS";
+/// `metadata.product.feature.name`.
 pub const PRODUCT_FEATURE: &str = "Elastic Kubernetes Service";
+/// `metadata.product.vendor_name`.
 pub const VENDOR_NAME: &str = "AWS";
+/// `cloud.provider`.
 pub const CLOUD_PROVIDER: &str = "AWS";
 /// `metadata.log_provider` when the event came through a CloudWatch Logs subscription.
 pub const LOG_PROVIDER: &str = "Amazon CloudWatch Logs";
@@ -57,6 +62,7 @@ const MAX_STRING_CHARS: usize = 65_535;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cannot be written as OCSF API Activity: {}", .missing.join("; "))]
 pub struct Unmappable {
+    /// What the event lacks, one phrase each, naming the OCSF attribute.
     pub missing: Vec<&'static str>,
 }
 
@@ -172,7 +178,8 @@ impl<'r> Bodies<'r> {
 
 /// Appends `event` as one OCSF JSON object (no line break) to `out`, or, when OCSF's required
 /// attributes cannot be filled, returns why and leaves `out` untouched. `raw` is the text the
-/// event's bodies are taken from (see [`Bodies`]).
+/// event's bodies (`api.request.data`, `api.response.data`) are taken from: the event's text
+/// after redaction, never the parsed original.
 pub fn write(
     event: &AuditEvent<'_>,
     raw: &str,
