@@ -254,40 +254,6 @@ fn plain_json_string<S: serde::Serializer>(data: &str, serializer: S) -> Result<
     raw.serialize(serializer)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record(data: &str) -> FirehoseResponseRecord {
-        FirehoseResponseRecord {
-            record_id: "1".into(),
-            result: FirehoseResult::ProcessingFailed,
-            data: data.into(),
-            metadata: None,
-        }
-    }
-
-    #[test]
-    fn response_data_is_a_json_string_whatever_it_holds() {
-        for data in [
-            "",
-            "eyJhIjoxfQ==",
-            "not*base64!",
-            "quote \" backslash \\ newline \n tab \t",
-            "caf\u{e9} \u{1f680} \u{7f}",
-        ] {
-            let json = serde_json::to_string(&record(data)).unwrap();
-            let value: serde_json::Value = serde_json::from_str(&json).unwrap();
-            assert_eq!(value["data"], data, "{json}");
-            let pretty = serde_json::to_string_pretty(&record(data)).unwrap();
-            assert_eq!(
-                serde_json::from_str::<FirehoseResponseRecord>(&pretty).unwrap(),
-                record(data)
-            );
-        }
-    }
-}
-
 /// A value read and thrown away, nested at most [`Skipped::MAX_DEPTH`] levels, instead of with
 /// `IgnoredAny`. sonic-rs skips an ignored value by recursing once per level with no limit,
 /// and its own limit for other values (255 levels) still takes megabytes of stack in a debug
@@ -371,5 +337,39 @@ impl<'de> serde::de::Visitor<'de> for SkipSeed {
             map.next_value_seed(SkipSeed { depth: inner.depth })?;
         }
         Ok(Skipped)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(data: &str) -> FirehoseResponseRecord {
+        FirehoseResponseRecord {
+            record_id: "1".into(),
+            result: FirehoseResult::ProcessingFailed,
+            data: data.into(),
+            metadata: None,
+        }
+    }
+
+    #[test]
+    fn response_data_is_a_json_string_whatever_it_holds() {
+        for data in [
+            "",
+            "eyJhIjoxfQ==",
+            "not*base64!",
+            "quote \" backslash \\ newline \n tab \t",
+            "caf\u{e9} \u{1f680} \u{7f}",
+        ] {
+            let json = serde_json::to_string(&record(data)).unwrap();
+            let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+            assert_eq!(value["data"], data, "{json}");
+            let pretty = serde_json::to_string_pretty(&record(data)).unwrap();
+            assert_eq!(
+                serde_json::from_str::<FirehoseResponseRecord>(&pretty).unwrap(),
+                record(data)
+            );
+        }
     }
 }
