@@ -170,17 +170,11 @@ fn no_two_groups_of_a_payload_share_a_key() {
     );
 }
 
-/// The least CPU time of five runs of `work(n)` on this thread: other processes and threads
-/// do not count, and the minimum is the run least disturbed by cache and scheduler noise.
-fn fastest(n: usize, work: &mut impl FnMut(usize)) -> Duration {
-    (0..5)
-        .map(|_| {
-            let start = ThreadTime::now();
-            work(n);
-            start.elapsed()
-        })
-        .min()
-        .expect("five runs")
+/// The CPU time this thread spends in `work(n)`: other processes do not count.
+fn cpu_time(n: usize, work: &mut impl FnMut(usize)) -> Duration {
+    let start = ThreadTime::now();
+    work(n);
+    start.elapsed()
 }
 
 /// One complexity measurement at a time, so that they do not share the caches and memory
@@ -188,23 +182,33 @@ fn fastest(n: usize, work: &mut impl FnMut(usize)) -> Duration {
 static MEASURING: Mutex<()> = Mutex::new(());
 
 /// Linear work doubles when n doubles; quadratic work quadruples. The bound, 2.5x, sits
-/// between them with room for noise.
+/// between them. Runs of n and 2n alternate, so both see the same machine, and the fastest of
+/// seven of each is compared: the least disturbed by cache and scheduler noise. A load burst
+/// can still spoil one measurement, so it is taken up to three times; quadratic work fails
+/// every time.
 fn assert_linear(what: &str, n: usize, mut work: impl FnMut(usize)) {
     let _alone = MEASURING
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     work(n / 4); // warm-up: allocator, page faults, lazy statics
-    let (once, twice) = (fastest(n, &mut work), fastest(2 * n, &mut work));
-    let ratio = twice.as_secs_f64() / once.as_secs_f64();
-    eprintln!(
-        "{what}: {n} took {once:?}, {} took {twice:?} ({ratio:.2}x)",
-        2 * n
-    );
-    assert!(
-        ratio < 2.5,
-        "{what}: {n} took {once:?}, {} took {twice:?} ({ratio:.2}x)",
-        2 * n
-    );
+    let mut ratios = Vec::new();
+    for _ in 0..3 {
+        let (mut once, mut twice) = (Duration::MAX, Duration::MAX);
+        for _ in 0..7 {
+            once = once.min(cpu_time(n, &mut work));
+            twice = twice.min(cpu_time(2 * n, &mut work));
+        }
+        let ratio = twice.as_secs_f64() / once.as_secs_f64();
+        eprintln!(
+            "{what}: {n} took {once:?}, {} took {twice:?} ({ratio:.2}x)",
+            2 * n
+        );
+        if ratio < 2.5 {
+            return;
+        }
+        ratios.push(ratio);
+    }
+    panic!("{what}: 2x the input cost {ratios:.2?} times as much, three times over");
 }
 
 /// Row 8: 50,000 events, each in a different UTC hour, took 7.5 s against 0.2 s for one hour:
@@ -219,11 +223,11 @@ fn events_in_as_many_hours_as_events_cost_linear_time() {
             .collect();
         message(STREAM, &events)
     };
-    let (small, large) = (payload(10_000), payload(20_000));
-    assert_linear("events in distinct hours", 10_000, |n| {
+    let (small, large) = (payload(5_000), payload(10_000));
+    assert_linear("events in distinct hours", 5_000, |n| {
         let text = match n {
-            10_000 => small.clone(),
-            20_000 => large.clone(),
+            5_000 => small.clone(),
+            10_000 => large.clone(),
             _ => payload(n),
         };
         assert_eq!(outcome_of(text).kept_groups.len(), n, "one group per hour");
