@@ -150,11 +150,17 @@ async fn malformed_messages_are_quarantined_verbatim_with_their_envelope() {
     );
     assert_eq!(lines[1]["message"], truncated.as_str());
     assert!(lines[1]["reason"].as_str().unwrap().contains("Truncated"));
+    // Each line names its log event as CloudWatch did: data_message gives event i the id
+    // `id-<i>` and the timestamp 1716285600000 + i, so the quarantined events 1 and 2 are
+    // id-1 at 1716285600001 and id-2 at 1716285600002.
+    assert_eq!(lines[0]["id"], "id-1");
+    assert_eq!(lines[0]["timestamp"].as_i64(), Some(1_716_285_600_001));
+    assert_eq!(lines[1]["id"], "id-2");
+    assert_eq!(lines[1]["timestamp"].as_i64(), Some(1_716_285_600_002));
     for line in &lines {
         assert_eq!(line["logGroup"], GROUP);
         assert_eq!(line["logStream"], STREAM);
         assert_eq!(line["owner"], ACCOUNT);
-        assert!(line["id"].is_string() && line["timestamp"].is_i64());
     }
 }
 
