@@ -112,6 +112,59 @@ fn invoke_on_a_direct_event_writes_objects_to_the_out_directory() {
 }
 
 #[test]
+fn invoke_prefix_loses_its_slashes_and_may_be_empty() {
+    // contract §6.1: `<prefix>` is EKS_AUDIT_PREFIX without leading or trailing `/`, and an
+    // empty --prefix starts keys at `cluster=`. events/README.md: the sample's stream is
+    // kube-apiserver-audit-4c32aba7e0ab5ccdee4286ec390a6a30; its objects are hour 13, named
+    // after event 1, and hour 14, named after event 5.
+    let event = repo_file("events/awslogs-eks-audit.json");
+    let cases = [
+        (
+            "/audit/",
+            [
+                "audit/cluster=prod-east/dt=2024-05-21/hour=13/kube-apiserver-audit-4c32aba7e0ab5ccdee4286ec390a6a30-38274768951356324145982964960672468520056241476290543616.json.gz",
+                "audit/cluster=prod-east/dt=2024-05-21/hour=14/kube-apiserver-audit-4c32aba7e0ab5ccdee4286ec390a6a30-38274769036440239074990741403348175343574738722875179012.json.gz",
+            ],
+        ),
+        (
+            "",
+            [
+                "cluster=prod-east/dt=2024-05-21/hour=13/kube-apiserver-audit-4c32aba7e0ab5ccdee4286ec390a6a30-38274768951356324145982964960672468520056241476290543616.json.gz",
+                "cluster=prod-east/dt=2024-05-21/hour=14/kube-apiserver-audit-4c32aba7e0ab5ccdee4286ec390a6a30-38274769036440239074990741403348175343574738722875179012.json.gz",
+            ],
+        ),
+    ];
+    for (prefix, keys) in cases {
+        let out = tempfile::tempdir().unwrap();
+        let output = eks_audit(
+            &[
+                "invoke",
+                event.to_str().unwrap(),
+                "--out",
+                out.path().to_str().unwrap(),
+                "--prefix",
+                prefix,
+            ],
+            &[],
+            None,
+        );
+        assert_exit(&output, 0);
+        let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let objects: Vec<&str> = summary["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o.as_str().unwrap())
+            .collect();
+        let expected: Vec<String> = keys
+            .iter()
+            .map(|key| out.path().join(key).to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(objects, expected, "--prefix {prefix:?}");
+    }
+}
+
+#[test]
 fn filters_come_from_flags_or_environment_alike() {
     // A ResponseStarted event is dropped by default and kept when its stage is allowed.
     let event = corpus_event("audit-events/falco-k8s_audit/exec_pod.json", 0); // ResponseStarted
