@@ -8,8 +8,7 @@ use std::sync::LazyLock;
 
 use common::*;
 use eks_audit_core::envelope::models::FirehoseResult;
-use eks_audit_core::filter::DEFAULT_EXCLUDE_URIS;
-use eks_audit_core::filter::UriPattern;
+use eks_audit_core::filter::{DEFAULT_SUBSCRIPTION_PATTERN, Filter, UriPattern};
 use eks_audit_core::pipeline::{EventFate, process_event};
 use eks_audit_core::tally::DropReason;
 use eks_audit_forwarder::config::Settings;
@@ -31,6 +30,20 @@ fn reference_matches(pattern: &[char], text: &[char]) -> bool {
     }
 }
 
+/// Contract §3's default URI exclusions, written out (not read from the crate).
+const CONTRACT_DEFAULT_EXCLUSIONS: [&str; 10] = [
+    "/version",
+    "/version?*",
+    "/metrics",
+    "/metrics?*",
+    "/logs",
+    "/logs?*",
+    "/swagger*",
+    "/livez*",
+    "/readyz*",
+    "/healthz*",
+];
+
 /// What the default filter (contract §3) does with an event, by the reference matcher.
 fn reference_decision(event: &Value) -> Option<DropReason> {
     if event.get("stage").and_then(Value::as_str) != Some("ResponseComplete") {
@@ -40,8 +53,8 @@ fn reference_decision(event: &Value) -> Option<DropReason> {
         Some(uri) => uri.chars().collect(),
         None => return None,
     };
-    let excluded = DEFAULT_EXCLUDE_URIS
-        .split(',')
+    let excluded = CONTRACT_DEFAULT_EXCLUSIONS
+        .iter()
         .any(|p| reference_matches(&p.chars().collect::<Vec<_>>(), &uri));
     excluded.then_some(DropReason::ExcludedUri)
 }
@@ -238,6 +251,82 @@ proptest! {
     fn uri_patterns_match_as_cloudwatch_wildcards_do(pattern in "[ab/?*]{0,8}", text in "[ab/?*]{0,12}") {
         let chars = |s: &str| s.chars().collect::<Vec<_>>();
         prop_assert_eq!(UriPattern::new(&pattern).matches(&text), reference_matches(&chars(&pattern), &chars(&text)));
+    }
+}
+
+#[test]
+fn the_default_exclusions_are_the_contracts_list() {
+    let filter = Filter::default();
+    let patterns: Vec<&str> = filter.exclude_uris.iter().map(UriPattern::as_str).collect();
+    assert_eq!(patterns, CONTRACT_DEFAULT_EXCLUSIONS);
+    // The CloudWatch filter pattern of contract §3, the default of template.yaml's
+    // FilterPattern and of `eks-audit subscribe --filter-pattern`, written out.
+    assert_eq!(
+        DEFAULT_SUBSCRIPTION_PATTERN,
+        r#"{ $.stage = "ResponseComplete" && $.requestURI != "/version" && $.requestURI != "/version?*" && $.requestURI != "/metrics" && $.requestURI != "/metrics?*" && $.requestURI != "/logs" && $.requestURI != "/logs?*" && $.requestURI != "/swagger*" && $.requestURI != "/livez*" && $.requestURI != "/readyz*" && $.requestURI != "/healthz*" }"#
+    );
+}
+
+#[test]
+fn the_default_exclusions_drop_and_keep_what_the_wildcards_say() {
+    // `*` matches any run of characters (none included); every other character, `?` too,
+    // matches itself; the whole URI must match (contract §3).
+    let dropped = [
+        "/version",
+        "/version?",            // `/version?*`, `*` matching nothing
+        "/version?timeout=32s", // `/version?*`
+        "/metrics",
+        "/metrics?x", // `/metrics?*`
+        "/logs",
+        "/logs?",   // `/logs?*`, `*` matching nothing
+        "/logs?x",  // `/logs?*`
+        "/swagger", // `/swagger*`, `*` matching nothing
+        "/swagger-2.0.0.pb-v1",
+        "/swagger.json",
+        "/livez",
+        "/livez/ping",
+        "/readyz?verbose",
+        "/readyzx",
+        "/healthz",
+        "/healthz/etcd",
+    ];
+    let kept = [
+        "/versions", // `/version` is exact; `/version?*` needs a `?` after it
+        "/version/", // likewise: `/` is not `?`
+        "/Version",  // every character matches itself: case counts
+        "/metricsx",
+        "/metrics/cadvisor", // `/metrics?*` needs a literal `?`, not any character
+        "/logsx",
+        "/logsearch",
+        "/logs/kube-apiserver.log",
+        "/apis/metrics.k8s.io/v1beta1/nodes",
+        "/api/v1/namespaces/default/pods?watch=true",
+        "/openapi/v2",
+        "/x/healthz", // the whole URI must match: no pattern starts with `*`
+    ];
+    let fate = |uri: &str| {
+        let text =
+            json!({"kind": "Event", "stage": "ResponseComplete", "requestURI": uri}).to_string();
+        process_event(
+            &text,
+            &CONTEXT,
+            &eks_audit_core::ProcessOptions::default(),
+            &mut Vec::new(),
+        )
+    };
+    for uri in dropped {
+        assert_eq!(
+            fate(uri),
+            EventFate::Dropped(DropReason::ExcludedUri),
+            "{uri}"
+        );
+    }
+    for uri in kept {
+        assert!(
+            matches!(fate(uri), EventFate::Kept { .. }),
+            "{uri}: {:?}",
+            fate(uri)
+        );
     }
 }
 
