@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the project's developer tools into Python virtualenvs at the repo root:
 #   .venv/          moto[server] (local AWS), cargo-lambda (+ ziglang for arm64 cross builds),
-#                   cfn-lint, aws-sam-cli          <- scripts/requirements-tools.txt
+#                   cfn-lint, aws-sam-cli, pyarrow <- scripts/requirements-tools.txt
 #   .venv-checkov/  checkov                        <- scripts/requirements-checkov.txt
 # checkov gets its own venv because its boto3 1.35.x pin conflicts with aws-sam-cli's
 # boto3 1.43.x (pip: ResolutionImpossible). A symlink .venv/bin/checkov points at it, so
@@ -94,12 +94,14 @@ setup_venv .venv scripts/requirements-tools.txt scripts/constraints-tools.txt '
   py=$(python --version 2>&1); moto=$(python -c "import moto; print(moto.__version__)")
   cl=$(cargo-lambda lambda --version); zig=$(python -m ziglang version)
   cfn=$(cfn-lint --version); sam=$(sam --version)
+  pa=$(python -c "import pyarrow; print(pyarrow.__version__)")
   echo "python:        ${py#Python }"
   echo "moto:          $moto"
   echo "cargo-lambda:  $(cut -d" " -f2 <<<"$cl")"
   echo "ziglang:       $zig"
   echo "cfn-lint:      ${cfn#cfn-lint }"
   echo "aws-sam-cli:   ${sam##* }"
+  echo "pyarrow:       $pa"
 '
 setup_venv .venv-checkov scripts/requirements-checkov.txt scripts/constraints-checkov.txt '
   set -euo pipefail

@@ -30,6 +30,17 @@ fn eks_audit(args: &[&str], envs: &[(&str, &str)], stdin: Option<&[u8]>) -> Outp
     child.wait_with_output().unwrap()
 }
 
+/// Asserts the exit code (contract §7.2: 0 success, 1 input that could not be processed, 2 bad
+/// usage), showing stderr when it differs.
+fn assert_exit(output: &Output, code: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 fn stdout_lines(output: &Output) -> Vec<Value> {
     String::from_utf8_lossy(&output.stdout)
         .lines()
@@ -101,11 +112,65 @@ fn invoke_on_a_direct_event_writes_objects_to_the_out_directory() {
 }
 
 #[test]
+fn invoke_prefix_loses_its_slashes_and_may_be_empty() {
+    // contract §6.1: `<prefix>` is EKS_AUDIT_PREFIX without leading or trailing `/`, and an
+    // empty --prefix starts keys at `cluster=`. events/README.md: the sample's stream is
+    // kube-apiserver-audit-4c32aba7e0ab5ccdee4286ec390a6a30; its objects are hour 13, named
+    // after event 1, and hour 14, named after event 5.
+    let event = repo_file("events/awslogs-eks-audit.json");
+    let cases = [
+        (
+            "/audit/",
+            [
+                "audit/cluster=prod-east/dt=2024-05-21/hour=13/kube-apiserver-audit-4c32aba7e0ab5ccdee4286ec390a6a30-38274768951356324145982964960672468520056241476290543616.json.gz",
+                "audit/cluster=prod-east/dt=2024-05-21/hour=14/kube-apiserver-audit-4c32aba7e0ab5ccdee4286ec390a6a30-38274769036440239074990741403348175343574738722875179012.json.gz",
+            ],
+        ),
+        (
+            "",
+            [
+                "cluster=prod-east/dt=2024-05-21/hour=13/kube-apiserver-audit-4c32aba7e0ab5ccdee4286ec390a6a30-38274768951356324145982964960672468520056241476290543616.json.gz",
+                "cluster=prod-east/dt=2024-05-21/hour=14/kube-apiserver-audit-4c32aba7e0ab5ccdee4286ec390a6a30-38274769036440239074990741403348175343574738722875179012.json.gz",
+            ],
+        ),
+    ];
+    for (prefix, keys) in cases {
+        let out = tempfile::tempdir().unwrap();
+        let output = eks_audit(
+            &[
+                "invoke",
+                event.to_str().unwrap(),
+                "--out",
+                out.path().to_str().unwrap(),
+                "--prefix",
+                prefix,
+            ],
+            &[],
+            None,
+        );
+        assert_exit(&output, 0);
+        let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let objects: Vec<&str> = summary["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o.as_str().unwrap())
+            .collect();
+        let expected: Vec<String> = keys
+            .iter()
+            .map(|key| out.path().join(key).to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(objects, expected, "--prefix {prefix:?}");
+    }
+}
+
+#[test]
 fn filters_come_from_flags_or_environment_alike() {
     // A ResponseStarted event is dropped by default and kept when its stage is allowed.
     let event = corpus_event("audit-events/falco-k8s_audit/exec_pod.json", 0); // ResponseStarted
+    // contract §7.2: a filtered event is not a reported problem, so `transform` exits 0.
     let default = eks_audit(&["transform"], &[], Some(event.as_bytes()));
-    assert!(default.status.success());
+    assert_exit(&default, 0);
     assert!(
         stdout_lines(&default).is_empty(),
         "ResponseStarted is not kept by default"
@@ -121,6 +186,8 @@ fn filters_come_from_flags_or_environment_alike() {
         &[("EKS_AUDIT_STAGES", "*")],
         Some(event.as_bytes()),
     );
+    assert_exit(&by_flag, 0);
+    assert_exit(&by_env, 0);
     assert_eq!(stdout_lines(&by_flag).len(), 1);
     assert_eq!(stdout_lines(&by_env).len(), 1);
 
@@ -129,7 +196,7 @@ fn filters_come_from_flags_or_environment_alike() {
         &[("EKS_AUDIT_STAGES", "")],
         Some(event.as_bytes()),
     );
-    assert!(empty_env.status.success());
+    assert_exit(&empty_env, 0);
     assert!(
         stdout_lines(&empty_env).is_empty(),
         "an empty variable counts as unset: the default applies"
@@ -146,7 +213,9 @@ fn uri_exclusions_can_be_replaced_or_disabled() {
         "/apis/apps/v1/namespaces/kube-system/deployments?fieldSelector=metadata.name%3Dvpc-resource-controller",
         "/readyz?verbose",
     );
+    // An excluded event is dropped, not reported (contract §7.2): exit 0 with no output.
     let default = eks_audit(&["transform"], &[], Some(readyz.as_bytes()));
+    assert_exit(&default, 0);
     assert!(
         stdout_lines(&default).is_empty(),
         "/readyz* is excluded by default"
@@ -156,12 +225,14 @@ fn uri_exclusions_can_be_replaced_or_disabled() {
         &[("EKS_AUDIT_EXCLUDE_URIS", "none")],
         Some(readyz.as_bytes()),
     );
+    assert_exit(&none, 0);
     assert_eq!(stdout_lines(&none).len(), 1);
     let custom = eks_audit(
         &["transform", "--exclude-uris", "/apis/apps/*"],
         &[],
         Some(event.as_bytes()),
     );
+    assert_exit(&custom, 0);
     assert!(stdout_lines(&custom).is_empty());
 }
 
@@ -199,6 +270,7 @@ fn transform_reads_a_saved_lambda_event_or_a_gzip_subscription_message() {
         &[("AWS_REGION", "eu-central-1")],
         Some(&message),
     );
+    assert_exit(&output, 0);
     let lines = stdout_lines(&output);
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["ClusterName"], "prod-east");
@@ -249,6 +321,7 @@ fn bad_usage_exits_2() {
 #[test]
 fn help_documents_every_variable() {
     let help = eks_audit(&["invoke", "--help"], &[], None);
+    assert_exit(&help, 0);
     let text = String::from_utf8_lossy(&help.stdout);
     for variable in [
         "EKS_AUDIT_FORMAT",
@@ -274,6 +347,7 @@ fn limits_are_flags_and_variables_alike() {
     // Depth 3: the event, requestObject, and the list in it.
     let event = r#"{"kind":"Event","stage":"ResponseComplete","requestObject":{"a":[]}}"#;
     let default = eks_audit(&["transform"], &[], Some(event.as_bytes()));
+    assert_exit(&default, 0);
     assert_eq!(stdout_lines(&default).len(), 1);
     for output in [
         eks_audit(
@@ -324,6 +398,7 @@ fn redaction_is_a_flag_and_a_variable_and_bad_rules_are_bad_usage() {
         0,
     );
     let plain = eks_audit(&["transform"], &[], Some(event.as_bytes()));
+    assert_exit(&plain, 0);
     assert!(
         String::from_utf8_lossy(&plain.stdout).contains("MY-KEY"),
         "off by default"
@@ -353,6 +428,7 @@ fn redaction_is_a_flag_and_a_variable_and_bad_rules_are_bad_usage() {
         &[("EKS_AUDIT_REDACT", "")],
         Some(event.as_bytes()),
     );
+    assert_exit(&empty, 0);
     assert!(
         String::from_utf8_lossy(&empty.stdout).contains("MY-KEY"),
         "an empty variable counts as unset"

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use eks_audit_core::envelope::models::FirehoseResult;
+use eks_audit_core::envelope::models::{FirehoseResponse, FirehoseResponseRecord, FirehoseResult};
 use eks_audit_forwarder::config::Settings;
 use serde_json::Value;
 
@@ -21,6 +21,13 @@ fn request_received_event() -> String {
         "\"stage\":\"ResponseComplete\"",
         "\"stage\":\"RequestReceived\"",
     )
+}
+
+/// The answer to a one-record event: exactly one record, with the input's id `r0`.
+fn only_record(response: &FirehoseResponse) -> &FirehoseResponseRecord {
+    assert_eq!(response.records.len(), 1, "one answer for one record");
+    assert_eq!(response.records[0].record_id, "r0");
+    &response.records[0]
 }
 
 #[tokio::test]
@@ -52,8 +59,9 @@ async fn control_message_is_dropped() {
     let response = handler(Settings::default())
         .firehose(&firehose_event(&[gzip_record(&control_message())]))
         .await;
-    assert_eq!(response.records[0].result, FirehoseResult::Dropped);
-    assert!(response.records[0].metadata.is_none());
+    let record = only_record(&response);
+    assert_eq!(record.result, FirehoseResult::Dropped);
+    assert!(record.metadata.is_none());
 }
 
 #[tokio::test]
@@ -66,7 +74,7 @@ async fn record_whose_events_are_all_filtered_is_dropped() {
     let response = handler(Settings::default())
         .firehose(&firehose_event(&[gzip_record(&message)]))
         .await;
-    assert_eq!(response.records[0].result, FirehoseResult::Dropped);
+    assert_eq!(only_record(&response).result, FirehoseResult::Dropped);
 }
 
 #[tokio::test]
@@ -79,7 +87,7 @@ async fn messages_from_other_control_plane_streams_are_dropped_not_failed() {
     let response = handler(Settings::default())
         .firehose(&firehose_event(&[gzip_record(&message)]))
         .await;
-    assert_eq!(response.records[0].result, FirehoseResult::Dropped);
+    assert_eq!(only_record(&response).result, FirehoseResult::Dropped);
 }
 
 #[tokio::test]
@@ -110,6 +118,15 @@ async fn undecodable_records_fail_with_their_original_data_untouched() {
     let response = handler(Settings::default())
         .firehose(&firehose_event(&datas))
         .await;
+    // One answer per record, in order (firehose_event names them r0, r1, ...), before pairing
+    // answers with inputs: a short response must not pass.
+    let ids: Vec<&str> = response
+        .records
+        .iter()
+        .map(|r| r.record_id.as_str())
+        .collect();
+    assert_eq!(ids, ["r0", "r1", "r2", "r3", "r4", "r5", "r6"]);
+    assert_eq!(response.records.len(), datas.len());
     for (record, data) in response.records.iter().zip(&datas) {
         assert_eq!(
             record.result,
@@ -132,7 +149,7 @@ async fn kept_events_are_base64_ndjson_with_partition_keys() {
     let response = handler(Settings::default())
         .firehose(&firehose_event(&[gzip_record(&message)]))
         .await;
-    let record = &response.records[0];
+    let record = only_record(&response);
     assert_eq!(record.result, FirehoseResult::Ok);
     let text = ok_text(&record.data);
     assert_eq!(
@@ -163,8 +180,9 @@ async fn already_decompressed_records_are_accepted() {
     let response = handler(Settings::default())
         .firehose(&firehose_event(&[plain]))
         .await;
-    assert_eq!(response.records[0].result, FirehoseResult::Ok);
-    assert_eq!(ok_lines(&response.records[0].data)[0]["Verb"], "list");
+    let record = only_record(&response);
+    assert_eq!(record.result, FirehoseResult::Ok);
+    assert_eq!(ok_lines(&record.data)[0]["Verb"], "list");
 }
 
 #[tokio::test]
@@ -181,9 +199,10 @@ async fn malformed_audit_message_without_a_bucket_fails_the_record_with_its_orig
     let response = handler(Settings::default())
         .firehose(&firehose_event(std::slice::from_ref(&data)))
         .await;
-    assert_eq!(response.records[0].result, FirehoseResult::ProcessingFailed);
+    let record = only_record(&response);
+    assert_eq!(record.result, FirehoseResult::ProcessingFailed);
     assert_eq!(
-        response.records[0].data, data,
+        record.data, data,
         "the good event travels with it to the error output"
     );
 }
@@ -196,6 +215,13 @@ async fn kinesis_sourced_events_with_extra_fields_are_accepted() {
     let response = handler(Settings::default()).firehose(&event).await;
     let input: Value = serde_json::from_str(&event).unwrap();
     let inputs = input["records"].as_array().unwrap();
+    // The fixture's two records, record1 and record2: answered once each, in order.
+    let ids: Vec<&str> = response
+        .records
+        .iter()
+        .map(|r| r.record_id.as_str())
+        .collect();
+    assert_eq!(ids, ["record1", "record2"]);
     assert_eq!(response.records.len(), inputs.len());
     for (record, input) in response.records.iter().zip(inputs) {
         assert_eq!(record.record_id, input["recordId"].as_str().unwrap());
@@ -211,10 +237,19 @@ async fn sam_cloudwatch_logs_processor_sample_is_fully_accounted_for() {
         corpus_file("lambda-events/aws-sam-cli__KinesisFirehoseCloudwatchLogsProcessor.json");
     let input: Value = serde_json::from_str(&event).unwrap();
     let response = handler(Settings::default()).firehose(&event).await;
-    assert_eq!(
-        response.records.len(),
-        input["records"].as_array().unwrap().len()
-    );
+    let input_ids: Vec<&str> = input["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["recordId"].as_str().unwrap())
+        .collect();
+    let ids: Vec<&str> = response
+        .records
+        .iter()
+        .map(|r| r.record_id.as_str())
+        .collect();
+    assert_eq!(input_ids.len(), 4, "SOURCES.md: four records");
+    assert_eq!(ids, input_ids, "each record answered once, in input order");
     for record in &response.records {
         // None of its log streams is an EKS audit stream: nothing is kept, nothing fails.
         assert_eq!(
@@ -241,6 +276,11 @@ async fn response_serializes_in_the_wire_format_firehose_reads() {
         .unwrap();
     let wire: Value = serde_json::to_value(&response).unwrap();
     let records = wire["records"].as_array().unwrap();
+    let ids: Vec<&str> = records
+        .iter()
+        .map(|r| r["recordId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["r0", "r1", "r2"]);
     assert_eq!(records[0]["result"], "Ok");
     assert_eq!(
         records[0]["metadata"]["partitionKeys"]["cluster"],

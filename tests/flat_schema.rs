@@ -362,3 +362,54 @@ fn pretty_printed_event_becomes_one_line_with_the_same_raw_event() {
         serde_json::from_str::<Value>(&text).unwrap()
     );
 }
+
+#[test]
+fn object_ref_column_joins_the_non_empty_parts_literally() {
+    // contract §4 column 9: the non-empty ones of namespace, resource, name, subresource,
+    // joined by `/`, in that order; null when none is there.
+    let cases: [(&str, Value); 8] = [
+        (
+            r#"{"namespace":"default","resource":"pods","name":"nginx","subresource":"exec"}"#,
+            json!("default/pods/nginx/exec"),
+        ),
+        // An empty namespace is left out, not joined as an empty segment.
+        (
+            r#"{"resource":"namespaces","name":"foo","namespace":""}"#,
+            json!("namespaces/foo"),
+        ),
+        // No name: the subresource follows the resource.
+        (
+            r#"{"namespace":"kube-system","resource":"pods","subresource":"log"}"#,
+            json!("kube-system/pods/log"),
+        ),
+        (r#"{"name":"x","subresource":""}"#, json!("x")),
+        // JSON escapes are read: the column holds the text, `é` and `"` included.
+        (
+            r#"{"namespace":"caf\u00e9","resource":"pods"}"#,
+            json!("café/pods"),
+        ),
+        (
+            r#"{"namespace":"a\"b","resource":"pods"}"#,
+            json!("a\"b/pods"),
+        ),
+        // No part at all, or an objectRef of the wrong type (read as absent, §1.3): null.
+        (r#"{"apiGroup":"apps"}"#, Value::Null),
+        (r#""pods""#, Value::Null),
+    ];
+    for (object_ref, expected) in cases {
+        let event =
+            format!(r#"{{"kind":"Event","stage":"ResponseComplete","objectRef":{object_ref}}}"#);
+        let line = flat_via_transform(&event);
+        assert_eq!(line["ObjectRef"], expected, "{object_ref}");
+        // The public helper says the same.
+        let parsed = eks_audit_core::AuditEvent::parse(&event).unwrap();
+        let path = parsed
+            .object_ref()
+            .and_then(eks_audit_core::schema::flat::object_path);
+        assert_eq!(
+            path.map(Value::from).unwrap_or(Value::Null),
+            expected,
+            "{object_ref}"
+        );
+    }
+}

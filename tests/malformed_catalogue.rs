@@ -8,15 +8,14 @@
 mod common;
 
 use std::io::Write;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE};
 use common::*;
-use eks_audit_core::batch::firehose::RecordFate;
 use eks_audit_core::envelope::models::FirehoseResult::{
     self, Dropped as DroppedRecord, Ok as OkRecord, ProcessingFailed,
 };
-use eks_audit_core::pipeline::{Origin, process_data};
 use eks_audit_core::tally::DropReason;
 use eks_audit_forwarder::config::Settings;
 use eks_audit_forwarder::handler::Response;
@@ -38,7 +37,8 @@ enum Expect {
     OkLines(usize),
     /// Firehose: the record is `Dropped`.
     Dropped,
-    /// Firehose: `ProcessingFailed` with its original data; the logged reason holds the phrase.
+    /// Firehose: `ProcessingFailed` with its original data, counted as a failed record; the
+    /// reason the handler logs for it holds the phrase.
     Failed(&'static str),
     /// Firehose: the event is answered with these results, one per record, in order.
     Answered(&'static [FirehoseResult]),
@@ -274,6 +274,45 @@ async fn every_malformed_input_has_the_outcome_a_user_expects() {
     );
 }
 
+/// What the handler logs while it runs on this thread, as JSON lines (contract §11: each failed
+/// record is logged with its `recordId` and reason).
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    /// Logs every event of this thread until the guard is dropped.
+    fn capture(&self) -> tracing::subscriber::DefaultGuard {
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    /// The reasons logged for the failed record `record_id`.
+    fn failure_reasons(&self, record_id: &str) -> Vec<String> {
+        let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|line| serde_json::from_str::<Value>(line).expect("a JSON log line"))
+            .filter(|line| line["fields"]["record_id"] == record_id)
+            .filter_map(|line| line["fields"]["reason"].as_str().map(str::to_owned))
+            .collect()
+    }
+}
+
 async fn check(case: &Case) -> Result<(), String> {
     let test = handler(Settings::default());
     let event = match &case.input {
@@ -281,7 +320,14 @@ async fn check(case: &Case) -> Result<(), String> {
         Input::Event(event) => event.clone(),
         Input::Message(message) => awslogs_event(&data_message(GROUP, STREAM, &[message])),
     };
-    let response = test.handler.handle(&event).await;
+    let logs = Logs::default();
+    let (response, tally) = {
+        let _capture = logs.capture();
+        match test.handler.invoke(&event).await {
+            Ok(invocation) => (Ok(invocation.response), invocation.tally),
+            Err(e) => (Err(e), Default::default()),
+        }
+    };
     match (&case.expect, response) {
         (Expect::InvocationFails(phrase), Err(e)) => contains(&e.to_string(), phrase),
         (Expect::Answered(results), Ok(Response::Firehose(response))) => {
@@ -307,6 +353,13 @@ async fn check(case: &Case) -> Result<(), String> {
             let Input::Record(data) = &case.input else {
                 unreachable!("record expectations go with record inputs")
             };
+            // One record in, one answer out, with its id (firehose_event names it r0).
+            let ids: Vec<&str> = response
+                .records
+                .iter()
+                .map(|r| r.record_id.as_str())
+                .collect();
+            same(ids.as_slice(), &["r0"])?;
             let record = &response.records[0];
             match expect {
                 Expect::OkLines(n) => {
@@ -316,7 +369,12 @@ async fn check(case: &Case) -> Result<(), String> {
                 Expect::Failed(phrase) => {
                     same(&record.result, &ProcessingFailed)?;
                     same(&record.data, data)?;
-                    contains(&failure_reason(data), phrase)
+                    same(&tally.failed_records, &1)?;
+                    let reasons = logs.failure_reasons("r0");
+                    let [reason] = reasons.as_slice() else {
+                        return Err(format!("logged reasons for r0: {reasons:?}"));
+                    };
+                    contains(reason, phrase)
                 }
                 _ => unreachable!(),
             }
@@ -372,21 +430,6 @@ async fn check(case: &Case) -> Result<(), String> {
             }
         }
         (_, other) => Err(format!("unexpected response {other:?}")),
-    }
-}
-
-/// Why the record failed, as the handler logs it.
-fn failure_reason(data: &str) -> String {
-    match process_data(
-        data,
-        Origin::default(),
-        &eks_audit_core::ProcessOptions::default(),
-    ) {
-        Err(e) => e.to_string(),
-        Ok(outcome) => match RecordFate::of(outcome, false) {
-            RecordFate::Failed(reason) => reason,
-            other => format!("not failed: {other:?}"),
-        },
     }
 }
 

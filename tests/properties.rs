@@ -8,13 +8,16 @@ use std::sync::LazyLock;
 
 use common::*;
 use eks_audit_core::envelope::models::FirehoseResult;
-use eks_audit_core::filter::DEFAULT_EXCLUDE_URIS;
-use eks_audit_core::filter::UriPattern;
+use eks_audit_core::filter::{DEFAULT_SUBSCRIPTION_PATTERN, Filter, UriPattern};
 use eks_audit_core::pipeline::{EventFate, process_event};
 use eks_audit_core::tally::DropReason;
 use eks_audit_forwarder::config::Settings;
 use eks_audit_forwarder::handler::Response;
 use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use proptest::test_runner::{
+    FileFailurePersistence, RngAlgorithm, TestCaseError, TestRng, TestRunner,
+};
 use serde_json::{Map, Value, json};
 
 /// CloudWatch filter-pattern matching, read straight from its definition: `*` matches any run of
@@ -27,6 +30,20 @@ fn reference_matches(pattern: &[char], text: &[char]) -> bool {
     }
 }
 
+/// Contract §3's default URI exclusions, written out (not read from the crate).
+const CONTRACT_DEFAULT_EXCLUSIONS: [&str; 10] = [
+    "/version",
+    "/version?*",
+    "/metrics",
+    "/metrics?*",
+    "/logs",
+    "/logs?*",
+    "/swagger*",
+    "/livez*",
+    "/readyz*",
+    "/healthz*",
+];
+
 /// What the default filter (contract §3) does with an event, by the reference matcher.
 fn reference_decision(event: &Value) -> Option<DropReason> {
     if event.get("stage").and_then(Value::as_str) != Some("ResponseComplete") {
@@ -36,8 +53,8 @@ fn reference_decision(event: &Value) -> Option<DropReason> {
         Some(uri) => uri.chars().collect(),
         None => return None,
     };
-    let excluded = DEFAULT_EXCLUDE_URIS
-        .split(',')
+    let excluded = CONTRACT_DEFAULT_EXCLUSIONS
+        .iter()
         .any(|p| reference_matches(&p.chars().collect::<Vec<_>>(), &uri));
     excluded.then_some(DropReason::ExcludedUri)
 }
@@ -157,32 +174,77 @@ fn event_text() -> impl Strategy<Value = (Value, String)> {
     })
 }
 
+/// The committed regressions file. Every property below replays its seeds before any new case,
+/// and a new failure is appended to it (commit the line proptest adds).
+const REGRESSIONS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/properties.proptest-regressions"
+);
+
+fn config(cases: u32) -> ProptestConfig {
+    ProptestConfig {
+        cases,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(REGRESSIONS))),
+        ..ProptestConfig::default()
+    }
+}
+
+/// Normalization keeps `text` as one NDJSON line whose `RawEvent` is the event as read.
+fn normalization_keeps_the_event(event: &Value, text: &str) -> Result<(), TestCaseError> {
+    let mut out = Vec::new();
+    let fate = process_event(text, &CONTEXT, &keep_all().process, &mut out);
+    let EventFate::Kept { bytes, .. } = fate else {
+        return Err(TestCaseError::fail(format!("{fate:?} for {text}")));
+    };
+    prop_assert_eq!(bytes, 0..out.len());
+    let line = String::from_utf8(out).unwrap();
+    prop_assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
+    let line: Value = serde_json::from_str(&line).unwrap();
+    // Against the text as read, not `event`: serde_json reads some floats back one ulp off
+    // what it wrote (without its float_roundtrip feature), on both sides alike.
+    prop_assert_eq!(
+        &line["RawEvent"],
+        &serde_json::from_str::<Value>(text).unwrap()
+    );
+    prop_assert_eq!(
+        line["RawEvent"].as_object().map(|o| o.len()),
+        event.as_object().map(|o| o.len())
+    );
+    Ok(())
+}
+
+/// The default filter keeps or drops `text` as [`reference_decision`] does.
+fn the_default_filter_agrees(event: &Value, text: &str) -> Result<(), TestCaseError> {
+    let mut out = Vec::new();
+    let fate = process_event(
+        text,
+        &CONTEXT,
+        &eks_audit_core::ProcessOptions::default(),
+        &mut out,
+    );
+    match reference_decision(event) {
+        None => prop_assert!(
+            matches!(fate, EventFate::Kept { .. }),
+            "{:?} for {}",
+            fate,
+            text
+        ),
+        Some(reason) => prop_assert_eq!(fate, EventFate::Dropped(reason)),
+    }
+    Ok(())
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(config(128))]
 
     #[test]
     fn normalization_keeps_every_event_as_one_line_with_raw_event_equal_to_the_input((event, text) in event_text()) {
-        let mut out = Vec::new();
-        let fate = process_event(&text, &CONTEXT, &keep_all().process, &mut out);
-        let EventFate::Kept { bytes, .. } = fate else { panic!("{fate:?} for {text}") };
-        prop_assert_eq!(bytes, 0..out.len());
-        let line = String::from_utf8(out).unwrap();
-        prop_assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
-        let line: Value = serde_json::from_str(&line).unwrap();
-        // Against the text as read, not `event`: serde_json reads some floats back one ulp off
-        // what it wrote (without its float_roundtrip feature), on both sides alike.
-        prop_assert_eq!(&line["RawEvent"], &serde_json::from_str::<Value>(&text).unwrap());
-        prop_assert_eq!(line["RawEvent"].as_object().map(|o| o.len()), event.as_object().map(|o| o.len()));
+        normalization_keeps_the_event(&event, &text)?;
     }
 
     #[test]
     fn the_default_filter_decides_as_the_reference_does((event, text) in event_text()) {
-        let mut out = Vec::new();
-        let fate = process_event(&text, &CONTEXT, &eks_audit_core::ProcessOptions::default(), &mut out);
-        match reference_decision(&event) {
-            None => prop_assert!(matches!(fate, EventFate::Kept { .. }), "{:?} for {}", fate, text),
-            Some(reason) => prop_assert_eq!(fate, EventFate::Dropped(reason)),
-        }
+        the_default_filter_agrees(&event, &text)?;
     }
 
     #[test]
@@ -190,6 +252,148 @@ proptest! {
         let chars = |s: &str| s.chars().collect::<Vec<_>>();
         prop_assert_eq!(UriPattern::new(&pattern).matches(&text), reference_matches(&chars(&pattern), &chars(&text)));
     }
+}
+
+#[test]
+fn the_default_exclusions_are_the_contracts_list() {
+    let filter = Filter::default();
+    let patterns: Vec<&str> = filter.exclude_uris.iter().map(UriPattern::as_str).collect();
+    assert_eq!(patterns, CONTRACT_DEFAULT_EXCLUSIONS);
+    // The CloudWatch filter pattern of contract §3, the default of template.yaml's
+    // FilterPattern and of `eks-audit subscribe --filter-pattern`, written out.
+    assert_eq!(
+        DEFAULT_SUBSCRIPTION_PATTERN,
+        r#"{ $.stage = "ResponseComplete" && $.requestURI != "/version" && $.requestURI != "/version?*" && $.requestURI != "/metrics" && $.requestURI != "/metrics?*" && $.requestURI != "/logs" && $.requestURI != "/logs?*" && $.requestURI != "/swagger*" && $.requestURI != "/livez*" && $.requestURI != "/readyz*" && $.requestURI != "/healthz*" }"#
+    );
+}
+
+#[test]
+fn the_default_exclusions_drop_and_keep_what_the_wildcards_say() {
+    // `*` matches any run of characters (none included); every other character, `?` too,
+    // matches itself; the whole URI must match (contract §3).
+    let dropped = [
+        "/version",
+        "/version?",            // `/version?*`, `*` matching nothing
+        "/version?timeout=32s", // `/version?*`
+        "/metrics",
+        "/metrics?x", // `/metrics?*`
+        "/logs",
+        "/logs?",   // `/logs?*`, `*` matching nothing
+        "/logs?x",  // `/logs?*`
+        "/swagger", // `/swagger*`, `*` matching nothing
+        "/swagger-2.0.0.pb-v1",
+        "/swagger.json",
+        "/livez",
+        "/livez/ping",
+        "/readyz?verbose",
+        "/readyzx",
+        "/healthz",
+        "/healthz/etcd",
+    ];
+    let kept = [
+        "/versions", // `/version` is exact; `/version?*` needs a `?` after it
+        "/version/", // likewise: `/` is not `?`
+        "/Version",  // every character matches itself: case counts
+        "/metricsx",
+        "/metrics/cadvisor", // `/metrics?*` needs a literal `?`, not any character
+        "/logsx",
+        "/logsearch",
+        "/logs/kube-apiserver.log",
+        "/apis/metrics.k8s.io/v1beta1/nodes",
+        "/api/v1/namespaces/default/pods?watch=true",
+        "/openapi/v2",
+        "/x/healthz", // the whole URI must match: no pattern starts with `*`
+    ];
+    let fate = |uri: &str| {
+        let text =
+            json!({"kind": "Event", "stage": "ResponseComplete", "requestURI": uri}).to_string();
+        process_event(
+            &text,
+            &CONTEXT,
+            &eks_audit_core::ProcessOptions::default(),
+            &mut Vec::new(),
+        )
+    };
+    for uri in dropped {
+        assert_eq!(
+            fate(uri),
+            EventFate::Dropped(DropReason::ExcludedUri),
+            "{uri}"
+        );
+    }
+    for uri in kept {
+        assert!(
+            matches!(fate(uri), EventFate::Kept { .. }),
+            "{uri}: {:?}",
+            fate(uri)
+        );
+    }
+}
+
+/// The one seed of tests/properties.proptest-regressions, as proptest wrote it: a failure of
+/// the event properties, shrunk to `{"requestURI":{"":3.694674109405645e+299}}`.
+const REGRESSION_SEED: &str = "cc 4fd79f351d5b1e0b6adad41840fb34693db17be0fa4c7174becd947c2d220467";
+
+#[test]
+fn the_properties_load_the_committed_regression_seed() {
+    // Through the very persistence the properties are configured with: proptest replays
+    // whatever this returns before generating new cases.
+    let persistence = config(1)
+        .failure_persistence
+        .expect("failure persistence is on");
+    let seeds: Vec<String> = persistence
+        .load_persisted_failures2(Some(file!()))
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(seeds, [REGRESSION_SEED]);
+}
+
+#[test]
+fn the_committed_regression_seed_replays_and_holds() {
+    // The case proptest generates from the seed when it replays it (the seed fixes the RNG,
+    // and generation depends on nothing else).
+    let hex = REGRESSION_SEED.strip_prefix("cc ").expect("a ChaCha seed");
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect();
+    let mut runner =
+        TestRunner::new_with_rng(config(1), TestRng::from_seed(RngAlgorithm::ChaCha, &bytes));
+    let (event, text) = event_text()
+        .new_tree(&mut runner)
+        .expect("a case")
+        .current();
+    normalization_keeps_the_event(&event, &text).unwrap();
+    the_default_filter_agrees(&event, &text).unwrap();
+}
+
+#[test]
+fn the_shrunk_regression_keeps_a_huge_float_in_raw_event() {
+    // The committed failure, shrunk: `requestURI` is an object (read as absent, §1.3) holding
+    // a float near the top of f64's range, which must come back in RawEvent as written.
+    let text = r#"{"requestURI":{"":3.694674109405645e+299}}"#;
+    let event: Value = serde_json::from_str(text).unwrap();
+    normalization_keeps_the_event(&event, text).unwrap();
+    let mut out = Vec::new();
+    process_event(text, &CONTEXT, &keep_all().process, &mut out);
+    let line: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        line["RawEvent"]["requestURI"][""].as_f64(),
+        Some(3.694674109405645e299)
+    );
+    assert_eq!(line["RequestURI"], Value::Null);
+    // No `stage`: the default filter drops it for its stage (§3: in no list).
+    the_default_filter_agrees(&event, text).unwrap();
+    assert_eq!(
+        process_event(
+            text,
+            &CONTEXT,
+            &eks_audit_core::ProcessOptions::default(),
+            &mut Vec::new()
+        ),
+        EventFate::Dropped(DropReason::Stage)
+    );
 }
 
 /// One generated Firehose record.
@@ -285,7 +489,7 @@ static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
 });
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(config(64))]
 
     #[test]
     fn every_firehose_record_comes_back_once_in_order_and_accounted_for(specs in prop::collection::vec(record(), 0..6)) {

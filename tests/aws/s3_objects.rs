@@ -271,6 +271,18 @@ fn assert_quarantined_verbatim(lines: &[Value], message: &Value) {
         assert_eq!(line["logStream"], message["logStream"]);
         assert_eq!(line["owner"], message["owner"]);
         assert!(!line["reason"].as_str().unwrap().is_empty());
+        // The line names the log event it holds: its CloudWatch id and timestamp.
+        let source: Vec<&Value> = message["logEvents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["message"] == line["message"])
+            .collect();
+        let [source] = source.as_slice() else {
+            panic!("one input event per quarantined message: {source:?}")
+        };
+        assert_eq!(line["id"], source["id"]);
+        assert_eq!(line["timestamp"], source["timestamp"]);
     }
 }
 
