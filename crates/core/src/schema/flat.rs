@@ -146,20 +146,27 @@ mod tests {
 
     #[test]
     fn object_ref_column_joins_the_non_empty_parts() {
-        for json in [
-            r#"{"objectRef":{"namespace":"default","resource":"pods","name":"nginx","subresource":"exec"}}"#,
-            r#"{"objectRef":{"resource":"namespaces","name":"foo","namespace":""}}"#,
-            r#"{"objectRef":{"namespace":"caf\u00e9","resource":"pods"}}"#,
-            r#"{"objectRef":{"apiGroup":"apps"}}"#,
+        for (json, expected) in [
+            (
+                r#"{"objectRef":{"namespace":"default","resource":"pods","name":"nginx","subresource":"exec"}}"#,
+                Some(r#""default/pods/nginx/exec""#),
+            ),
+            (
+                r#"{"objectRef":{"resource":"namespaces","name":"foo","namespace":""}}"#,
+                Some(r#""namespaces/foo""#),
+            ),
+            (
+                r#"{"objectRef":{"namespace":"caf\u00e9","resource":"pods"}}"#,
+                Some("\"caf\u{e9}/pods\""),
+            ),
+            (r#"{"objectRef":{"apiGroup":"apps"}}"#, None),
         ] {
             let event = AuditEvent::parse(json).unwrap();
             let object_ref = event.object_ref().unwrap();
             let written = ObjectPath::of(object_ref).map(|p| serde_json::to_string(&p).unwrap());
-            assert_eq!(
-                written,
-                object_path(object_ref).map(|p| serde_json::to_string(&p).unwrap()),
-                "{json}"
-            );
+            assert_eq!(written.as_deref(), expected, "{json}");
+            let joined = object_path(object_ref).map(|p| serde_json::to_string(&p).unwrap());
+            assert_eq!(joined.as_deref(), expected, "{json}");
         }
     }
 }
