@@ -123,7 +123,7 @@ fn gunzip(bytes: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), DecodeErr
     // never makes the vector double past the limit.
     out.reserve(bytes.len().saturating_mul(8).min(limit.saturating_add(1)));
     let read = MultiGzDecoder::new(bytes)
-        .take(limit as u64 + 1)
+        .take(u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1))
         .read_to_end(out)
         .map_err(|e| DecodeError::CorruptGzip(e.to_string()))?;
     if read > limit {
