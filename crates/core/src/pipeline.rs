@@ -78,13 +78,24 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// Cluster and account of the first kept event: the record's Firehose partition keys.
-    pub fn partition(&self) -> Option<(&str, &str)> {
-        let group = &self.kept_groups[self.kept.first()?.group];
-        Some((
-            group.cluster.as_deref().unwrap_or(UNKNOWN_CLUSTER),
-            &group.account,
-        ))
+    /// The (cluster, account) pairs of the kept events, in order of first appearance, up to
+    /// the second distinct one: a Firehose record's partition keys must be true for every one
+    /// of its events, so one pair is an answer and two are already too many.
+    pub fn partitions(&self) -> Vec<(&str, &str)> {
+        let mut partitions: Vec<(&str, &str)> = Vec::new();
+        for group in &self.kept_groups {
+            let partition = (
+                group.cluster.as_deref().unwrap_or(UNKNOWN_CLUSTER),
+                group.account.as_str(),
+            );
+            if !partitions.contains(&partition) {
+                partitions.push(partition);
+                if partitions.len() > 1 {
+                    break;
+                }
+            }
+        }
+        partitions
     }
 }
 

@@ -276,3 +276,167 @@ fn many_distinct_annotation_keys_cost_linear_time() {
         matches!(run(Format::Flat, &twice).0, EventFate::Quarantined(reason) if reason.contains("duplicate field `k0`"))
     );
 }
+
+/// Row 5: one Firehose record holding messages of two clusters (or accounts) was answered `Ok`
+/// with the first message's partition keys, so the second cluster's events landed in the
+/// other's partition. No keys are true for both: the record fails, with its original data,
+/// into Firehose's error output.
+#[test]
+fn a_record_mixing_clusters_or_accounts_fails_whole() {
+    use eks_audit_core::batch::firehose::process_records;
+    use eks_audit_core::envelope::models::{FirehoseRecord, FirehoseResult};
+
+    let event = [("1".to_owned(), event_at_hour(1))];
+    let prod = message(STREAM, &event);
+    let other_cluster = prod.replace("/aws/eks/prod/cluster", "/aws/eks/staging/cluster");
+    let other_account = prod.replace("111122223333", "444455556666");
+    let encode = |payload: String| base64_simd::STANDARD.encode_to_string(payload.as_bytes());
+    let data = [
+        encode(format!("{prod}{other_cluster}")),
+        encode(format!("{prod}{other_account}")),
+        encode(format!("{prod}{prod}")),
+    ];
+    let texts: Vec<String> = data
+        .iter()
+        .enumerate()
+        .map(|(i, data)| serde_json::json!({"recordId": format!("r{i}"), "data": data}).to_string())
+        .collect();
+    let records: Vec<FirehoseRecord<'_>> = texts
+        .iter()
+        .map(|text| serde_json::from_str(text).expect("a Firehose record"))
+        .collect();
+    let processed = process_records(
+        &records,
+        Origin::default(),
+        &ProcessOptions::default(),
+        None,
+    );
+    let results: Vec<FirehoseResult> = processed.entries.iter().map(|e| e.result.clone()).collect();
+    assert_eq!(
+        results,
+        [
+            FirehoseResult::ProcessingFailed,
+            FirehoseResult::ProcessingFailed,
+            FirehoseResult::Ok
+        ]
+    );
+    assert_eq!(
+        processed.entries[0].data, data[0],
+        "original data, untouched"
+    );
+    assert_eq!(processed.entries[1].data, data[1]);
+    let reasons: Vec<&str> = processed.failures.iter().map(|(_, r)| r.as_str()).collect();
+    assert!(
+        reasons[0].contains(
+            "cluster prod in account 111122223333, cluster staging in account 111122223333"
+        ),
+        "{}",
+        reasons[0]
+    );
+    assert!(
+        reasons[1]
+            .contains("cluster prod in account 111122223333, cluster prod in account 444455556666"),
+        "{}",
+        reasons[1]
+    );
+    let keys = &processed.entries[2]
+        .metadata
+        .as_ref()
+        .expect("partition keys")
+        .partition_keys;
+    assert_eq!(
+        (keys["cluster"].as_str(), keys["account"].as_str()),
+        ("prod", "111122223333")
+    );
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder
+        .write_all(bytes)
+        .expect("writing into a Vec cannot fail");
+    encoder.finish().expect("writing into a Vec cannot fail")
+}
+
+/// Row 10: `--max-payload-bytes 18446744073709551615` made `limit + 1` wrap to 0, so every gzip
+/// record read nothing and failed as empty. Limits saturate: the largest one means no limit.
+#[test]
+fn the_largest_payload_limit_means_no_limit_not_zero() {
+    let payload = gzip(message(STREAM, &[("1".to_owned(), event_at_hour(1))]).as_bytes());
+    let options = ProcessOptions {
+        limits: eks_audit_core::InputLimits {
+            max_payload_bytes: usize::MAX,
+            max_event_bytes: usize::MAX,
+            max_events_per_record: usize::MAX,
+            ..Default::default()
+        },
+        ..ProcessOptions::default()
+    };
+    let outcome = process_payload(payload, Origin::default(), &options).expect("decodes");
+    assert_eq!((outcome.tally.events, outcome.tally.kept), (1, 1));
+}
+
+/// Row 1: a 538-byte record whose one gzip message nests `[` 100,000 deep in a field aborted the
+/// process (stack overflow) before any record was answered. That record fails with its data;
+/// the others are answered.
+#[test]
+fn a_record_nested_without_bound_fails_alone() {
+    use eks_audit_core::batch::firehose::process_records;
+    use eks_audit_core::envelope::models::{FirehoseRecord, FirehoseResult};
+
+    let good = message(STREAM, &[("1".to_owned(), event_at_hour(1))]);
+    let nested = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let deep_message = good.replace(r#"["f"]"#, &nested);
+    let deep_event = good.replace(
+        r#""timestamp":1716285601000"#,
+        &format!(r#""timestamp":1716285601000,"x":{nested}"#),
+    );
+    let data: Vec<String> = [good.clone(), deep_message, deep_event, good]
+        .iter()
+        .map(|payload| base64_simd::STANDARD.encode_to_string(gzip(payload.as_bytes())))
+        .collect();
+    let texts: Vec<String> = data
+        .iter()
+        .enumerate()
+        .map(|(i, data)| serde_json::json!({"recordId": format!("r{i}"), "data": data}).to_string())
+        .collect();
+    // A tokio worker's stack is 2 MiB; a quarter of it is plenty once nothing recurses per level.
+    let results = std::thread::Builder::new()
+        .stack_size(512 * 1024)
+        .spawn(move || {
+            let records: Vec<FirehoseRecord<'_>> = texts
+                .iter()
+                .map(|text| serde_json::from_str(text).expect("a Firehose record"))
+                .collect();
+            let processed = process_records(
+                &records,
+                Origin::default(),
+                &ProcessOptions::default(),
+                None,
+            );
+            processed
+                .entries
+                .iter()
+                .map(|e| (e.result.clone(), e.data.clone()))
+                .collect::<Vec<_>>()
+        })
+        .expect("a thread")
+        .join()
+        .expect("no stack overflow");
+    let outcomes: Vec<&FirehoseResult> = results.iter().map(|(result, _)| result).collect();
+    assert_eq!(
+        outcomes,
+        [
+            &FirehoseResult::Ok,
+            &FirehoseResult::ProcessingFailed,
+            &FirehoseResult::ProcessingFailed,
+            &FirehoseResult::Ok
+        ]
+    );
+    assert_eq!(
+        (&results[1].1, &results[2].1),
+        (&data[1], &data[2]),
+        "original data"
+    );
+}

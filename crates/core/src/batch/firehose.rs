@@ -138,13 +138,20 @@ impl RecordFate {
                 first.reason
             ));
         }
-        match outcome.partition() {
-            None => RecordFate::Dropped,
-            Some((cluster, account)) => RecordFate::Ok {
+        match outcome.partitions()[..] {
+            [] => RecordFate::Dropped,
+            [(cluster, account)] => RecordFate::Ok {
                 cluster: cluster.to_owned(),
                 account: account.to_owned(),
                 ndjson: outcome.ndjson,
             },
+            [(cluster, account), (other_cluster, other_account), ..] => {
+                RecordFate::Failed(format!(
+                    "the record holds events of more than one cluster or account \
+                 (cluster {cluster} in account {account}, cluster {other_cluster} in account \
+                 {other_account}): no partition keys are true for all of them"
+                ))
+            }
         }
     }
 
