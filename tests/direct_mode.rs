@@ -316,8 +316,9 @@ async fn object_keys_say_unknown_for_a_log_group_that_names_no_cluster() {
 
 #[tokio::test]
 async fn object_keys_replace_slashes_and_other_characters_in_stream_and_id() {
-    // Only A-Z a-z 0-9 - _ . = stay; every other character, `/` and `é` included, becomes one
-    // `_` (contract §6.1). The stream is still an audit stream by its prefix.
+    // Only A-Z a-z 0-9 - _ . = stay; every other byte becomes `!` and its two hex digits
+    // (contract §6.1): `/` is 2F, space 20, `:` 3A, `+` 2B, and `é` is the two UTF-8 bytes
+    // C3 A9. The stream is still an audit stream by its prefix.
     let test = handler(Settings::default());
     let message = message_of(
         "/aws/eks/prod-east/cluster",
@@ -333,8 +334,8 @@ async fn object_keys_replace_slashes_and_other_characters_in_stream_and_id() {
     assert_eq!(
         keys,
         [
-            "eks-audit/cluster=prod-east/dt=2024-05-21/hour=10/kube-apiserver-audit-a_b_c__-49_5_7=x.y.json.gz",
-            "eks-audit/quarantine/cluster=prod-east/dt=2024-05-21/hour=10/kube-apiserver-audit-a_b_c__-q_1.json.gz",
+            "eks-audit/cluster=prod-east/dt=2024-05-21/hour=10/kube-apiserver-audit-a!2Fb!20c!3A!C3!A9-49!2F5!2B7=x.y.json.gz",
+            "eks-audit/quarantine/cluster=prod-east/dt=2024-05-21/hour=10/kube-apiserver-audit-a!2Fb!20c!3A!C3!A9-q!2F1.json.gz",
         ]
     );
     // The columns keep the names as they came.
