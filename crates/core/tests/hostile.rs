@@ -440,3 +440,50 @@ fn a_record_nested_without_bound_fails_alone() {
         "original data"
     );
 }
+
+/// The class behind row 1: nesting without bound in any field of an audit event, through every
+/// parser path (strict JSON scan, serde_json, redaction, flat and OCSF writers), on a small
+/// stack. Each is quarantined for its depth; nothing recurses once per level.
+#[test]
+fn nesting_without_bound_in_any_event_field_is_quarantined_in_every_format() {
+    std::thread::Builder::new()
+        .stack_size(512 * 1024)
+        .spawn(|| {
+            let nested = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+            let base = event_with_times("2024-05-21T10:00:00Z", "2024-05-21T10:00:00Z");
+            let fields = [
+                format!(r#","requestObject":{nested}}}"#),
+                format!(r#","responseObject":{{"a":{nested}}}}}"#),
+                format!(r#","annotations":{{"k":{nested}}}}}"#),
+                format!(r#","objectRef":{{"resource":{nested}}}}}"#),
+                format!(r#","x":{nested}}}"#),
+            ];
+            for field in &fields {
+                let event = format!("{}{field}", &base[..base.len() - 1]);
+                for format in Format::ALL {
+                    for redaction in ["none", "*"] {
+                        let options = ProcessOptions {
+                            format,
+                            redaction: eks_audit_core::Redaction::parse(redaction).unwrap(),
+                            ..ProcessOptions::default()
+                        };
+                        let mut out = Vec::new();
+                        let fate =
+                            process_event(&event, &EventContext::default(), &options, &mut out);
+                        assert_eq!(
+                            fate,
+                            EventFate::Quarantined(
+                                "JSON nested more than 100 levels deep (EKS_AUDIT_MAX_DEPTH)"
+                                    .to_owned()
+                            ),
+                            "{format:?} {redaction} {}",
+                            &field[..30]
+                        );
+                    }
+                }
+            }
+        })
+        .expect("a thread")
+        .join()
+        .expect("no stack overflow");
+}
