@@ -94,6 +94,57 @@ for path in sorted((corpus / "lambda-events").rglob("*")):
     if path.is_file() and path.suffix != ".json":
         seed("subscription_decoder", b"\xf0" + path.read_bytes())
 
+# Hostile shapes (issue "Hostile input, round two"): deep nesting in each field, year bounds,
+# many distinct keys, many hours, colliding names, mixed clusters. Each stays under fuzz.sh's
+# -max_len of 64 KiB.
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+def event(received="2024-05-21T10:00:00Z", stage="2024-05-21T10:00:00Z", extra=""):
+    return ('{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"a1","stage":"ResponseComplete",'
+            '"requestURI":"/api/v1/pods","verb":"list","user":{"username":"alice"},'
+            '"sourceIPs":["10.0.0.1"],"requestReceivedTimestamp":"%s","stageTimestamp":"%s"%s}'
+            % (received, stage, extra))
+
+def message(events, stream="kube-apiserver-audit-0123456789abcdef", group="/aws/eks/prod/cluster",
+            owner="111122223333", filters='["f"]', event_extra=""):
+    log_events = ",".join('{"id":"%s","timestamp":1716285601000,"message":%s%s}'
+                          % (i, json.dumps(e), event_extra) for i, e in events)
+    return ('{"messageType":"DATA_MESSAGE","owner":"%s","logGroup":"%s","logStream":"%s",'
+            '"subscriptionFilters":%s,"logEvents":[%s]}' % (owner, group, stream, filters, log_events))
+
+deep = "[" * 10_000 + "]" * 10_000
+for field in ['"requestObject":%s' % deep, '"responseObject":{"a":%s}' % deep,
+              '"annotations":{"k":%s}' % deep, '"objectRef":{"resource":%s}' % deep, '"x":%s' % deep]:
+    seed("audit_normalizer", event(extra="," + field).encode())
+for beyond in ["9999-12-31T23:00:00-02:00", "0000-01-01T00:00:00+01:00", "9999-12-31T23:59:59.999999Z"]:
+    seed("audit_normalizer", event(stage=beyond).encode())
+    seed("audit_normalizer", event(received=beyond).encode())
+many_keys = ",".join('"k%d":"v"' % i for i in range(2_000))
+seed("audit_normalizer", event(extra=',"annotations":{%s}' % many_keys).encode())
+seed("audit_normalizer", event(extra=',"annotations":{"k":"v","k":"w"}').encode())
+
+one = [("1", event())]
+many_hours = [(str(i), event(received="%04d-01-01T%02d:00:00Z" % (2000 + i // 24, i % 24))) for i in range(300)]
+payloads = [
+    message(one, filters=deep),
+    message(one, event_extra=',"x":%s' % deep),
+    message(one) + message(one),
+    message(one, stream="kube-apiserver-audit-a b") + message(one, stream="kube-apiserver-audit-a_b"),
+    message(one) + message(one, group="/aws/eks/staging/cluster"),
+    message(one) + message(one, owner="444455556666"),
+    message(many_hours),
+]
+for payload in payloads:
+    seed("subscription_decoder", b"\xf0" + payload.encode())
+    seed("transform", payload.encode())
+records = [{"recordId": "r%d" % i, "approximateArrivalTimestamp": 1716285601000,
+            "data": b64(gzip.compress(p.encode()))} for i, p in enumerate(payloads)]
+firehose = {"invocationId": "i", "deliveryStreamArn": "arn:aws:firehose:eu-west-1:111122223333:deliverystream/s",
+            "region": "eu-west-1", "records": records}
+seed("firehose_handler", b"\xff\xff\xff\xff" + json.dumps(firehose).encode())
+seed("transform", (event() + "\n{not json\n" + event() + "\n").encode())
+
 for target, n in sorted(counts.items()):
     print(f"fuzz-seeds: {n} seeds -> fuzz/corpus/{target}/")
 PY

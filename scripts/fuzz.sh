@@ -32,6 +32,7 @@ for target in "${TARGETS[@]}"; do
     # so is one that needs over 1 GiB (the Lambda's memory is the real bound).
     cargo fuzz run --sanitizer none "$target" "fuzz/corpus/$target" -- \
         -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=1024 -max_len=65536 \
+        -dict=fuzz/dict/hostile.dict \
         -print_final_stats=1 || status=$?
 done
 exit $status
