@@ -61,7 +61,9 @@ impl ObjectStore {
         }
     }
 
-    /// Writes `object` under its key, replacing any object of that key.
+    /// Writes `object` under its key, replacing any object of that key. S3 objects carry
+    /// [`Object::metadata`] (event count, first and last event time) as user metadata; a local
+    /// directory keeps the body only and drops the metadata (contract §6.1).
     pub async fn put(&self, object: &Object) -> Result<(), SinkError> {
         match self {
             ObjectStore::Local(dir) => dir.put(object).await,

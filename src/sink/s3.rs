@@ -1,5 +1,6 @@
-//! Objects to S3 with `aws-sdk-s3`: gzip NDJSON with its content type and encoding, and
-//! server-side encryption requested explicitly (SSE-S3, or SSE-KMS with a key).
+//! Objects to S3 with `aws-sdk-s3`: gzip NDJSON with its content type and encoding, the
+//! object's event count and first and last event times as user metadata, and server-side
+//! encryption requested explicitly (SSE-S3, or SSE-KMS with a key).
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
@@ -65,6 +66,12 @@ impl S3Store {
             .content_type(content_type(&object.key))
             .set_content_encoding(content_encoding(&object.key).map(str::to_owned))
             .body(ByteStream::from(object.body.clone()));
+        let request = object
+            .metadata()
+            .into_iter()
+            .fold(request, |request, (name, value)| {
+                request.metadata(name, value)
+            });
         let request = match &self.kms_key_id {
             Some(key) => request
                 .server_side_encryption(ServerSideEncryption::AwsKms)

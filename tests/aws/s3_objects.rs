@@ -122,6 +122,35 @@ async fn direct_mode_writes_one_object_per_hour_with_the_promised_key_headers_an
             Some(&ServerSideEncryption::Aes256),
             "{key}"
         );
+        // The count and time span, from the input: the object's events and their
+        // requestReceivedTimestamp, which every sample event has (microseconds, UTC).
+        let mut times: Vec<String> = ids
+            .iter()
+            .map(|id| {
+                let logged = message["logEvents"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|e| e["id"] == id.as_str())
+                    .unwrap();
+                let audit: Value =
+                    serde_json::from_str(logged["message"].as_str().unwrap()).unwrap();
+                audit["requestReceivedTimestamp"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        times.sort();
+        assert_eq!(
+            user_metadata(&head),
+            [
+                ("events", ids.len().to_string()),
+                ("first-event-time", times[0].clone()),
+                ("last-event-time", times[times.len() - 1].clone()),
+            ],
+            "{key}"
+        );
 
         let lines = lines(&s3, &bucket, key).await;
         let event_ids: Vec<&str> = lines
@@ -146,6 +175,29 @@ async fn direct_mode_writes_one_object_per_hour_with_the_promised_key_headers_an
         summary.tally.kept as usize,
         expected.values().map(Vec::len).sum::<usize>()
     );
+}
+
+/// An object's user metadata (`x-amz-meta-*`), sorted by name.
+pub fn user_metadata(
+    head: &aws_sdk_s3::operation::head_object::HeadObjectOutput,
+) -> Vec<(&str, String)> {
+    let mut metadata: Vec<(&str, String)> = head
+        .metadata()
+        .into_iter()
+        .flatten()
+        .map(|(name, value)| (name.as_str(), value.clone()))
+        .collect();
+    metadata.sort();
+    metadata
+}
+
+/// A CloudWatch timestamp (epoch milliseconds) as object metadata writes times.
+fn rfc3339_of_millis(ms: i64) -> String {
+    let time = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap();
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+    );
+    time.format(format).unwrap()
 }
 
 #[tokio::test]
@@ -297,6 +349,39 @@ async fn direct_mode_quarantines_what_is_not_an_audit_event() {
     assert_eq!(summary.objects.len(), 1);
     assert!(!summary.quarantine_objects.is_empty());
     assert_quarantined_verbatim(&quarantined_lines(&s3, &bucket).await, &message);
+
+    // The sample's two messages that are not JSON fall in one CloudWatch hour, so one
+    // quarantine object: their count, and the first and last of their CloudWatch timestamps.
+    let mut stamps: Vec<i64> = message["logEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| serde_json::from_str::<Value>(e["message"].as_str().unwrap()).is_err())
+        .map(|e| e["timestamp"].as_i64().unwrap())
+        .collect();
+    stamps.sort();
+    let [quarantine_key] = summary.quarantine_objects.as_slice() else {
+        panic!("one quarantine object: {:?}", summary.quarantine_objects)
+    };
+    let key = quarantine_key.trim_start_matches(&format!("s3://{bucket}/"));
+    let head = s3
+        .head_object()
+        .bucket(&bucket)
+        .key(key)
+        .send()
+        .await
+        .expect("head the quarantine object");
+    assert_eq!(
+        user_metadata(&head),
+        [
+            ("events", stamps.len().to_string()),
+            ("first-event-time", rfc3339_of_millis(stamps[0])),
+            (
+                "last-event-time",
+                rfc3339_of_millis(stamps[stamps.len() - 1])
+            ),
+        ]
+    );
 }
 
 #[tokio::test]

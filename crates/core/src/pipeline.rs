@@ -44,6 +44,9 @@ pub struct KeptLine {
     pub bytes: Range<usize>,
     /// Index of its group in [`Outcome::kept_groups`].
     pub group: usize,
+    /// The event's time, the one its group's hour comes from ([`EventFate::Kept`]'s, else the
+    /// CloudWatch timestamp); `None` when neither is a valid time. For object metadata.
+    pub time: Option<OffsetDateTime>,
 }
 
 /// A log event that is not a valid audit event, kept verbatim with its CloudWatch envelope.
@@ -55,6 +58,9 @@ pub struct QuarantinedEvent {
     pub line: Vec<u8>,
     /// Index of its group in [`Outcome::quarantine_groups`].
     pub group: usize,
+    /// Its CloudWatch timestamp, the one its group's hour comes from; `None` when it is not a
+    /// valid time. For object metadata.
+    pub time: Option<OffsetDateTime>,
 }
 
 /// What one payload (all its subscription messages) came to: the kept events as NDJSON, the
@@ -191,7 +197,11 @@ pub fn process_messages(
                 EventFate::Kept { bytes, time } => {
                     let hour = time.or_else(|| from_epoch_millis(log_event.timestamp));
                     let group = kept_groups.group_for(index, message, log_event, cluster, hour);
-                    outcome.kept.push(KeptLine { bytes, group });
+                    outcome.kept.push(KeptLine {
+                        bytes,
+                        group,
+                        time: hour,
+                    });
                     outcome.tally.kept += 1;
                 }
                 EventFate::Dropped(reason) => outcome.tally.dropped.add(reason, 1),
@@ -204,6 +214,7 @@ pub fn process_messages(
                         reason,
                         line,
                         group,
+                        time: hour,
                     });
                     outcome.tally.quarantined += 1;
                 }

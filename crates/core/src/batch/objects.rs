@@ -6,10 +6,12 @@ use std::io::Write;
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
+use time::OffsetDateTime;
 use time::macros::format_description;
 
 use crate::eks::UNKNOWN_CLUSTER;
 use crate::pipeline::{Group, Outcome};
+use crate::schema::time::rfc3339_utc;
 
 /// `Content-Type` of NDJSON event and quarantine objects.
 pub const CONTENT_TYPE: &str = "application/x-ndjson";
@@ -19,7 +21,17 @@ pub const CONTENT_ENCODING: &str = "gzip";
 /// The key segment that sets quarantine objects apart: `<prefix>/quarantine/cluster=...`.
 const QUARANTINE: &str = "quarantine/";
 
-/// An object ready to write: its key and gzip-compressed NDJSON body.
+/// S3 user metadata (`x-amz-meta-events`) of every object: how many events (lines, or
+/// Parquet rows) it holds, in decimal (contract §6).
+pub const META_EVENTS: &str = "events";
+/// S3 user metadata (`x-amz-meta-first-event-time`): the earliest event time in the object,
+/// RFC 3339 UTC with microseconds; absent when no event has a valid time.
+pub const META_FIRST_EVENT_TIME: &str = "first-event-time";
+/// S3 user metadata (`x-amz-meta-last-event-time`): the latest event time in the object, as
+/// [`META_FIRST_EVENT_TIME`].
+pub const META_LAST_EVENT_TIME: &str = "last-event-time";
+
+/// An object ready to write: its key, its body, and the account of what it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Object {
     /// The object key, without a bucket: `<prefix>/cluster=…/dt=…/hour=…/<logStream>-<id>.json.gz`
@@ -29,6 +41,42 @@ pub struct Object {
     pub body: Vec<u8>,
     /// How many events (lines) the body holds.
     pub lines: usize,
+    /// The earliest event time among them: each kept event's time as its key's hour is taken
+    /// (contract §6.1), or each quarantined event's CloudWatch timestamp; `None` when none has a
+    /// valid time.
+    pub first_event_time: Option<OffsetDateTime>,
+    /// The latest event time among them, as [`first_event_time`](Self::first_event_time).
+    pub last_event_time: Option<OffsetDateTime>,
+}
+
+impl Object {
+    /// The object's user metadata, name and value, for S3 (`x-amz-meta-<name>`): the event
+    /// count always, the first and last event times when known.
+    pub fn metadata(&self) -> Vec<(&'static str, String)> {
+        let mut metadata = vec![(META_EVENTS, self.lines.to_string())];
+        if let Some(first) = self.first_event_time {
+            metadata.push((META_FIRST_EVENT_TIME, rfc3339_utc(first)));
+        }
+        if let Some(last) = self.last_event_time {
+            metadata.push((META_LAST_EVENT_TIME, rfc3339_utc(last)));
+        }
+        metadata
+    }
+}
+
+/// The earliest and latest of `times`, ignoring `None`s.
+pub fn time_span(
+    times: impl IntoIterator<Item = Option<OffsetDateTime>>,
+) -> (Option<OffsetDateTime>, Option<OffsetDateTime>) {
+    times
+        .into_iter()
+        .flatten()
+        .fold((None, None), |(first, last), time| {
+            (
+                Some(first.map_or(time, |f: OffsetDateTime| f.min(time))),
+                Some(last.map_or(time, |l: OffsetDateTime| l.max(time))),
+            )
+        })
 }
 
 /// One object per group (subscription message and UTC hour) of kept events.
@@ -36,7 +84,7 @@ pub fn event_objects(outcome: &Outcome, prefix: &str) -> Vec<Object> {
     let lines = outcome
         .kept
         .iter()
-        .map(|k| (k.group, &outcome.ndjson[k.bytes.clone()]));
+        .map(|k| (k.group, &outcome.ndjson[k.bytes.clone()], k.time));
     build(&outcome.kept_groups, lines, prefix, "")
 }
 
@@ -45,7 +93,7 @@ pub fn quarantine_objects(outcome: &Outcome, prefix: &str) -> Vec<Object> {
     let lines = outcome
         .quarantined
         .iter()
-        .map(|q| (q.group, q.line.as_slice()));
+        .map(|q| (q.group, q.line.as_slice(), q.time));
     build(&outcome.quarantine_groups, lines, prefix, QUARANTINE)
 }
 
@@ -53,20 +101,23 @@ pub fn quarantine_objects(outcome: &Outcome, prefix: &str) -> Vec<Object> {
 /// plus groups (50,000 events in as many hours made a scan per group quadratic).
 fn build<'l>(
     groups: &[Group],
-    lines: impl Iterator<Item = (usize, &'l [u8])>,
+    lines: impl Iterator<Item = (usize, &'l [u8], Option<OffsetDateTime>)>,
     prefix: &str,
     kind: &str,
 ) -> Vec<Object> {
     let mut lines_of: Vec<Vec<&[u8]>> = vec![Vec::new(); groups.len()];
-    for (group, line) in lines {
+    let mut times_of: Vec<Vec<Option<OffsetDateTime>>> = vec![Vec::new(); groups.len()];
+    for (group, line, time) in lines {
         lines_of[group].push(line);
+        times_of[group].push(time);
     }
     let keys = distinct_keys(groups.iter().map(|group| object_key(prefix, kind, group)));
     groups
         .iter()
         .zip(lines_of)
+        .zip(times_of)
         .zip(keys)
-        .map(|((_, lines), key)| {
+        .map(|(((_, lines), times), key)| {
             let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
             for line in &lines {
                 encoder
@@ -74,10 +125,13 @@ fn build<'l>(
                     .expect("writing into a Vec cannot fail");
             }
             let body = encoder.finish().expect("writing into a Vec cannot fail");
+            let (first_event_time, last_event_time) = time_span(times);
             Object {
                 key,
                 body,
                 lines: lines.len(),
+                first_event_time,
+                last_event_time,
             }
         })
         .collect()
@@ -166,6 +220,114 @@ pub fn gunzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::{Origin, process_payload};
+    use crate::{Format, ProcessOptions};
+
+    /// Three kept events in two hours, given out of time order, a RequestReceived event the
+    /// default filter drops, and two messages that are not JSON (quarantined by their
+    /// CloudWatch timestamps).
+    fn outcome(format: Format) -> Outcome {
+        let event = |stage: &str, time: &str| {
+            serde_json::json!({"kind":"Event","auditID":time,"stage":stage,"verb":"get",
+                "requestURI":"/api/v1/pods","user":{"username":"u"},"sourceIPs":["10.0.0.1"],
+                "requestReceivedTimestamp":time,"stageTimestamp":time})
+            .to_string()
+        };
+        // 1716285600000 ms is 2024-05-21T10:00:00Z.
+        let message = serde_json::json!({
+            "messageType":"DATA_MESSAGE","owner":"111122223333",
+            "logGroup":"/aws/eks/prod/cluster","logStream":"kube-apiserver-audit-1",
+            "subscriptionFilters":[],
+            "logEvents":[
+                {"id":"1","timestamp":1_716_285_600_000_i64,"message":event("ResponseComplete","2024-05-21T10:05:00.000001Z")},
+                {"id":"2","timestamp":1_716_285_600_000_i64,"message":event("ResponseComplete","2024-05-21T10:01:00Z")},
+                {"id":"3","timestamp":1_716_285_600_000_i64,"message":event("RequestReceived","2024-05-21T09:00:00Z")},
+                {"id":"4","timestamp":1_716_285_600_000_i64,"message":event("ResponseComplete","2024-05-21T11:30:00Z")},
+                {"id":"5","timestamp":1_716_285_660_000_i64,"message":"not json"},
+                {"id":"6","timestamp":1_716_285_600_500_i64,"message":"{"},
+            ]
+        });
+        let options = ProcessOptions {
+            format,
+            ..ProcessOptions::default()
+        };
+        process_payload(
+            message.to_string().into_bytes(),
+            Origin::default(),
+            &options,
+        )
+        .unwrap()
+    }
+
+    fn metadata(object: &Object) -> Vec<(&'static str, String)> {
+        object.metadata()
+    }
+
+    #[test]
+    fn objects_carry_their_event_count_and_first_and_last_event_time() {
+        for format in Format::ALL {
+            let outcome = outcome(format);
+            let events = event_objects(&outcome, "p");
+            let found: Vec<_> = events.iter().map(metadata).collect();
+            assert_eq!(
+                found,
+                [
+                    vec![
+                        (META_EVENTS, "2".to_owned()),
+                        (
+                            META_FIRST_EVENT_TIME,
+                            "2024-05-21T10:01:00.000000Z".to_owned()
+                        ),
+                        (
+                            META_LAST_EVENT_TIME,
+                            "2024-05-21T10:05:00.000001Z".to_owned()
+                        ),
+                    ],
+                    vec![
+                        (META_EVENTS, "1".to_owned()),
+                        (
+                            META_FIRST_EVENT_TIME,
+                            "2024-05-21T11:30:00.000000Z".to_owned()
+                        ),
+                        (
+                            META_LAST_EVENT_TIME,
+                            "2024-05-21T11:30:00.000000Z".to_owned()
+                        ),
+                    ],
+                ],
+                "{format:?}"
+            );
+            let quarantine = quarantine_objects(&outcome, "p");
+            assert_eq!(
+                quarantine.iter().map(metadata).collect::<Vec<_>>(),
+                [vec![
+                    (META_EVENTS, "2".to_owned()),
+                    (
+                        META_FIRST_EVENT_TIME,
+                        "2024-05-21T10:00:00.500000Z".to_owned()
+                    ),
+                    (
+                        META_LAST_EVENT_TIME,
+                        "2024-05-21T10:01:00.000000Z".to_owned()
+                    ),
+                ]],
+                "{format:?}: CloudWatch timestamps, milliseconds"
+            );
+        }
+    }
+
+    #[test]
+    fn events_without_any_valid_time_leave_the_times_out() {
+        let object = Object {
+            key: "k".to_owned(),
+            body: Vec::new(),
+            lines: 3,
+            first_event_time: None,
+            last_event_time: None,
+        };
+        assert_eq!(object.metadata(), [(META_EVENTS, "3".to_owned())]);
+        assert_eq!(time_span([None, None]), (None, None));
+    }
 
     #[test]
     fn quarantine_keys_are_told_apart_whatever_the_prefix() {

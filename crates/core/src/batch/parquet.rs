@@ -24,7 +24,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use time::macros::format_description;
 
-use super::objects::{Object, key_safe};
+use super::objects::{Object, key_safe, time_span};
 use crate::eks::UNKNOWN_CLUSTER;
 use crate::pipeline::Outcome;
 use crate::schema::ocsf::columns;
@@ -52,6 +52,8 @@ struct Part<'o> {
     day: String,
     first_event_id: &'o str,
     rows: Vec<(i64, &'o [u8])>,
+    /// Each row's event time as [`Object::first_event_time`] takes it, for the metadata.
+    times: Vec<Option<time::OffsetDateTime>>,
 }
 
 /// Security Lake objects for the kept events of `outcome`, in the order their first events
@@ -77,10 +79,12 @@ pub fn security_lake_objects(
                 day: day.clone(),
                 first_event_id: &group.first_event_id,
                 rows: Vec::new(),
+                times: Vec::new(),
             });
             parts.len() - 1
         });
         parts[index].rows.push((time, line));
+        parts[index].times.push(kept.time);
     }
     let prefix = source_prefix(source_name);
     let region = key_safe(region.filter(|r| !r.is_empty()).unwrap_or(UNKNOWN_CLUSTER));
@@ -90,6 +94,7 @@ pub fn security_lake_objects(
             // Stable: events of the same millisecond keep their input order.
             part.rows.sort_by_key(|(time, _)| *time);
             let lines = part.rows.len();
+            let (first_event_time, last_event_time) = time_span(part.times);
             let body = parquet_of(part.rows.iter().map(|(_, line)| *line))?;
             let account = key_safe(if part.account.is_empty() {
                 UNKNOWN_CLUSTER
@@ -102,7 +107,13 @@ pub fn security_lake_objects(
                 key_safe(part.log_stream),
                 key_safe(part.first_event_id)
             );
-            Ok(Object { key, body, lines })
+            Ok(Object {
+                key,
+                body,
+                lines,
+                first_event_time,
+                last_event_time,
+            })
         })
         .collect()
 }
@@ -169,6 +180,58 @@ mod tests {
         // (19,864 days × 86,400,000 ms = 1,716,249,600,000).
         assert_eq!(event_day(1_716_249_599_999).as_deref(), Some("20240520"));
         assert_eq!(event_day(1_716_249_600_000).as_deref(), Some("20240521"));
+    }
+
+    #[test]
+    fn objects_carry_their_row_count_and_first_and_last_event_time() {
+        use crate::batch::objects::{META_EVENTS, META_FIRST_EVENT_TIME, META_LAST_EVENT_TIME};
+        use crate::pipeline::{Origin, process_payload};
+        use crate::{Format, ProcessOptions};
+        let event = |time: &str| {
+            serde_json::json!({"kind":"Event","auditID":time,"stage":"ResponseComplete",
+                "verb":"get","user":{"username":"u"},"sourceIPs":["10.0.0.1"],
+                "requestReceivedTimestamp":time,"stageTimestamp":time})
+            .to_string()
+        };
+        // Two events of 2024-05-21 given late first, one of the next day.
+        let message = serde_json::json!({
+            "messageType":"DATA_MESSAGE","owner":"111122223333",
+            "logGroup":"/aws/eks/prod/cluster","logStream":"kube-apiserver-audit-1",
+            "subscriptionFilters":[],
+            "logEvents":[
+                {"id":"1","timestamp":0,"message":event("2024-05-21T23:00:00Z")},
+                {"id":"2","timestamp":0,"message":event("2024-05-21T10:00:00Z")},
+                {"id":"3","timestamp":0,"message":event("2024-05-22T00:00:01Z")},
+            ]
+        });
+        let options = ProcessOptions {
+            format: Format::Ocsf,
+            ..ProcessOptions::default()
+        };
+        let outcome = process_payload(
+            message.to_string().into_bytes(),
+            Origin::default(),
+            &options,
+        )
+        .unwrap();
+        let objects = security_lake_objects(&outcome, "eks-audit", None).unwrap();
+        let found: Vec<_> = objects.iter().map(Object::metadata).collect();
+        let entry = |name, value: &str| (name, value.to_owned());
+        assert_eq!(
+            found,
+            [
+                vec![
+                    entry(META_EVENTS, "2"),
+                    entry(META_FIRST_EVENT_TIME, "2024-05-21T10:00:00.000000Z"),
+                    entry(META_LAST_EVENT_TIME, "2024-05-21T23:00:00.000000Z"),
+                ],
+                vec![
+                    entry(META_EVENTS, "1"),
+                    entry(META_FIRST_EVENT_TIME, "2024-05-22T00:00:01.000000Z"),
+                    entry(META_LAST_EVENT_TIME, "2024-05-22T00:00:01.000000Z"),
+                ],
+            ]
+        );
     }
 
     #[test]
