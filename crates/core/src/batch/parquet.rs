@@ -237,6 +237,6 @@ mod tests {
     #[test]
     fn source_names_keep_their_segments() {
         assert_eq!(source_prefix("eks-audit"), "ext/eks-audit/");
-        assert_eq!(source_prefix("/eks audit/1.0/"), "ext/eks_audit/1.0/");
+        assert_eq!(source_prefix("/eks audit/1.0/"), "ext/eks!20audit/1.0/");
     }
 }
