@@ -12,6 +12,8 @@
 //! - [`subscribe`]: puts the subscription filter on the clusters' log groups and checks that
 //!   audit logs flow.
 //! - [`collect`]: reads the objects back through their S3 notifications on SQS.
+//! - [`reconcile`]: proves, hour by hour, that every audit event in CloudWatch reached the
+//!   bucket once.
 //! - [`telemetry`]: logs and the Lambda's EMF metrics.
 //!
 //! The binaries in `src/bin/` parse flags and call these.
@@ -19,6 +21,7 @@
 pub mod collect;
 pub mod config;
 pub mod handler;
+pub mod reconcile;
 pub mod sink;
 pub mod subscribe;
 pub mod telemetry;

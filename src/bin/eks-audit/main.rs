@@ -17,6 +17,8 @@ use eks_audit_core::filter::DEFAULT_SUBSCRIPTION_PATTERN;
 use eks_audit_forwarder::collect::{Collector, Options, Progress};
 use eks_audit_forwarder::config::{SettingsArgs, region_from_env};
 use eks_audit_forwarder::handler::Handler;
+use eks_audit_forwarder::reconcile::window::When;
+use eks_audit_forwarder::reconcile::{Reconciler, Request, Window, parse_when};
 use eks_audit_forwarder::sink::ObjectStore;
 use eks_audit_forwarder::sink::firehose::Reingester;
 use eks_audit_forwarder::subscribe::check::{Expected, parse_duration};
@@ -72,6 +74,42 @@ enum Command {
     /// destination (the SAM stack's), none is added, so events do not arrive twice. One line
     /// per cluster; exit code 1 when a cluster is not subscribed (or, with --check, not flowing).
     Subscribe(SubscribeArgs),
+    /// Prove, hour by hour, that every audit event in CloudWatch reached the bucket once.
+    ///
+    /// For each UTC hour of the window, counts the events of the cluster's audit streams in
+    /// /aws/eks/<cluster>/cluster that the forwarder keeps or quarantines with these settings
+    /// (the same --stages, --exclude-uris, --format, limits and --redact as the forwarder),
+    /// and compares them by auditID and stage (quarantine: by CloudWatch event id) with the
+    /// lines of the objects under --prefix: direct-mode objects of the hour, Firehose objects
+    /// of the neighbouring arrival hours, quarantine objects. Prints a table (or --json): in
+    /// CloudWatch, delivered, quarantined, missing, duplicated, unexpected. Hours whose objects'
+    /// event counts (x-amz-meta-events) already agree are not downloaded unless --verify.
+    /// Exit code 1 when an event is missing.
+    Reconcile(ReconcileArgs),
+}
+
+#[derive(Args)]
+struct ReconcileArgs {
+    /// The EKS cluster (or its log group, /aws/eks/<cluster>/cluster).
+    #[arg(long, value_parser = parse_cluster)]
+    cluster: String,
+    /// Start of the window, rounded down to its UTC hour: a duration back from now (90m, 2h,
+    /// 1d) or an RFC 3339 time (2024-05-21T10:00:00Z).
+    #[arg(long, default_value = "2h", value_parser = parse_when)]
+    since: When,
+    /// End of the window, exclusive: a duration back from now, `now`, or an RFC 3339 time. The
+    /// default leaves the last events time to arrive (Firehose buffers up to 15 minutes).
+    #[arg(long, default_value = "15m", value_parser = parse_when)]
+    until: When,
+    /// Download and compare every object, even for hours whose object metadata counts agree
+    /// with CloudWatch (where a missing event and a duplicated one would cancel out).
+    #[arg(long)]
+    verify: bool,
+    /// Print the report as one JSON document instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    settings: SettingsArgs,
 }
 
 #[derive(Args)]
@@ -152,6 +190,7 @@ fn main() -> ExitCode {
             Command::Transform { file, settings } => transform(&file, settings),
             Command::Collect(args) => collect(args).await,
             Command::Subscribe(args) => subscribe(args).await,
+            Command::Reconcile(args) => reconcile(args).await,
         }
     });
     match result {
@@ -333,6 +372,54 @@ async fn subscribe(args: SubscribeArgs) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+async fn reconcile(args: ReconcileArgs) -> Result<ExitCode> {
+    let settings = args.settings.into_settings();
+    let usage = |message: &str| {
+        eprintln!("eks-audit: {message}");
+        Ok(ExitCode::from(2))
+    };
+    let Some(bucket) = settings.bucket.clone() else {
+        return usage("reconcile reads the forwarder's bucket: give --bucket or EKS_AUDIT_BUCKET");
+    };
+    #[cfg(feature = "security-lake")]
+    if settings.output == eks_audit_forwarder::config::Output::Parquet {
+        return usage(
+            "reconcile reads NDJSON objects; Parquet output (--output parquet) is not supported",
+        );
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let window = match Window::new(args.since.resolve(now), args.until.resolve(now)) {
+        Ok(window) => window,
+        Err(reason) => return usage(&reason),
+    };
+    let aws = aws_config::load_from_env().await;
+    let request = Request {
+        cluster: args.cluster,
+        bucket,
+        prefix: settings.prefix,
+        window,
+        options: settings.process,
+        verify: args.verify,
+    };
+    let report = Reconciler::new(&aws).run(&request).await?;
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut stdout, &report)?;
+        writeln!(stdout)?;
+    } else {
+        report.write_table(&mut stdout)?;
+    }
+    stdout.flush()?;
+    if report.is_missing_events() {
+        eprintln!(
+            "eks-audit: {} event(s) in CloudWatch reached the bucket neither as events nor in quarantine",
+            report.total.missing
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A file whose `flush` reaches the disk. The collector flushes before it deletes a message,
