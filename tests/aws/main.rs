@@ -6,6 +6,7 @@
 //! - [`notifications`]: S3 `ObjectCreated` notifications on SQS.
 //! - [`collect`]: `eks-audit collect`, happy path and failures (dead-letter queue).
 //! - [`subscribe`]: `eks-audit subscribe` on CloudWatch Logs log groups, and `--check`.
+//! - [`reconcile`]: `eks-audit reconcile`, CloudWatch events against the bucket's objects.
 //! - [`reingest`]: contract §2 re-ingestion through Firehose `PutRecordBatch`, with failures
 //!   injected by [`proxy`].
 
@@ -17,6 +18,7 @@ mod events;
 mod moto;
 mod notifications;
 mod proxy;
+mod reconcile;
 mod reingest;
 mod s3_objects;
 mod subscribe;
