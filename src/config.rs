@@ -45,7 +45,9 @@ pub struct SettingsArgs {
     pub bucket: Option<String>,
 
     /// Key prefix of NDJSON and quarantine objects (Security Lake Parquet objects go under `ext/`).
-    #[arg(long, env = "EKS_AUDIT_PREFIX", default_value = "eks-audit")]
+    /// Its last segment may not be `quarantine` (nor may a `quarantine` segment come before a
+    /// `cluster=` one): event keys would then read as quarantine keys.
+    #[arg(long, env = "EKS_AUDIT_PREFIX", default_value = "eks-audit", value_parser = parse_prefix)]
     pub prefix: String,
 
     /// Cluster name used when the log group is not `/aws/eks/<cluster>/cluster`.
@@ -188,6 +190,38 @@ impl Default for Settings {
     }
 }
 
+/// The key segment quarantine objects go under: `<prefix>/quarantine/cluster=…` (contract §6.2),
+/// next to event objects at `<prefix>/cluster=…` (§6.1).
+const QUARANTINE_SEGMENT: &str = "quarantine";
+
+/// `EKS_AUDIT_PREFIX` (`--prefix`), without its surrounding slashes.
+///
+/// Collectors tell quarantine objects from event objects by their key alone
+/// ([`is_quarantine_key`](eks_audit_core::batch::objects::is_quarantine_key): a `quarantine`
+/// segment followed by a `cluster=` one). A prefix that ends in a `quarantine` segment, or has
+/// one before a `cluster=` segment, gives event keys that read as quarantine keys, and every
+/// event would be skipped as quarantine; such a prefix is bad usage.
+fn parse_prefix(value: &str) -> Result<String, String> {
+    let prefix = value.trim_matches('/');
+    if prefix.is_empty() {
+        return Ok(String::new());
+    }
+    let segments: Vec<&str> = prefix.split('/').collect();
+    let confusable = segments.iter().enumerate().any(|(index, segment)| {
+        *segment == QUARANTINE_SEGMENT
+            && segments
+                .get(index + 1)
+                .is_none_or(|next| next.starts_with("cluster="))
+    });
+    if confusable {
+        return Err(format!(
+            "EKS_AUDIT_PREFIX (--prefix) may not end in a `{QUARANTINE_SEGMENT}` segment, nor have one before a `cluster=` segment: \
+             event keys (<prefix>/cluster=…) would read as quarantine keys (<prefix>/{QUARANTINE_SEGMENT}/cluster=…) and collectors would skip them"
+        ));
+    }
+    Ok(prefix.to_owned())
+}
+
 fn non_empty(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.trim().is_empty())
 }
@@ -231,5 +265,86 @@ mod tests {
             (Output::Parquet, Format::Ocsf)
         );
         assert_eq!(settings.source_name, "eks-audit/1.0");
+    }
+}
+
+#[cfg(test)]
+mod validation {
+    use clap::Parser;
+
+    use super::*;
+    use eks_audit_core::batch::objects::is_quarantine_key;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        settings: SettingsArgs,
+    }
+
+    fn prefix(value: &str) -> Result<String, clap::Error> {
+        Cli::try_parse_from(["eks-audit", "--prefix", value]).map(|cli| cli.settings.prefix)
+    }
+
+    /// The key of an event object under `prefix` (contract §6.1).
+    fn event_key(prefix: &str) -> String {
+        let slash = if prefix.is_empty() { "" } else { "/" };
+        format!(
+            "{prefix}{slash}cluster=prod/dt=2024-05-21/hour=13/kube-apiserver-audit-1-1.json.gz"
+        )
+    }
+
+    #[test]
+    fn a_prefix_whose_event_keys_would_read_as_quarantine_is_bad_usage() {
+        for bad in [
+            "quarantine",
+            "/quarantine/",
+            "logs/quarantine",
+            "quarantine/cluster=x",
+            "a/quarantine/cluster=b/c",
+        ] {
+            let error = prefix(bad).expect_err(bad);
+            assert_eq!(
+                error.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{bad}"
+            );
+            assert_eq!(error.exit_code(), 2, "{bad}");
+            assert!(error.to_string().contains("EKS_AUDIT_PREFIX"), "{error}");
+        }
+    }
+
+    #[test]
+    fn accepted_prefixes_never_make_event_keys_read_as_quarantine() {
+        // Whatever the validation accepts, collectors must see its event keys as events: the
+        // rule is checked against the core's own test, not restated.
+        let candidates = [
+            "",
+            "/",
+            "eks-audit",
+            "/eks-audit/",
+            "quarantine-x",
+            "x-quarantine",
+            "Quarantine",
+            "quarantine/x",
+            "a/quarantine/b",
+            "cluster=x",
+            "a/b/c",
+            "quarantine",
+            "a/quarantine",
+            "quarantine/cluster=",
+            "a/quarantine/cluster=b",
+        ];
+        for candidate in candidates {
+            let accepted = prefix(candidate).ok();
+            let trimmed = candidate.trim_matches('/');
+            assert_eq!(
+                accepted.is_some(),
+                !is_quarantine_key(&event_key(trimmed)),
+                "{candidate:?}"
+            );
+            if let Some(accepted) = accepted {
+                assert_eq!(accepted, trimmed, "stored without surrounding slashes");
+            }
+        }
     }
 }

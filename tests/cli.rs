@@ -246,6 +246,79 @@ fn bad_usage_exits_2() {
     assert_eq!(eks_audit(&["frobnicate"], &[], None).status.code(), Some(2));
 }
 
+/// The Lambda binary as it cold-starts, with only `envs` set: it reads its settings before it
+/// first calls the runtime API (an unused port here), so a bad setting ends it right there.
+fn lambda_cold_start(envs: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_eks-audit-forwarder"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("EKS_AUDIT_") || name.starts_with("AWS_") {
+            command.env_remove(name);
+        }
+    }
+    command
+        .env("RUST_LOG", "warn")
+        .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("the Lambda binary runs")
+}
+
+#[test]
+fn a_prefix_that_would_make_events_read_as_quarantine_is_bad_usage() {
+    // Event keys are <prefix>/cluster=…, quarantine keys <prefix>/quarantine/cluster=…: with a
+    // prefix ending in `quarantine`, collectors would skip every event as quarantine.
+    let event = repo_file("events/awslogs-eks-audit.json");
+    let out = tempfile::tempdir().unwrap();
+    let invoke = [
+        "invoke",
+        event.to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+    ];
+    for output in [
+        eks_audit(
+            &[&invoke[..], &["--prefix", "quarantine"]].concat(),
+            &[],
+            None,
+        ),
+        eks_audit(&invoke, &[("EKS_AUDIT_PREFIX", "audit/quarantine/")], None),
+        eks_audit(
+            &invoke,
+            &[("EKS_AUDIT_PREFIX", "quarantine/cluster=x")],
+            None,
+        ),
+    ] {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("EKS_AUDIT_PREFIX (--prefix)"), "{stderr}");
+        assert!(output.stdout.is_empty());
+    }
+    assert_eq!(
+        std::fs::read_dir(out.path()).unwrap().count(),
+        0,
+        "nothing is written"
+    );
+    // A prefix that merely contains the word stays valid.
+    let fine = eks_audit(
+        &[&invoke[..], &["--prefix", "quarantine-archive"]].concat(),
+        &[],
+        None,
+    );
+    assert!(
+        fine.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fine.stderr)
+    );
+
+    // The Lambda reads the same settings from its environment and fails its cold start.
+    let cold = lambda_cold_start(&[("EKS_AUDIT_PREFIX", "quarantine")]);
+    let stderr = String::from_utf8_lossy(&cold.stderr);
+    assert!(!cold.status.success(), "{stderr}");
+    assert!(stderr.contains("invalid configuration"), "{stderr}");
+    assert!(stderr.contains("EKS_AUDIT_PREFIX (--prefix)"), "{stderr}");
+}
+
 #[test]
 fn help_documents_every_variable() {
     let help = eks_audit(&["invoke", "--help"], &[], None);

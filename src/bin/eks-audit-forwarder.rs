@@ -16,7 +16,16 @@ use serde_json::value::RawValue;
 async fn main() -> Result<(), Error> {
     let on_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
     eks_audit_forwarder::telemetry::init(on_lambda);
-    let settings = SettingsArgs::from_env()?;
+    let settings = match SettingsArgs::from_env() {
+        Ok(settings) => settings,
+        Err(error) => {
+            // An invalid setting fails the cold start: Lambda reports Runtime.ExitError, and this
+            // line, the reason, is the last of the function's log.
+            let reason = settings_error(&error);
+            tracing::error!(%reason, "invalid configuration: the function cannot start");
+            return Err(format!("invalid configuration: {reason}").into());
+        }
+    };
     let store = ObjectStore::from_settings(&settings).await;
     let handler =
         Handler::new(settings, store, region_from_env()).with_reingester(Reingester::from_env());
@@ -39,4 +48,15 @@ async fn main() -> Result<(), Error> {
         },
     ))
     .await
+}
+
+/// A settings error in one line, without clap's `--help` hint (the Lambda has no command line):
+/// `invalid value 'quarantine' for '--prefix <PREFIX>': EKS_AUDIT_PREFIX (--prefix) may not …`.
+fn settings_error(error: &clap::Error) -> String {
+    let rendered = error.to_string();
+    let first = rendered
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    first.strip_prefix("error: ").unwrap_or(first).to_owned()
 }
