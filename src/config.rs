@@ -45,8 +45,9 @@ pub struct SettingsArgs {
     pub bucket: Option<String>,
 
     /// Key prefix of NDJSON and quarantine objects (Security Lake Parquet objects go under `ext/`).
-    /// Its last segment may not be `quarantine` (nor may a `quarantine` segment come before a
-    /// `cluster=` one): event keys would then read as quarantine keys.
+    /// Keys are paths: no `.`, `..` or empty segment, backslash or control character. Its last
+    /// segment may not be `quarantine` (nor may a `quarantine` segment come before a `cluster=`
+    /// one): event keys would then read as quarantine keys.
     #[arg(long, env = "EKS_AUDIT_PREFIX", default_value = "eks-audit", value_parser = parse_prefix)]
     pub prefix: String,
 
@@ -93,8 +94,9 @@ pub struct SettingsArgs {
     pub output: Output,
 
     /// Security Lake custom source name: Parquet objects go under `ext/<source-name>/` (the
-    /// bucket's custom-source location; `EKS_AUDIT_PREFIX` does not apply to them).
-    #[arg(long, env = "EKS_AUDIT_SOURCE_NAME", default_value = DEFAULT_SOURCE_NAME)]
+    /// bucket's custom-source location; `EKS_AUDIT_PREFIX` does not apply to them). Its segments
+    /// follow the rules of `--prefix` for paths.
+    #[arg(long, env = "EKS_AUDIT_SOURCE_NAME", default_value = DEFAULT_SOURCE_NAME, value_parser = parse_source_name)]
     pub source_name: String,
 }
 
@@ -206,6 +208,7 @@ fn parse_prefix(value: &str) -> Result<String, String> {
     if prefix.is_empty() {
         return Ok(String::new());
     }
+    check_key_path("EKS_AUDIT_PREFIX (--prefix)", prefix)?;
     let segments: Vec<&str> = prefix.split('/').collect();
     let confusable = segments.iter().enumerate().any(|(index, segment)| {
         *segment == QUARANTINE_SEGMENT
@@ -220,6 +223,43 @@ fn parse_prefix(value: &str) -> Result<String, String> {
         ));
     }
     Ok(prefix.to_owned())
+}
+
+/// `EKS_AUDIT_SOURCE_NAME` (`--source-name`): its segments become a key prefix, `ext/<name>/`.
+fn parse_source_name(value: &str) -> Result<String, String> {
+    let name = value.trim_matches('/');
+    if !name.trim().is_empty() {
+        check_key_path("EKS_AUDIT_SOURCE_NAME (--source-name)", name)?;
+    }
+    Ok(value.to_owned())
+}
+
+/// A key prefix (surrounding slashes already trimmed) is a path under the bucket, or under
+/// `--out` without one: a `.` or `..` segment would climb out of the output directory (or name
+/// an object no path-based tool could reach), and an empty segment (`a//b`), a backslash or a
+/// control character would make keys that read differently to S3, to file systems and to
+/// people. `setting` names the variable and flag in the message.
+fn check_key_path(setting: &str, path: &str) -> Result<(), String> {
+    if let Some(c) = path.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "{setting} may not contain a control character (found {c:?})"
+        ));
+    }
+    if path.contains('\\') {
+        return Err(format!("{setting} may not contain a backslash"));
+    }
+    for segment in path.split('/') {
+        match segment {
+            "" => return Err(format!("{setting} may not contain an empty segment (`//`)")),
+            "." | ".." => {
+                return Err(format!(
+                    "{setting} may not contain a `{segment}` segment: keys are paths, and it would lead out of the output directory"
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn non_empty(value: Option<String>) -> Option<String> {
@@ -311,6 +351,46 @@ mod validation {
             assert_eq!(error.exit_code(), 2, "{bad}");
             assert!(error.to_string().contains("EKS_AUDIT_PREFIX"), "{error}");
         }
+    }
+
+    #[test]
+    fn prefixes_that_are_not_plain_paths_are_bad_usage() {
+        for (bad, named) in [
+            ("../../escaped", "`..` segment"),
+            ("/x/../../../e", "`..` segment"),
+            ("a/./b", "`.` segment"),
+            (".", "`.` segment"),
+            ("a//b", "empty segment"),
+            ("a\\b", "backslash"),
+            ("a\nb", "control character"),
+            ("a\u{7f}b", "control character"),
+        ] {
+            let error = prefix(bad).expect_err(bad);
+            assert_eq!(error.exit_code(), 2, "{bad:?}");
+            let message = error.to_string();
+            assert!(message.contains("EKS_AUDIT_PREFIX (--prefix)"), "{message}");
+            assert!(message.contains(named), "{bad:?}: {message}");
+        }
+        for good in ["eks-audit", "/a/b/", "a.b/..c/d..", "audit logs", "é"] {
+            assert_eq!(prefix(good).unwrap(), good.trim_matches('/'), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn the_source_name_follows_the_same_path_rules() {
+        let source = |value: &str| {
+            Cli::try_parse_from(["eks-audit", "--source-name", value])
+                .map(|cli| cli.settings.into_settings().source_name)
+        };
+        for bad in ["../x", "a//b", "a/./b"] {
+            let error = source(bad).expect_err(bad);
+            assert!(
+                error.to_string().contains("EKS_AUDIT_SOURCE_NAME"),
+                "{error}"
+            );
+        }
+        assert_eq!(source("/eks-audit/1.0/").unwrap(), "eks-audit/1.0");
+        assert_eq!(source("").unwrap(), DEFAULT_SOURCE_NAME);
     }
 
     #[test]

@@ -320,6 +320,40 @@ fn a_prefix_that_would_make_events_read_as_quarantine_is_bad_usage() {
 }
 
 #[test]
+fn a_prefix_that_climbs_out_of_the_output_directory_is_bad_usage() {
+    let event = repo_file("events/awslogs-eks-audit.json");
+    let parent = tempfile::tempdir().unwrap();
+    let out = parent.path().join("a/b/out");
+    let invoke = [
+        "invoke",
+        event.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    for output in [
+        eks_audit(
+            &[&invoke[..], &["--prefix", "../../escaped"]].concat(),
+            &[],
+            None,
+        ),
+        eks_audit(&invoke, &[("EKS_AUDIT_PREFIX", "/x/../../../e")], None),
+        eks_audit(&invoke, &[("EKS_AUDIT_PREFIX", "x//y")], None),
+    ] {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("EKS_AUDIT_PREFIX (--prefix) may not"),
+            "{stderr}"
+        );
+    }
+    let written: Vec<_> = std::fs::read_dir(parent.path()).unwrap().collect();
+    assert!(written.is_empty(), "nothing written anywhere: {written:?}");
+    let cold = lambda_cold_start(&[("EKS_AUDIT_PREFIX", "../../escaped")]);
+    assert!(!cold.status.success());
+    assert!(String::from_utf8_lossy(&cold.stderr).contains("`..` segment"));
+}
+
+#[test]
 fn help_documents_every_variable() {
     let help = eks_audit(&["invoke", "--help"], &[], None);
     let text = String::from_utf8_lossy(&help.stdout);

@@ -20,6 +20,14 @@ pub enum SinkError {
         path: String,
         source: std::io::Error,
     },
+    #[error(
+        "refusing to write {key:?} under {root}: {reason}; keys are paths below the output directory"
+    )]
+    UnsafeKey {
+        root: String,
+        key: String,
+        reason: &'static str,
+    },
     #[error("cannot put s3://{bucket}/{key}: {message}")]
     S3 {
         bucket: String,
