@@ -59,22 +59,29 @@ pub struct SettingsArgs {
     #[arg(long, env = "EKS_AUDIT_SSE_KMS_KEY_ID")]
     pub sse_kms_key_id: Option<String>,
 
-    /// Largest audit event accepted, in bytes; bigger messages are quarantined.
-    #[arg(long, env = "EKS_AUDIT_MAX_EVENT_BYTES", default_value_t = InputLimits::default().max_event_bytes)]
+    /// Largest audit event accepted, in bytes; bigger messages are quarantined. From 1 to
+    /// 4294967296 (4 GiB).
+    #[arg(long, env = "EKS_AUDIT_MAX_EVENT_BYTES", default_value_t = InputLimits::default().max_event_bytes,
+          value_parser = limit("EKS_AUDIT_MAX_EVENT_BYTES (--max-event-bytes)", BYTES_CEILING))]
     pub max_event_bytes: usize,
 
-    /// Largest decompressed payload accepted per record, in bytes (gzip bomb guard).
-    #[arg(long, env = "EKS_AUDIT_MAX_PAYLOAD_BYTES", default_value_t = InputLimits::default().max_payload_bytes)]
+    /// Largest decompressed payload accepted per record, in bytes (gzip bomb guard). From 1 to
+    /// 4294967296 (4 GiB).
+    #[arg(long, env = "EKS_AUDIT_MAX_PAYLOAD_BYTES", default_value_t = InputLimits::default().max_payload_bytes,
+          value_parser = limit("EKS_AUDIT_MAX_PAYLOAD_BYTES (--max-payload-bytes)", BYTES_CEILING))]
     pub max_payload_bytes: usize,
 
     /// Deepest nesting of objects and arrays accepted in an audit event; deeper events are
-    /// quarantined.
-    #[arg(long, env = "EKS_AUDIT_MAX_DEPTH", default_value_t = InputLimits::default().max_depth)]
+    /// quarantined. From 1 to 1000.
+    #[arg(long, env = "EKS_AUDIT_MAX_DEPTH", default_value_t = InputLimits::default().max_depth,
+          value_parser = limit("EKS_AUDIT_MAX_DEPTH (--max-depth)", DEPTH_CEILING))]
     pub max_depth: usize,
 
     /// Most log events accepted in one record; a record with more fails whole (Firehose:
-    /// ProcessingFailed with its original data; direct mode: the invocation fails).
-    #[arg(long, env = "EKS_AUDIT_MAX_EVENTS_PER_RECORD", default_value_t = InputLimits::default().max_events_per_record)]
+    /// ProcessingFailed with its original data; direct mode: the invocation fails). From 1 to
+    /// 10000000.
+    #[arg(long, env = "EKS_AUDIT_MAX_EVENTS_PER_RECORD", default_value_t = InputLimits::default().max_events_per_record,
+          value_parser = limit("EKS_AUDIT_MAX_EVENTS_PER_RECORD (--max-events-per-record)", EVENTS_PER_RECORD_CEILING))]
     pub max_events_per_record: usize,
 
     /// Resources whose request and response bodies are replaced by a marker in the output:
@@ -189,6 +196,39 @@ impl Default for Settings {
             output: Output::default(),
             source_name: DEFAULT_SOURCE_NAME.to_owned(),
         }
+    }
+}
+
+/// The largest value of a byte limit (`EKS_AUDIT_MAX_EVENT_BYTES`, `EKS_AUDIT_MAX_PAYLOAD_BYTES`,
+/// `collect --max-object-bytes`): 4 GiB, 64 times the defaults' largest and 40% of the largest
+/// Lambda's memory. A limit is a bound on hostile input, so a value past anything a function
+/// can hold is a mistake (`18446744073709551615` made `limit + 1` wrap to 0 in the core, and
+/// every gzip record failed as empty).
+pub const BYTES_CEILING: u64 = 4 << 30;
+
+/// The deepest `EKS_AUDIT_MAX_DEPTH`. Real events nest a few dozen levels; past about 120 the
+/// output lines are deeper than serde_json's readers accept (128), and past 1,000 than most
+/// recursive readers' stacks allow (Python's default recursion limit is 1,000).
+pub const DEPTH_CEILING: u64 = 1000;
+
+/// The largest `EKS_AUDIT_MAX_EVENTS_PER_RECORD`: each event costs about 60 bytes of
+/// bookkeeping while its record is parsed, so 10 million is 600 MB; PutLogEvents sends at most
+/// 10,000 events a call.
+pub const EVENTS_PER_RECORD_CEILING: u64 = 10_000_000;
+
+/// A value parser for a limit: a whole number from 1 to `ceiling`. Zero is refused too: every
+/// limit at 0 would fail or quarantine everything. `setting` names the variable and the flag.
+pub fn limit(
+    setting: &'static str,
+    ceiling: u64,
+) -> impl Fn(&str) -> Result<usize, String> + Clone + Send + Sync + 'static {
+    move |value: &str| {
+        value
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (1..=ceiling).contains(n))
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| format!("{setting} must be a whole number from 1 to {ceiling}"))
     }
 }
 
@@ -391,6 +431,75 @@ mod validation {
         }
         assert_eq!(source("/eks-audit/1.0/").unwrap(), "eks-audit/1.0");
         assert_eq!(source("").unwrap(), DEFAULT_SOURCE_NAME);
+    }
+
+    #[test]
+    fn limits_outside_their_range_are_bad_usage_naming_the_variable_and_the_range() {
+        let cases = [
+            (
+                "--max-event-bytes",
+                "EKS_AUDIT_MAX_EVENT_BYTES",
+                "4294967296",
+            ),
+            (
+                "--max-payload-bytes",
+                "EKS_AUDIT_MAX_PAYLOAD_BYTES",
+                "4294967296",
+            ),
+            ("--max-depth", "EKS_AUDIT_MAX_DEPTH", "1000"),
+            (
+                "--max-events-per-record",
+                "EKS_AUDIT_MAX_EVENTS_PER_RECORD",
+                "10000000",
+            ),
+        ];
+        for (flag, variable, ceiling) in cases {
+            let past = (ceiling.parse::<u64>().unwrap() + 1).to_string();
+            for bad in [
+                "0",
+                &past,
+                "18446744073709551615",
+                "18446744073709551616",
+                "-1",
+                "1e6",
+                "",
+            ] {
+                let error = Cli::try_parse_from(["eks-audit", &format!("{flag}={bad}")])
+                    .err()
+                    .unwrap_or_else(|| panic!("{flag} {bad} is refused"));
+                assert_eq!(error.exit_code(), 2);
+                let message = error.to_string();
+                assert!(message.contains(variable), "{message}");
+                assert!(
+                    message.contains(&format!("from 1 to {ceiling}")),
+                    "{message}"
+                );
+            }
+            for good in ["1", ceiling] {
+                let limits = Cli::try_parse_from(["eks-audit", flag, good])
+                    .unwrap()
+                    .settings
+                    .into_settings()
+                    .process
+                    .limits;
+                let value = match flag {
+                    "--max-event-bytes" => limits.max_event_bytes,
+                    "--max-payload-bytes" => limits.max_payload_bytes,
+                    "--max-depth" => limits.max_depth,
+                    _ => limits.max_events_per_record,
+                };
+                assert_eq!(value.to_string(), good, "{flag}");
+            }
+        }
+        let defaults = Cli::try_parse_from(["eks-audit"])
+            .unwrap()
+            .settings
+            .into_settings();
+        assert_eq!(
+            defaults.process.limits,
+            InputLimits::default(),
+            "the defaults are in range"
+        );
     }
 
     #[test]

@@ -425,6 +425,92 @@ fn limits_are_flags_and_variables_alike() {
 }
 
 #[test]
+fn limits_out_of_range_are_bad_usage_naming_the_variable_and_the_range() {
+    // u64::MAX made `limit + 1` wrap to 0 in the core: every gzip record failed as "data is
+    // empty". Zero would fail or quarantine everything. Both are refused before any input is read.
+    let event = data_message(
+        GROUP,
+        STREAM,
+        &[r#"{"kind":"Event","stage":"ResponseComplete"}"#],
+    );
+    let gzip_message = gzip(event.to_string().as_bytes());
+    for (flag, variable, bad, range) in [
+        (
+            "--max-payload-bytes",
+            "EKS_AUDIT_MAX_PAYLOAD_BYTES",
+            "18446744073709551615",
+            "from 1 to 4294967296",
+        ),
+        (
+            "--max-event-bytes",
+            "EKS_AUDIT_MAX_EVENT_BYTES",
+            "0",
+            "from 1 to 4294967296",
+        ),
+        (
+            "--max-depth",
+            "EKS_AUDIT_MAX_DEPTH",
+            "1001",
+            "from 1 to 1000",
+        ),
+        (
+            "--max-events-per-record",
+            "EKS_AUDIT_MAX_EVENTS_PER_RECORD",
+            "0",
+            "from 1 to 10000000",
+        ),
+    ] {
+        for output in [
+            eks_audit(&["transform", flag, bad], &[], Some(&gzip_message)),
+            eks_audit(&["transform"], &[(variable, bad)], Some(&gzip_message)),
+        ] {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(2), "{stderr}");
+            assert!(
+                stderr.contains(&format!(
+                    "{variable} ({flag}) must be a whole number {range}"
+                )),
+                "{stderr}"
+            );
+            assert!(output.stdout.is_empty());
+        }
+        let cold = lambda_cold_start(&[(variable, bad)]);
+        assert!(!cold.status.success());
+        assert!(String::from_utf8_lossy(&cold.stderr).contains(variable));
+    }
+    // The ceiling itself is valid: the gzip record is read as usual.
+    let at_ceiling = eks_audit(
+        &["transform", "--max-payload-bytes", "4294967296"],
+        &[],
+        Some(&gzip_message),
+    );
+    assert!(
+        at_ceiling.status.success(),
+        "{}",
+        String::from_utf8_lossy(&at_ceiling.stderr)
+    );
+    assert_eq!(stdout_lines(&at_ceiling).len(), 1);
+
+    let collect = eks_audit(
+        &[
+            "collect",
+            "--queue-url",
+            "http://127.0.0.1:9/q",
+            "--max-object-bytes",
+            "0",
+        ],
+        &[],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&collect.stderr);
+    assert_eq!(collect.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--max-object-bytes must be a whole number from 1 to 4294967296"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn redaction_is_a_flag_and_a_variable_and_bad_rules_are_bad_usage() {
     let event = corpus_event(
         "audit-events/falco-k8s_audit/create_configmap_sensitive_values.json",
