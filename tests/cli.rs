@@ -235,6 +235,45 @@ fn problems_are_reported_one_line_each_and_exit_1() {
 }
 
 #[test]
+fn transform_prints_every_good_ndjson_line_and_reports_each_bad_one() {
+    // Lines 2 and 4 are not JSON (line 4 is cut short); 1, 3 and 5 are events. Expected: the
+    // three events on stdout in input order, one stderr line per bad line naming its number,
+    // exit 1. Before, the first bad line ended the whole input: no event printed.
+    let event =
+        |verb: &str| format!(r#"{{"kind":"Event","stage":"ResponseComplete","verb":"{verb}"}}"#);
+    let ndjson = format!(
+        "{}\nnot json\n{}\n{{\"kind\":\"Eve\n{}\n",
+        event("get"),
+        event("list"),
+        event("watch")
+    );
+    for input in [ndjson.as_bytes().to_vec(), gzip(ndjson.as_bytes())] {
+        let output = eks_audit(&["transform", "-"], &[], Some(&input));
+        assert_eq!(output.status.code(), Some(1));
+        let verbs: Vec<Value> = stdout_lines(&output)
+            .iter()
+            .map(|l| l["Verb"].clone())
+            .collect();
+        assert_eq!(verbs, ["get", "list", "watch"]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let problems: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("eks-audit: "))
+            .collect();
+        assert_eq!(problems.len(), 2, "{stderr}");
+        assert!(
+            problems[0].starts_with("eks-audit: -: line 2, column "),
+            "{stderr}"
+        );
+        assert!(
+            problems[1].starts_with("eks-audit: -: line 4, column "),
+            "{stderr}"
+        );
+        assert!(problems.iter().all(|p| p.contains("not JSON")), "{stderr}");
+    }
+}
+
+#[test]
 fn bad_usage_exits_2() {
     assert_eq!(eks_audit(&["invoke"], &[], None).status.code(), Some(2));
     assert_eq!(
