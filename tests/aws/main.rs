@@ -4,7 +4,8 @@
 //!
 //! - [`s3_objects`]: contract §6 objects, headers, encryption, idempotency, quarantine.
 //! - [`notifications`]: S3 `ObjectCreated` notifications on SQS.
-//! - [`collect`]: `eks-audit collect`, happy path and failures (dead-letter queue).
+//! - [`collect`]: `eks-audit collect`, happy path and failures (dead-letter queue), and its
+//!   memory bound, measured by the counting allocator of [`peak`].
 //! - [`subscribe`]: `eks-audit subscribe` on CloudWatch Logs log groups, and `--check`.
 //! - [`reingest`]: contract §2 re-ingestion through Firehose `PutRecordBatch`, with failures
 //!   injected by [`proxy`].
@@ -16,6 +17,7 @@ mod collect;
 mod events;
 mod moto;
 mod notifications;
+mod peak;
 mod proxy;
 mod reingest;
 mod s3_objects;
