@@ -12,6 +12,11 @@ use eks_audit_forwarder::telemetry::emf;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::value::RawValue;
 
+/// With the test-only `panic-probe` feature, an event holding this string makes the handler
+/// panic (scripts/lambda-panic-test.sh).
+#[cfg(feature = "panic-probe")]
+const PANIC_PROBE_MARKER: &str = "eks_audit_panic_probe";
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let on_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
@@ -33,6 +38,10 @@ async fn main() -> Result<(), Error> {
     run(service_fn(
         move |event: LambdaEvent<Box<RawValue>>| async move {
             let started = Instant::now();
+            #[cfg(feature = "panic-probe")]
+            if event.payload.get().contains(PANIC_PROBE_MARKER) {
+                panic!("panic probe ({PANIC_PROBE_MARKER})");
+            }
             let invocation = handler.invoke(event.payload.get()).await?;
             let metrics = emf::line(
                 &invocation.tally,
