@@ -26,6 +26,9 @@ cargo test --locked --features security-lake --test security_lake
 echo "== the Lambda binary under the real runtime interface (cargo lambda watch/invoke)"
 scripts/lambda-runtime-test.sh
 
+echo "== a panic in the deployable build (cargo lambda build --release) fails only its invocation"
+scripts/lambda-panic-test.sh
+
 if [ -x scripts/check-template.sh ]; then
     echo "== template.yaml: cfn-lint, checkov, sam validate --lint"
     scripts/check-template.sh

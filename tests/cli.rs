@@ -307,6 +307,45 @@ fn problems_are_reported_one_line_each_and_exit_1() {
 }
 
 #[test]
+fn transform_prints_every_good_ndjson_line_and_reports_each_bad_one() {
+    // Lines 2 and 4 are not JSON (line 4 is cut short); 1, 3 and 5 are events. Expected: the
+    // three events on stdout in input order, one stderr line per bad line naming its number,
+    // exit 1. Before, the first bad line ended the whole input: no event printed.
+    let event =
+        |verb: &str| format!(r#"{{"kind":"Event","stage":"ResponseComplete","verb":"{verb}"}}"#);
+    let ndjson = format!(
+        "{}\nnot json\n{}\n{{\"kind\":\"Eve\n{}\n",
+        event("get"),
+        event("list"),
+        event("watch")
+    );
+    for input in [ndjson.as_bytes().to_vec(), gzip(ndjson.as_bytes())] {
+        let output = eks_audit(&["transform", "-"], &[], Some(&input));
+        assert_eq!(output.status.code(), Some(1));
+        let verbs: Vec<Value> = stdout_lines(&output)
+            .iter()
+            .map(|l| l["Verb"].clone())
+            .collect();
+        assert_eq!(verbs, ["get", "list", "watch"]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let problems: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("eks-audit: "))
+            .collect();
+        assert_eq!(problems.len(), 2, "{stderr}");
+        assert!(
+            problems[0].starts_with("eks-audit: -: line 2, column "),
+            "{stderr}"
+        );
+        assert!(
+            problems[1].starts_with("eks-audit: -: line 4, column "),
+            "{stderr}"
+        );
+        assert!(problems.iter().all(|p| p.contains("not JSON")), "{stderr}");
+    }
+}
+
+#[test]
 fn bad_usage_exits_2() {
     assert_eq!(eks_audit(&["invoke"], &[], None).status.code(), Some(2));
     assert_eq!(
@@ -316,6 +355,113 @@ fn bad_usage_exits_2() {
         Some(2)
     );
     assert_eq!(eks_audit(&["frobnicate"], &[], None).status.code(), Some(2));
+}
+
+/// The Lambda binary as it cold-starts, with only `envs` set: it reads its settings before it
+/// first calls the runtime API (an unused port here), so a bad setting ends it right there.
+fn lambda_cold_start(envs: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_eks-audit-forwarder"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("EKS_AUDIT_") || name.starts_with("AWS_") {
+            command.env_remove(name);
+        }
+    }
+    command
+        .env("RUST_LOG", "warn")
+        .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("the Lambda binary runs")
+}
+
+#[test]
+fn a_prefix_that_would_make_events_read_as_quarantine_is_bad_usage() {
+    // Event keys are <prefix>/cluster=…, quarantine keys <prefix>/quarantine/cluster=…: with a
+    // prefix ending in `quarantine`, collectors would skip every event as quarantine.
+    let event = repo_file("events/awslogs-eks-audit.json");
+    let out = tempfile::tempdir().unwrap();
+    let invoke = [
+        "invoke",
+        event.to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+    ];
+    for output in [
+        eks_audit(
+            &[&invoke[..], &["--prefix", "quarantine"]].concat(),
+            &[],
+            None,
+        ),
+        eks_audit(&invoke, &[("EKS_AUDIT_PREFIX", "audit/quarantine/")], None),
+        eks_audit(
+            &invoke,
+            &[("EKS_AUDIT_PREFIX", "quarantine/cluster=x")],
+            None,
+        ),
+    ] {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("EKS_AUDIT_PREFIX (--prefix)"), "{stderr}");
+        assert!(output.stdout.is_empty());
+    }
+    assert_eq!(
+        std::fs::read_dir(out.path()).unwrap().count(),
+        0,
+        "nothing is written"
+    );
+    // A prefix that merely contains the word stays valid.
+    let fine = eks_audit(
+        &[&invoke[..], &["--prefix", "quarantine-archive"]].concat(),
+        &[],
+        None,
+    );
+    assert!(
+        fine.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fine.stderr)
+    );
+
+    // The Lambda reads the same settings from its environment and fails its cold start.
+    let cold = lambda_cold_start(&[("EKS_AUDIT_PREFIX", "quarantine")]);
+    let stderr = String::from_utf8_lossy(&cold.stderr);
+    assert!(!cold.status.success(), "{stderr}");
+    assert!(stderr.contains("invalid configuration"), "{stderr}");
+    assert!(stderr.contains("EKS_AUDIT_PREFIX (--prefix)"), "{stderr}");
+}
+
+#[test]
+fn a_prefix_that_climbs_out_of_the_output_directory_is_bad_usage() {
+    let event = repo_file("events/awslogs-eks-audit.json");
+    let parent = tempfile::tempdir().unwrap();
+    let out = parent.path().join("a/b/out");
+    let invoke = [
+        "invoke",
+        event.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    for output in [
+        eks_audit(
+            &[&invoke[..], &["--prefix", "../../escaped"]].concat(),
+            &[],
+            None,
+        ),
+        eks_audit(&invoke, &[("EKS_AUDIT_PREFIX", "/x/../../../e")], None),
+        eks_audit(&invoke, &[("EKS_AUDIT_PREFIX", "x//y")], None),
+    ] {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("EKS_AUDIT_PREFIX (--prefix) may not"),
+            "{stderr}"
+        );
+    }
+    let written: Vec<_> = std::fs::read_dir(parent.path()).unwrap().collect();
+    assert!(written.is_empty(), "nothing written anywhere: {written:?}");
+    let cold = lambda_cold_start(&[("EKS_AUDIT_PREFIX", "../../escaped")]);
+    assert!(!cold.status.success());
+    assert!(String::from_utf8_lossy(&cold.stderr).contains("`..` segment"));
 }
 
 #[test]
@@ -388,6 +534,92 @@ fn limits_are_flags_and_variables_alike() {
             .status
             .code(),
         Some(2)
+    );
+}
+
+#[test]
+fn limits_out_of_range_are_bad_usage_naming_the_variable_and_the_range() {
+    // u64::MAX made `limit + 1` wrap to 0 in the core: every gzip record failed as "data is
+    // empty". Zero would fail or quarantine everything. Both are refused before any input is read.
+    let event = data_message(
+        GROUP,
+        STREAM,
+        &[r#"{"kind":"Event","stage":"ResponseComplete"}"#],
+    );
+    let gzip_message = gzip(event.to_string().as_bytes());
+    for (flag, variable, bad, range) in [
+        (
+            "--max-payload-bytes",
+            "EKS_AUDIT_MAX_PAYLOAD_BYTES",
+            "18446744073709551615",
+            "from 1 to 4294967296",
+        ),
+        (
+            "--max-event-bytes",
+            "EKS_AUDIT_MAX_EVENT_BYTES",
+            "0",
+            "from 1 to 4294967296",
+        ),
+        (
+            "--max-depth",
+            "EKS_AUDIT_MAX_DEPTH",
+            "1001",
+            "from 1 to 1000",
+        ),
+        (
+            "--max-events-per-record",
+            "EKS_AUDIT_MAX_EVENTS_PER_RECORD",
+            "0",
+            "from 1 to 10000000",
+        ),
+    ] {
+        for output in [
+            eks_audit(&["transform", flag, bad], &[], Some(&gzip_message)),
+            eks_audit(&["transform"], &[(variable, bad)], Some(&gzip_message)),
+        ] {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(2), "{stderr}");
+            assert!(
+                stderr.contains(&format!(
+                    "{variable} ({flag}) must be a whole number {range}"
+                )),
+                "{stderr}"
+            );
+            assert!(output.stdout.is_empty());
+        }
+        let cold = lambda_cold_start(&[(variable, bad)]);
+        assert!(!cold.status.success());
+        assert!(String::from_utf8_lossy(&cold.stderr).contains(variable));
+    }
+    // The ceiling itself is valid: the gzip record is read as usual.
+    let at_ceiling = eks_audit(
+        &["transform", "--max-payload-bytes", "4294967296"],
+        &[],
+        Some(&gzip_message),
+    );
+    assert!(
+        at_ceiling.status.success(),
+        "{}",
+        String::from_utf8_lossy(&at_ceiling.stderr)
+    );
+    assert_eq!(stdout_lines(&at_ceiling).len(), 1);
+
+    let collect = eks_audit(
+        &[
+            "collect",
+            "--queue-url",
+            "http://127.0.0.1:9/q",
+            "--max-object-bytes",
+            "0",
+        ],
+        &[],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&collect.stderr);
+    assert_eq!(collect.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--max-object-bytes must be a whole number from 1 to 4294967296"),
+        "{stderr}"
     );
 }
 

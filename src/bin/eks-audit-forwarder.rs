@@ -12,11 +12,25 @@ use eks_audit_forwarder::telemetry::emf;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::value::RawValue;
 
+/// With the test-only `panic-probe` feature, an event holding this string makes the handler
+/// panic (scripts/lambda-panic-test.sh).
+#[cfg(feature = "panic-probe")]
+const PANIC_PROBE_MARKER: &str = "eks_audit_panic_probe";
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let on_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
     eks_audit_forwarder::telemetry::init(on_lambda);
-    let settings = SettingsArgs::from_env()?;
+    let settings = match SettingsArgs::from_env() {
+        Ok(settings) => settings,
+        Err(error) => {
+            // An invalid setting fails the cold start: Lambda reports Runtime.ExitError, and this
+            // line, the reason, is the last of the function's log.
+            let reason = settings_error(&error);
+            tracing::error!(%reason, "invalid configuration: the function cannot start");
+            return Err(format!("invalid configuration: {reason}").into());
+        }
+    };
     let store = ObjectStore::from_settings(&settings).await;
     let handler =
         Handler::new(settings, store, region_from_env()).with_reingester(Reingester::from_env());
@@ -24,6 +38,10 @@ async fn main() -> Result<(), Error> {
     run(service_fn(
         move |event: LambdaEvent<Box<RawValue>>| async move {
             let started = Instant::now();
+            #[cfg(feature = "panic-probe")]
+            if event.payload.get().contains(PANIC_PROBE_MARKER) {
+                panic!("panic probe ({PANIC_PROBE_MARKER})");
+            }
             let invocation = handler.invoke(event.payload.get()).await?;
             let metrics = emf::line(
                 &invocation.tally,
@@ -39,4 +57,15 @@ async fn main() -> Result<(), Error> {
         },
     ))
     .await
+}
+
+/// A settings error in one line, without clap's `--help` hint (the Lambda has no command line):
+/// `invalid value 'quarantine' for '--prefix <PREFIX>': EKS_AUDIT_PREFIX (--prefix) may not …`.
+fn settings_error(error: &clap::Error) -> String {
+    let rendered = error.to_string();
+    let first = rendered
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    first.strip_prefix("error: ").unwrap_or(first).to_owned()
 }

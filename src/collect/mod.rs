@@ -5,7 +5,9 @@
 //! A message is deleted only once every object it names has been read, checked and written
 //! (and flushed): a crash in between sends the message again, so the output is at least once.
 //! A message is all or nothing: if one of its objects cannot be read or decoded, none of its
-//! events are written and the message is left in the queue. After the queue's
+//! events are written and the message is left in the queue. An object named several times in
+//! a message is collected once, and objects are handled one at a time, so memory is bounded by
+//! one object (`--max-object-bytes`) whatever the number of records. After the queue's
 //! `maxReceiveCount` its redrive policy moves it to the dead-letter queue, where an operator
 //! finds it, rather than it being silently lost. What is done with each kind of message:
 //!
@@ -112,12 +114,29 @@ pub struct Collector {
     options: Options,
 }
 
-/// A message's events, held until every object of the message has been checked.
-#[derive(Default)]
+/// What one message asks for: its distinct objects, in order, and the records skipped.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Plan {
+    objects: Vec<ObjectRef>,
+    skipped: u64,
+}
+
+/// An object to download. Two records of a message with the same bucket and key name the same
+/// download: a GET without a version returns the current object whatever version or ETag a
+/// record carries, so those are deliberately not part of the identity (fetching a record's own
+/// version would need `s3:GetObjectVersion`, which collectors are not granted).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ObjectRef {
+    bucket: String,
+    key: String,
+}
+
+/// What a message wrote.
+#[derive(Debug, Default)]
 struct Collected {
-    ndjson: Vec<Vec<u8>>,
     objects: u64,
     events: u64,
+    bytes: u64,
     skipped: u64,
 }
 
@@ -189,25 +208,23 @@ impl Collector {
         failed_ids: &mut std::collections::HashSet<String>,
     ) -> Result<(), CollectError> {
         let message_id = message.message_id().unwrap_or_default();
-        let collected = match self.collect(message.body().unwrap_or_default()).await {
-            Ok(collected) => collected,
-            Err(error) => {
-                let receive_count = message
-                    .attributes()
-                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-                    .map_or("?", String::as_str);
-                tracing::error!(message_id, receive_count, %error, "message left in the queue for its redrive policy (dead-letter queue after maxReceiveCount)");
-                if failed_ids.insert(message_id.to_owned()) {
-                    totals.left += 1;
-                }
-                return Ok(());
+        let mut collected = Collected::default();
+        let result = self
+            .collect(message.body().unwrap_or_default(), out, &mut collected)
+            .await;
+        // Written is written, even when the message is left (see `collect`).
+        totals.bytes += collected.bytes;
+        if let Err(error) = result? {
+            let receive_count = message
+                .attributes()
+                .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                .map_or("?", String::as_str);
+            tracing::error!(message_id, receive_count, %error, "message left in the queue for its redrive policy (dead-letter queue after maxReceiveCount)");
+            if failed_ids.insert(message_id.to_owned()) {
+                totals.left += 1;
             }
-        };
-        for ndjson in &collected.ndjson {
-            out.write_all(ndjson)?;
-            totals.bytes += ndjson.len() as u64;
+            return Ok(());
         }
-        out.flush()?;
         totals.objects += collected.objects;
         totals.events += collected.events;
         totals.skipped += collected.skipped;
@@ -228,50 +245,65 @@ impl Collector {
         Ok(())
     }
 
-    /// Reads and checks every object a message names, writing nothing yet.
-    async fn collect(&self, body: &str) -> Result<Collected, MessageError> {
-        let mut collected = Collected::default();
-        let records = match notification::parse(body)? {
-            Notification::TestEvent { bucket } => {
-                tracing::info!(bucket, "s3:TestEvent deleted");
-                collected.skipped += 1;
-                return Ok(collected);
-            }
-            Notification::Records(records) => records,
+    /// Reads, checks and writes (then flushes) every distinct object a message names, one
+    /// object at a time, so memory is bounded by one object (`--max-object-bytes`), not by the
+    /// message's records. All or nothing: with several objects, each is first downloaded and
+    /// checked, then downloaded again and written, so a bad object leaves the message before any
+    /// of its events are written. (S3 sends one record per message: this costs nothing on real
+    /// notifications.) Only an object that turns bad between its check and its second download
+    /// leaves events of the message written; they are written again when it comes back, as
+    /// after a crash. The inner error leaves the message; the outer one stops the run.
+    async fn collect<W: Write>(
+        &self,
+        body: &str,
+        out: &mut W,
+        collected: &mut Collected,
+    ) -> Result<Result<(), MessageError>, CollectError> {
+        let plan = match plan(body) {
+            Ok(plan) => plan,
+            Err(error) => return Ok(Err(error)),
         };
-        for record in records {
-            if !record.is_created() {
-                tracing::info!(
-                    event = record.event_name,
-                    bucket = record.bucket,
-                    key = record.key,
-                    "not an ObjectCreated event; nothing to collect"
-                );
-                collected.skipped += 1;
-                continue;
-            }
-            if is_quarantine_key(&record.key) {
-                tracing::warn!(
-                    bucket = record.bucket,
-                    key = record.key,
-                    "quarantine object (not audit events) skipped; inspect it in S3"
-                );
-                collected.skipped += 1;
-                continue;
-            }
-            let body = self.get(&record.bucket, &record.key).await?;
-            let events = object::decode(body, self.options.max_object_bytes).map_err(|source| {
-                MessageError::Object {
-                    bucket: record.bucket.clone(),
-                    key: record.key.clone(),
-                    source,
+        collected.skipped = plan.skipped;
+        if plan.objects.len() > 1 {
+            for object in &plan.objects {
+                // Checked and dropped: the events are not kept.
+                if let Err(error) = self.fetch(object).await {
+                    return Ok(Err(error));
                 }
-            })?;
+            }
+        }
+        for (index, object) in plan.objects.iter().enumerate() {
+            let events = match self.fetch(object).await {
+                Ok(events) => events,
+                Err(error) => {
+                    if index > 0 {
+                        tracing::warn!(
+                            bucket = object.bucket,
+                            key = object.key,
+                            "object changed after it was checked; the events of the message's earlier objects are written and will be written again"
+                        );
+                    }
+                    out.flush()?;
+                    return Ok(Err(error));
+                }
+            };
+            out.write_all(&events.ndjson)?;
+            collected.bytes += events.ndjson.len() as u64;
             collected.objects += 1;
             collected.events += events.count as u64;
-            collected.ndjson.push(events.ndjson);
         }
-        Ok(collected)
+        out.flush()?;
+        Ok(Ok(()))
+    }
+
+    /// Downloads and checks one object.
+    async fn fetch(&self, object: &ObjectRef) -> Result<object::Events, MessageError> {
+        let body = self.get(&object.bucket, &object.key).await?;
+        object::decode(body, self.options.max_object_bytes).map_err(|source| MessageError::Object {
+            bucket: object.bucket.clone(),
+            key: object.key.clone(),
+            source,
+        })
     }
 
     async fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>, MessageError> {
@@ -293,6 +325,102 @@ impl Collector {
             .collect()
             .await
             .map_err(|e| error(e.to_string()))?;
-        Ok(body.into_bytes().to_vec())
+        Ok(body.into_bytes().into())
+    }
+}
+
+/// The objects a message names, each once, in order of first mention; test events, other S3
+/// events, quarantine objects and repeated objects are skipped (and counted).
+fn plan(body: &str) -> Result<Plan, MessageError> {
+    let mut plan = Plan::default();
+    let records = match notification::parse(body)? {
+        Notification::TestEvent { bucket } => {
+            tracing::info!(bucket, "s3:TestEvent deleted");
+            plan.skipped += 1;
+            return Ok(plan);
+        }
+        Notification::Records(records) => records,
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut repeated = 0u64;
+    for record in records {
+        if !record.is_created() {
+            tracing::info!(
+                event = record.event_name,
+                bucket = record.bucket,
+                key = record.key,
+                "not an ObjectCreated event; nothing to collect"
+            );
+            plan.skipped += 1;
+            continue;
+        }
+        if is_quarantine_key(&record.key) {
+            tracing::warn!(
+                bucket = record.bucket,
+                key = record.key,
+                "quarantine object (not audit events) skipped; inspect it in S3"
+            );
+            plan.skipped += 1;
+            continue;
+        }
+        let object = ObjectRef {
+            bucket: record.bucket,
+            key: record.key,
+        };
+        if seen.insert(object.clone()) {
+            plan.objects.push(object);
+        } else {
+            repeated += 1;
+        }
+    }
+    if repeated > 0 {
+        tracing::warn!(
+            repeated,
+            objects = plan.objects.len(),
+            "records naming an object already named in the same message skipped: each object is collected once"
+        );
+        plan.skipped += repeated;
+    }
+    Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(event: &str, bucket: &str, key: &str) -> serde_json::Value {
+        serde_json::json!({"eventName": event, "s3": {"bucket": {"name": bucket}, "object": {"key": key, "eTag": "e"}}})
+    }
+
+    #[test]
+    fn each_object_is_planned_once_in_order_of_first_mention() {
+        let a = record("ObjectCreated:Put", "b", "eks-audit/cluster=x/a.json.gz");
+        let b = record("ObjectCreated:Put", "b", "eks-audit/cluster=x/b.json.gz");
+        let other_bucket = record("ObjectCreated:Put", "c", "eks-audit/cluster=x/a.json.gz");
+        let removed = record("ObjectRemoved:Delete", "b", "eks-audit/cluster=x/a.json.gz");
+        let quarantine = record(
+            "ObjectCreated:Put",
+            "b",
+            "eks-audit/quarantine/cluster=x/q.json.gz",
+        );
+        let mut records = vec![a.clone(); 40];
+        records.extend([b.clone(), a, other_bucket, removed, quarantine, b]);
+        let body = serde_json::json!({ "Records": records }).to_string();
+        let plan = plan(&body).unwrap();
+        let planned: Vec<(&str, &str)> = plan
+            .objects
+            .iter()
+            .map(|o| (o.bucket.as_str(), o.key.as_str()))
+            .collect();
+        assert_eq!(
+            planned,
+            [
+                ("b", "eks-audit/cluster=x/a.json.gz"),
+                ("b", "eks-audit/cluster=x/b.json.gz"),
+                ("c", "eks-audit/cluster=x/a.json.gz"),
+            ]
+        );
+        // 46 records: 3 objects; 41 repeats, the removal and the quarantine object skipped.
+        assert_eq!(plan.skipped, 41 + 1 + 1);
     }
 }

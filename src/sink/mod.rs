@@ -23,6 +23,19 @@ pub enum SinkError {
         /// What the file system said.
         source: std::io::Error,
     },
+    /// A key that would leave the local output directory (absolute, or a `.`, `..` or empty
+    /// segment): refused, never written.
+    #[error(
+        "refusing to write {key:?} under {root}: {reason}; keys are paths below the output directory"
+    )]
+    UnsafeKey {
+        /// The output directory.
+        root: String,
+        /// The key refused.
+        key: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// `PutObject` failed (after the SDK's retries).
     #[error("cannot put s3://{bucket}/{key}: {message}")]
     S3 {

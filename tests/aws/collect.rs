@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use eks_audit_forwarder::collect::{Collector, Options, Progress};
 
 use crate::events::sample;
-use crate::moto;
 use crate::notifications::{Queue, depth, drain, new_queue, notify};
 use crate::s3_objects::{direct, keys, lines, new_bucket, s3_handler};
+use crate::{moto, peak};
 
 async fn collector(queue: &Queue, visibility_timeout: Option<i32>) -> Collector {
     let options = Options {
@@ -207,6 +207,114 @@ async fn a_missing_object_is_left_for_the_redrive_policy() {
         depth(&sqs, &queue).await,
         1,
         "the message of the missing object is kept, in flight"
+    );
+}
+
+const MIB: usize = 1 << 20;
+
+/// A forwarder object of exactly `lines` NDJSON lines of 1 KiB each, under its own key.
+async fn put_object(s3: &aws_sdk_s3::Client, bucket: &str, name: &str, lines: usize) -> String {
+    let key = format!("eks-audit/cluster=prod-east/dt=2024-05-21/hour=13/{name}.json.gz");
+    let line = format!(
+        "{{\"Verb\":\"get\",\"Pad\":\"{}\"}}\n",
+        "x".repeat(1024 - 24)
+    );
+    assert_eq!(line.len(), 1024);
+    s3.put_object()
+        .bucket(bucket)
+        .key(&key)
+        .body(crate::common::gzip(line.repeat(lines).as_bytes()).into())
+        .send()
+        .await
+        .unwrap();
+    key
+}
+
+/// Sends one S3 notification message whose records name `keys`, in order.
+async fn send_notification(sqs: &aws_sdk_sqs::Client, queue: &Queue, bucket: &str, keys: &[&str]) {
+    let records: Vec<serde_json::Value> = keys
+        .iter()
+        .map(|key| {
+            serde_json::json!({"eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": 1, "eTag": "e"}}})
+        })
+        .collect();
+    sqs.send_message()
+        .queue_url(&queue.url)
+        .message_body(serde_json::json!({ "Records": records }).to_string())
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_message_naming_one_object_forty_times_writes_it_once_in_one_objects_memory() {
+    // The probe's case: 40 records of one message name the same 8 MiB object. Collected once
+    // per record, it came out 40 times and held 40 decompressed copies (406 MB at peak).
+    // Expected: its 8,192 lines once; the 39 repeats skipped; and at peak the output (8 MiB)
+    // plus one decompressed object (8 MiB, up to twice that while its buffer grows) plus the
+    // SDK's buffers and the small gzip body: under 4 x 8 MiB. Forty copies would be 320 MiB.
+    const LINES: usize = 8 * 1024;
+    let (s3, sqs) = (moto::s3().await, moto::sqs().await);
+    let bucket = new_bucket(&s3).await;
+    let queue = new_queue(&sqs, None).await;
+    let key = put_object(&s3, &bucket, "big", LINES).await;
+    send_notification(&sqs, &queue, &bucket, &[key.as_str(); 40]).await;
+
+    let collector = collector(&queue, None).await;
+    let mut out = Vec::new();
+    let base = peak::held();
+    peak::reset();
+    let progress = collector
+        .run(&mut out, std::future::pending(), |_| {})
+        .await
+        .expect("collect runs");
+    let peak = peak::since(base);
+
+    assert_eq!(out.len(), LINES * 1024);
+    assert_eq!(String::from_utf8(out).unwrap().lines().count(), LINES);
+    assert_eq!(
+        (
+            progress.messages,
+            progress.objects,
+            progress.events,
+            progress.skipped,
+            progress.left
+        ),
+        (1, 1, LINES as u64, 39, 0)
+    );
+    eprintln!("collect: peak heap {peak} bytes for one 8 MiB object named 40 times");
+    assert!(peak < 4 * 8 * MIB, "{peak} bytes at peak");
+    assert_eq!(depth(&sqs, &queue).await, 0, "the message is deleted");
+}
+
+#[tokio::test]
+async fn a_message_with_a_bad_object_among_good_ones_writes_none_of_them() {
+    // Objects are now handled one at a time; a message stays all or nothing: the good objects
+    // before and after the corrupted one are checked, nothing is written, and the message is
+    // left for the redrive policy.
+    let (s3, sqs) = (moto::s3().await, moto::sqs().await);
+    let bucket = new_bucket(&s3).await;
+    let queue = new_queue(&sqs, None).await;
+    let first = put_object(&s3, &bucket, "first", 3).await;
+    let bad = put_corrupted(&s3, &bucket).await;
+    let last = put_object(&s3, &bucket, "last", 2).await;
+    send_notification(&sqs, &queue, &bucket, &[&first, &bad, &last, &first]).await;
+    let (out, progress) = collect_once(&queue, None).await;
+    assert_eq!(out, "", "nothing of the message is written");
+    assert_eq!(
+        (progress.left, progress.messages, progress.objects),
+        (1, 0, 0)
+    );
+    assert_eq!(depth(&sqs, &queue).await, 1, "the message stays, in flight");
+
+    // Without the bad object the same message delivers each object once, in order.
+    send_notification(&sqs, &queue, &bucket, &[&first, &last, &first]).await;
+    let (out, progress) = collect_once(&queue, Some(0)).await;
+    assert_eq!(out.lines().count(), 3 + 2);
+    assert_eq!(
+        (progress.messages, progress.objects, progress.skipped),
+        (1, 2, 1)
     );
 }
 

@@ -4,7 +4,8 @@
 //!
 //! - [`s3_objects`]: contract §6 objects, headers, encryption, idempotency, quarantine.
 //! - [`notifications`]: S3 `ObjectCreated` notifications on SQS.
-//! - [`collect`]: `eks-audit collect`, happy path and failures (dead-letter queue).
+//! - [`collect`]: `eks-audit collect`, happy path and failures (dead-letter queue), and its
+//!   memory bound, measured by the counting allocator of [`peak`].
 //! - [`subscribe`]: `eks-audit subscribe` on CloudWatch Logs log groups, and `--check`.
 //! - [`reconcile`]: `eks-audit reconcile`, CloudWatch events against the bucket's objects.
 //! - [`reingest`]: contract §2 re-ingestion through Firehose `PutRecordBatch`, with failures
@@ -17,6 +18,7 @@ mod collect;
 mod events;
 mod moto;
 mod notifications;
+mod peak;
 mod proxy;
 mod reconcile;
 mod reingest;

@@ -69,11 +69,89 @@ pub fn transform(
         return Err(DecodeError::Empty.into());
     }
     let mut out = Transformed::default();
-    for value in serde_json::Deserializer::from_str(text).into_iter::<&RawValue>() {
-        let value = value.map_err(|e| TransformError::NotJson(e.to_string()))?;
-        transform_value(value, 0, options, region, &mut out);
+    match json_values(text) {
+        Ok(values) => {
+            for value in values {
+                transform_value(value, 0, options, region, &mut out);
+            }
+        }
+        // One bad line of NDJSON must not cost every good one: line by line, the bad ones are
+        // reported and the rest go through as usual.
+        Err(_) if is_line_oriented(text) => transform_lines(text, options, region, &mut out),
+        Err(e) => return Err(TransformError::NotJson(e.to_string())),
     }
     Ok(out)
+}
+
+/// Every JSON value of `text` in order (JSON texts separated by whitespace, as NDJSON is), or
+/// the first syntax error.
+fn json_values(text: &str) -> Result<Vec<&RawValue>, serde_json::Error> {
+    serde_json::Deserializer::from_str(text)
+        .into_iter::<&RawValue>()
+        .collect()
+}
+
+/// Whether `text`, which does not parse as a whole, is NDJSON with bad lines rather than one
+/// broken document: it has more than one non-blank line, and one of them is on its own a JSON
+/// object or array with content, as an NDJSON line of events, messages or Lambda events is.
+/// Pretty-printed JSON has no such line (its objects and arrays open on one line and close on
+/// another, and `{}` or `[]` hold nothing), so a broken document is still refused whole, with
+/// the parser's position, as before.
+fn is_line_oriented(text: &str) -> bool {
+    let mut non_blank = text.lines().filter(|line| !line.trim().is_empty());
+    let first = non_blank.next();
+    let second = non_blank.next();
+    if second.is_none() {
+        return false;
+    }
+    first
+        .into_iter()
+        .chain(second)
+        .chain(non_blank)
+        .any(|line| {
+            let line = line.trim();
+            // Parsed whole, a line starting with `{` or `[` ends with `}` or `]`: ASCII both.
+            matches!(line.as_bytes().first(), Some(b'{' | b'['))
+                && serde_json::from_str::<&RawValue>(line).is_ok()
+                && !line[1..line.len() - 1].trim().is_empty()
+        })
+}
+
+/// NDJSON line by line: each line's values are processed as a whole input's would be (same
+/// shapes, same depth limit); a line that is not JSON is reported with its number (1-based,
+/// blank lines counted) and counted as a quarantined event, and the next line goes on.
+fn transform_lines(
+    text: &str,
+    options: &ProcessOptions,
+    region: Option<&str>,
+    out: &mut Transformed,
+) {
+    for (index, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match json_values(line) {
+            Ok(values) => {
+                for value in values {
+                    transform_value(value, 0, options, region, out);
+                }
+            }
+            Err(e) => {
+                out.tally.events += 1;
+                out.tally.bytes_in += line.len() as u64;
+                out.tally.quarantined += 1;
+                // serde_json ends its message with " at line 1 column N": the line is ours.
+                let message = e.to_string();
+                let position = format!(" at line {} column {}", e.line(), e.column());
+                let reason = message.strip_suffix(&position).unwrap_or(&message);
+                out.problems.push(format!(
+                    "line {}, column {}: not JSON: {reason}",
+                    index + 1,
+                    e.column()
+                ));
+            }
+        }
+    }
 }
 
 /// Arrays are read as lists of inputs, nested up to `max_depth`. A value that deep is taken as
@@ -193,5 +271,117 @@ fn audit_event(text: &str, options: &ProcessOptions, region: Option<&str>, out: 
             out.problems
                 .push(format!("event {}: {reason}", out.tally.events));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"{"kind":"Event","stage":"ResponseComplete","verb":"get","auditID":"a"}"#;
+    const OTHER: &str =
+        r#"{"kind":"Event","stage":"ResponseComplete","verb":"list","auditID":"b"}"#;
+
+    fn run(input: &str) -> Result<Transformed, TransformError> {
+        transform(input.as_bytes().to_vec(), &ProcessOptions::default(), None)
+    }
+
+    fn verbs(out: &Transformed) -> Vec<String> {
+        std::str::from_utf8(&out.ndjson)
+            .unwrap()
+            .lines()
+            .map(|line| {
+                let value: serde_json::Value = serde_json::from_str(line).unwrap();
+                value["Verb"].as_str().unwrap().to_owned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_bad_ndjson_line_is_reported_and_the_good_ones_are_kept() {
+        // Line 2 is not JSON; lines 1 and 3 are events. The stream parser stops at line 2, so
+        // before the fallback nothing came out at all.
+        let input = format!("{GOOD}\nnot json at all\n{OTHER}\n");
+        let out = run(&input).unwrap();
+        assert_eq!(verbs(&out), ["get", "list"]);
+        assert_eq!(out.problems.len(), 1, "{:?}", out.problems);
+        assert!(
+            out.problems[0].starts_with("line 2, column 2: not JSON: "),
+            "{}",
+            out.problems[0]
+        );
+        assert_eq!(
+            (out.tally.events, out.tally.kept, out.tally.quarantined),
+            (3, 2, 1),
+            "every line ends in one state"
+        );
+    }
+
+    #[test]
+    fn bad_first_and_last_lines_count_blank_lines_in_their_numbers() {
+        // A cut line (`{"kind":"Ev`) would swallow the next line in a stream parse; line by line
+        // it is one bad line. Blank lines count in the numbers but are not events.
+        let input = format!("{{\"kind\":\"Ev\n\n{GOOD}\r\n{OTHER}\n[1,\n");
+        let out = run(&input).unwrap();
+        assert_eq!(verbs(&out), ["get", "list"]);
+        let numbers: Vec<&str> = out
+            .problems
+            .iter()
+            .map(|p| p.split(',').next().unwrap())
+            .collect();
+        assert_eq!(numbers, ["line 1", "line 5"], "{:?}", out.problems);
+        assert_eq!(out.tally.events, 4);
+    }
+
+    #[test]
+    fn good_input_takes_the_stream_path_unchanged() {
+        // Two values on one line and one spread over lines: only a stream parser reads these,
+        // and with no error there is no line-by-line pass.
+        let pretty = serde_json::to_string_pretty(
+            &serde_json::from_str::<serde_json::Value>(OTHER).unwrap(),
+        )
+        .unwrap();
+        let out = run(&format!("{GOOD} {GOOD}\n{pretty}\n")).unwrap();
+        assert_eq!(verbs(&out), ["get", "get", "list"]);
+        assert!(out.problems.is_empty());
+    }
+
+    #[test]
+    fn a_broken_document_is_still_refused_whole() {
+        // Pretty-printed, so no line is an object on its own: not NDJSON, one error as before.
+        let broken = "{\n  \"kind\": \"Event\",\n  \"items\": [\n    {},\n    []\n  ]\n  \"verb\": \"get\"\n}\n";
+        match run(broken) {
+            Err(TransformError::NotJson(reason)) => {
+                assert!(reason.contains("line 7"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // A single line stays a single input too.
+        assert!(matches!(
+            run(&format!("{GOOD} trailing")),
+            Err(TransformError::NotJson(_))
+        ));
+    }
+
+    #[test]
+    fn lines_keep_the_depth_limit_of_nested_arrays() {
+        // With max_depth 3 the fourth array level is taken as one event (and quarantined as not
+        // an object) in line mode exactly as in a whole-input parse.
+        let mut options = ProcessOptions::default();
+        options.limits.max_depth = 3;
+        let nested = format!("[[[[{GOOD}]]]]");
+        let whole = transform(nested.clone().into_bytes(), &options, None).unwrap();
+        let lines =
+            transform(format!("{nested}\nnot json\n").into_bytes(), &options, None).unwrap();
+        assert_eq!(whole.problems.len(), 1);
+        assert_eq!(lines.problems[0], whole.problems[0]);
+        assert_eq!(lines.problems.len(), 2);
+        assert!(whole.ndjson.is_empty() && lines.ndjson.is_empty());
+        // One level shallower it is read as a list of inputs, in both modes.
+        let shallow = format!("[[{GOOD}]]\nnot json\n");
+        assert_eq!(
+            verbs(&transform(shallow.into_bytes(), &options, None).unwrap()),
+            ["get"]
+        );
     }
 }

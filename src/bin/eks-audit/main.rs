@@ -15,7 +15,7 @@ use clap::{ArgGroup, Args, Parser, Subcommand};
 use eks_audit_core::InputLimits;
 use eks_audit_core::filter::DEFAULT_SUBSCRIPTION_PATTERN;
 use eks_audit_forwarder::collect::{Collector, Options, Progress};
-use eks_audit_forwarder::config::{SettingsArgs, region_from_env};
+use eks_audit_forwarder::config::{BYTES_CEILING, SettingsArgs, limit, region_from_env};
 use eks_audit_forwarder::handler::Handler;
 use eks_audit_forwarder::reconcile::window::When;
 use eks_audit_forwarder::reconcile::{Reconciler, Request, Window, parse_when};
@@ -132,8 +132,10 @@ struct CollectArgs {
     /// Append events to this file instead of writing them to stdout.
     #[arg(long, short)]
     output: Option<PathBuf>,
-    /// Largest decompressed object accepted, in bytes (gzip bomb guard).
-    #[arg(long, default_value_t = InputLimits::default().max_payload_bytes)]
+    /// Largest decompressed object accepted, in bytes (gzip bomb guard). From 1 to 4294967296
+    /// (4 GiB).
+    #[arg(long, default_value_t = InputLimits::default().max_payload_bytes,
+          value_parser = limit("--max-object-bytes", BYTES_CEILING))]
     max_object_bytes: usize,
 }
 
