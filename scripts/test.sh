@@ -22,6 +22,7 @@ cargo test --locked --workspace --all-targets
 
 echo "== Security Lake Parquet output (cargo feature security-lake; only its own test binary)"
 cargo test --locked --features security-lake --test security_lake
+cargo test --locked -p eks-audit-core --features security-lake --lib
 
 echo "== the Lambda binary under the real runtime interface (cargo lambda watch/invoke)"
 scripts/lambda-runtime-test.sh
