@@ -311,7 +311,7 @@ fn a_record_mixing_clusters_or_accounts_fails_whole() {
         &ProcessOptions::default(),
         None,
     );
-    let results: Vec<FirehoseResult> = processed.entries.iter().map(|e| e.result.clone()).collect();
+    let results: Vec<FirehoseResult> = processed.entries.iter().map(|e| e.result).collect();
     assert_eq!(
         results,
         [
@@ -418,7 +418,7 @@ fn a_record_nested_without_bound_fails_alone() {
             processed
                 .entries
                 .iter()
-                .map(|e| (e.result.clone(), e.data.clone()))
+                .map(|e| (e.result, e.data.clone()))
                 .collect::<Vec<_>>()
         })
         .expect("a thread")
