@@ -28,6 +28,7 @@ pub mod filter;
 mod options;
 pub mod pipeline;
 pub mod redact;
+pub mod salvage;
 pub mod schema;
 mod strict_json;
 pub mod tally;
