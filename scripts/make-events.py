@@ -111,9 +111,11 @@ DATA_MESSAGE, 5 valid audit events spanning 13:59 to 14:00:
   3. the first 4,096 bytes of a real audit event (openshift ... audit_in.log line 33, a 17.8 KB
      ``get pod``) followed by ``[Truncated...]``, the way CloudWatch marks an event cut at its
      256 KB limit (the real cut would be at ~256 KB; a short prefix keeps the sample small)
-     -> quarantine
-  One object for event 1 plus one quarantine object with the 2 messages, in the bucket or,
-  without one, in the local output directory (contract §6.2).
+     -> salvaged: the fields before the cut (``ResponseComplete``, ``get``, the user, the pod)
+     are written with ``Truncated: true`` and the original text is quarantined; the cut comes
+     before the event's times, so its hour is that of the CloudWatch timestamp (15)
+  One object for events 1 and 3 plus one quarantine object with messages 2 and 3, in the bucket
+  or, without one, in the local output directory (contract §6.2).
 
 ``events/firehose-malformed.json`` - Firehose event, 5 records:
 
@@ -555,14 +557,90 @@ _EXCLUDED_RE = [re.compile("".join(".*" if c == "*" else re.escape(c) for c in p
                 for p in EXCLUDED_URIS]
 
 
+TRUNCATION_MARKER = "[Truncated...]"
+_WHITESPACE = " \t\n\r"
+
+
+def salvaged_members(message: str) -> tuple[dict, bool] | None:
+    """For a message CloudWatch cut (it ends with ``[Truncated...]``): the top-level members
+    complete before the cut, and whether the object closed before it (contract §6.2). None when
+    the message was not cut or the text before the cut is not the start of a JSON object."""
+    text = message.rstrip()
+    if not text.endswith(TRUNCATION_MARKER):
+        return None
+    cut = text[: -len(TRUNCATION_MARKER)]
+    decoder = json.JSONDecoder()
+
+    def skip(i: int) -> int:
+        while i < len(cut) and cut[i] in _WHITESPACE:
+            i += 1
+        return i
+
+    i = skip(0)
+    if not cut.startswith("{", i):
+        return None
+    members: dict = {}
+    i = skip(i + 1)
+    if cut.startswith("}", i):
+        return members, True
+    while i < len(cut):
+        try:
+            key, i = decoder.raw_decode(cut, i)
+        except ValueError:
+            return (members, False) if _is_cut(cut, i) else None
+        i = skip(i)
+        if i == len(cut):
+            break
+        if cut[i] != ":":
+            return None
+        i = skip(i + 1)
+        try:
+            value, end = decoder.raw_decode(cut, i)
+        except ValueError:
+            break  # the value runs into the cut (an invalid one would fail the event anyway)
+        if end == len(cut) and isinstance(value, (int, float)) and not isinstance(value, bool):
+            break  # a number that reaches the cut may have gone on
+        members[key] = value
+        i = skip(end)
+        if i == len(cut):
+            break
+        if cut[i] == "}":
+            return members, True
+        if cut[i] != ",":
+            return None
+        i = skip(i + 1)
+    return members, False
+
+
+def _is_cut(cut: str, i: int) -> bool:
+    """Whether the string starting at ``i`` is unfinished rather than malformed."""
+    return cut.startswith('"', i)
+
+
 def event_outcome(message: str) -> str:
-    """'kept' | 'filtered' | 'invalid' for one audit-stream message."""
+    """'kept' | 'filtered' | 'salvaged' | 'invalid' for one audit-stream message. 'salvaged' is
+    a message cut by CloudWatch whose fields before the cut are written, flagged, while its
+    original text is quarantined; a cut message the filter drops is 'filtered'; one whose stage
+    (or, for a kept stage, request URI) was cut is 'invalid' (quarantine only)."""
+    salvage = salvaged_members(message)
+    if salvage is not None:
+        members, closed = salvage
+        if not closed and "stage" not in members:
+            return "invalid"
+        outcome = _filter(members)
+        if outcome == "kept" and not closed and "requestURI" not in members:
+            return "invalid"
+        return "salvaged" if outcome == "kept" else outcome
     try:
         ev = json.loads(message)
     except ValueError:
         return "invalid"
     if not isinstance(ev, dict):
         return "invalid"
+    return _filter(ev)
+
+
+def _filter(ev: dict) -> str:
     if ev.get("stage") not in KEPT_STAGES:
         return "filtered"
     uri = ev.get("requestURI")
@@ -599,18 +677,23 @@ def record_outcome(data: str) -> tuple[str, list[str]]:
     if not msg["logStream"].startswith("kube-apiserver-audit-"):
         return "Dropped", ["non-audit"] * len(msg["logEvents"])
     outcomes = [event_outcome(e["message"]) for e in msg["logEvents"]]
-    if "invalid" in outcomes:
+    if "invalid" in outcomes or "salvaged" in outcomes:
         return "ProcessingFailed (no bucket) / quarantine (bucket)", outcomes
     return ("Ok" if "kept" in outcomes else "Dropped"), outcomes
 
 
 def s3_hours(message: dict) -> dict[str, list[int]]:
-    """Direct mode: kept events grouped by the hour of TimeGenerated (contract §4, §6)."""
+    """Direct mode: kept and salvaged events grouped by the hour of TimeGenerated (contract §4,
+    §6)."""
     hours: dict[str, list[int]] = {}
     for i, e in enumerate(message["logEvents"]):
-        if event_outcome(e["message"]) != "kept":
+        outcome = event_outcome(e["message"])
+        if outcome == "kept":
+            ev = json.loads(e["message"])
+        elif outcome == "salvaged":
+            ev = salvaged_members(e["message"])[0]
+        else:
             continue
-        ev = json.loads(e["message"])
         t = ev.get("requestReceivedTimestamp") or ev.get("stageTimestamp")
         d = parse_ts(t) if t else dt.datetime.fromtimestamp(e["timestamp"] / 1000, UTC)
         hours.setdefault(d.strftime("dt=%Y-%m-%d/hour=%H"), []).append(i + 1)
@@ -803,8 +886,8 @@ def main() -> int:
     outputs["awslogs-eks-audit.json"] = ev
 
     ev, msg = build_awslogs_malformed()
-    report += check_awslogs("awslogs-malformed.json", msg, ["kept", "invalid", "invalid"],
-                            {f"dt={DAY}/hour=15": [1]})
+    report += check_awslogs("awslogs-malformed.json", msg, ["kept", "invalid", "salvaged"],
+                            {f"dt={DAY}/hour=15": [1, 3]})
     outputs["awslogs-malformed.json"] = ev
 
     ev, exp = build_firehose_malformed()

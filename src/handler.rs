@@ -294,6 +294,7 @@ fn log_summary(tally: &Tally) {
         dropped_stage = tally.dropped.stage,
         dropped_excluded_uri = tally.dropped.excluded_uri,
         quarantined = tally.quarantined,
+        salvaged = tally.salvaged,
         failed_records = tally.failed_records,
         reingested_records = tally.reingested_records,
         bytes_in = tally.bytes_in,

@@ -114,6 +114,77 @@ async fn object_bodies_round_trip_to_the_flat_lines() {
     );
 }
 
+/// contract §6.2: a truncated event whose stage and request URI came before the cut is written,
+/// flagged `Truncated`, with what precedes the cut, and quarantined verbatim as well.
+#[tokio::test]
+async fn a_truncated_event_is_written_flagged_and_quarantined_verbatim() {
+    let test = handler(Settings::default());
+    let whole = event_at_01h();
+    // Its keys are sorted (`corpus_event`), so `verb` comes last: cut inside it.
+    assert!(whole.ends_with(r#","verb":"list"}"#));
+    let cut = format!("{}[Truncated...]", &whole[..whole.len() - 4]);
+    let message = data_message(GROUP, STREAM, &[&cut]);
+    let summary = direct(&test, &awslogs_event(&message)).await;
+    let tally = &summary.tally;
+    assert_eq!(
+        (tally.kept, tally.quarantined, tally.salvaged),
+        (0, 1, 1),
+        "counted once, as quarantined, and salvaged"
+    );
+    let objects = test.objects();
+    let keys: Vec<&str> = objects.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            format!("eks-audit/cluster=prod-east/dt=2023-07-31/hour=01/{STREAM}-id-0.json.gz"),
+            format!(
+                "eks-audit/quarantine/cluster=prod-east/dt=2024-05-21/hour=10/{STREAM}-id-0.json.gz"
+            ),
+        ]
+    );
+    let line: Value = serde_json::from_str(objects[0].1.trim_end()).unwrap();
+    let whole_line = {
+        let test = handler(Settings::default());
+        direct(
+            &test,
+            &awslogs_event(&data_message(GROUP, STREAM, &[&whole])),
+        )
+        .await;
+        let objects = test.objects();
+        serde_json::from_str::<Value>(objects[0].1.trim_end()).unwrap()
+    };
+    assert_eq!(line["Truncated"], true);
+    assert_eq!(
+        line["RawEvent"],
+        cut.as_str(),
+        "the text received, as a string"
+    );
+    for column in [
+        "TimeGenerated",
+        "User",
+        "SourceIPs",
+        "UserAgent",
+        "ObjectRef",
+        "ResponseCode",
+        "AuthDecision",
+    ] {
+        assert_eq!(line[column], whole_line[column], "{column}");
+    }
+    assert_eq!(line["Verb"], Value::Null, "cut");
+    assert!(
+        whole_line.get("Truncated").is_none(),
+        "a whole event is not flagged"
+    );
+    let quarantined: Value = serde_json::from_str(objects[1].1.trim_end()).unwrap();
+    assert_eq!(quarantined["message"], cut.as_str(), "verbatim");
+    assert!(
+        quarantined["reason"]
+            .as_str()
+            .unwrap()
+            .contains("[Truncated...]")
+    );
+}
+
 #[tokio::test]
 async fn malformed_messages_are_quarantined_verbatim_with_their_envelope() {
     let test = handler(Settings {

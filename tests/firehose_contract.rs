@@ -207,6 +207,30 @@ async fn malformed_audit_message_without_a_bucket_fails_the_record_with_its_orig
     );
 }
 
+/// contract §6.2: a truncated event whose fields before the cut are written, flagged, is still
+/// quarantined; without a bucket its record fails whole, like any record holding a quarantined
+/// event.
+#[tokio::test]
+async fn a_salvaged_truncated_event_without_a_bucket_still_fails_the_record() {
+    let kept = kept_event();
+    // Its keys are sorted (`corpus_event`), so `verb` comes last: cut inside it.
+    assert!(kept.ends_with(r#","verb":"list"}"#));
+    let cut = format!("{}[Truncated...]", &kept[..kept.len() - 4]);
+    let message = data_message(GROUP, STREAM, &[&kept, &cut]);
+    let data = gzip_record(&message);
+    let test = handler(Settings::default());
+    let response = test
+        .firehose(&firehose_event(std::slice::from_ref(&data)))
+        .await;
+    let record = only_record(&response);
+    assert_eq!(record.result, FirehoseResult::ProcessingFailed);
+    assert_eq!(record.data, data, "the original data, both events");
+    assert!(
+        test.objects().is_empty(),
+        "Firehose mode writes only to a bucket"
+    );
+}
+
 #[tokio::test]
 async fn kinesis_sourced_events_with_extra_fields_are_accepted() {
     // powertools' Kinesis-sourced Firehose event: records carry kinesisRecordMetadata and

@@ -192,9 +192,17 @@ fn catalogue() -> Vec<Case> {
         Case { name: "neither records nor awslogs", input: Event(r#"{"Records":[]}"#.into()), expect: InvocationFails("unsupported event") },
         Case { name: "awslogs data not base64", input: Event(r#"{"awslogs":{"data":"%%%"}}"#.into()), expect: InvocationFails("not valid base64") },
         // ---- Audit events (direct mode): each event is kept, dropped or quarantined alone.
-        // contract §6: CloudWatch's cut-off lines are quarantined verbatim.
+        // contract §6.2: CloudWatch's cut-off lines are quarantined verbatim. This one is cut
+        // before its `stage` (the event's keys are sorted), so nothing of it can be filtered or
+        // kept: it is only quarantined.
         Case { name: "[Truncated...] line", input: Message(format!("{}[Truncated...]", &event().to_string()[..300])),
                expect: Quarantined("[Truncated...]") },
+        // contract §6.2: a cut line whose stage the filter does not keep is dropped like a whole
+        // event, with nothing quarantined: the filter would drop the whole event too.
+        Case { name: "[Truncated...] line at a stage not kept",
+               input: Message({ let text = event_with(|e| { e.insert("stage".into(), json!("ResponseStarted")); });
+                                format!("{}[Truncated...]", &text[..text.len() - 4]) }),
+               expect: DroppedFor(DropReason::Stage) },
         // contract §3: only the kept stages pass; an event without a stage is in no list.
         Case { name: "stage missing", input: Message(event_with(|e| { e.remove("stage"); })), expect: DroppedFor(DropReason::Stage) },
         // As in CloudWatch filter patterns, `!=` conditions do not exclude a missing field.

@@ -1,6 +1,7 @@
 //! Properties over generated audit events and subscription messages (proptest): normalization
 //! keeps every event verbatim, the filter agrees with a plain reading of CloudWatch's `*`
-//! wildcard, and Firehose responses account for every record.
+//! wildcard, an event cut by CloudWatch Logs is never kept whole, and Firehose responses account
+//! for every record.
 
 mod common;
 
@@ -234,8 +235,52 @@ fn the_default_filter_agrees(event: &Value, text: &str) -> Result<(), TestCaseEr
     Ok(())
 }
 
+/// The event cut after `at` bytes (at a character boundary) by CloudWatch Logs (contract
+/// §6.2): never kept as a whole event; written only flagged, with the text received as
+/// `RawEvent`; dropped only for the reason the whole event would be; otherwise quarantined.
+fn a_cut_event_is_flagged_dropped_or_quarantined(
+    event: &Value,
+    text: &str,
+    at: usize,
+) -> Result<(), TestCaseError> {
+    let mut at = at % (text.len() + 1);
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    let message = format!("{}[Truncated...]", &text[..at]);
+    let mut out = Vec::new();
+    let options = eks_audit_core::ProcessOptions::default();
+    match process_event(&message, &CONTEXT, &options, &mut out) {
+        EventFate::Kept { .. } => {
+            return Err(TestCaseError::fail(format!("kept whole: {message}")));
+        }
+        EventFate::Dropped(reason) => {
+            prop_assert_eq!(Some(reason), reference_decision(event), "{}", message);
+            prop_assert!(out.is_empty());
+        }
+        EventFate::Quarantined(reason) => {
+            prop_assert!(reason.contains("[Truncated...]"), "{}", reason);
+            prop_assert!(out.is_empty());
+        }
+        EventFate::Salvaged { bytes, reason, .. } => {
+            prop_assert_eq!(reference_decision(event), None, "{}", message);
+            prop_assert!(reason.contains("[Truncated...]"), "{}", reason);
+            prop_assert_eq!(bytes, 0..out.len());
+            let line: Value = serde_json::from_slice(&out).unwrap();
+            prop_assert_eq!(&line["RawEvent"], &Value::from(message.as_str()));
+            prop_assert_eq!(&line["Truncated"], &Value::Bool(true));
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(config(128))]
+
+    #[test]
+    fn a_cut_event_is_flagged_dropped_or_quarantined_never_kept_whole((event, text) in event_text(), at in any::<usize>()) {
+        a_cut_event_is_flagged_dropped_or_quarantined(&event, &text, at)?;
+    }
 
     #[test]
     fn normalization_keeps_every_event_as_one_line_with_raw_event_equal_to_the_input((event, text) in event_text()) {

@@ -175,6 +175,29 @@ async fn parquet_rows_are_the_ocsf_events_sorted_by_time() {
     }
 }
 
+/// What precedes the cut of a truncated event (contract §6.2) is a row like any other, flagged
+/// in `unmapped`, whose values are all strings so that it stays a `map<string,string>`.
+#[tokio::test]
+async fn a_salvaged_truncated_event_is_a_row_flagged_in_unmapped() {
+    // events/README.md: the good event and the truncated `get pod`, both in hour 15.
+    let event = std::fs::read_to_string(sample("awslogs-malformed.json")).expect("sample");
+    let (_dir, objects) = run_parquet(&event).await;
+    let [object] = objects.as_slice() else {
+        panic!("one object: {objects:?}")
+    };
+    let rows = rows_as_json(&read_batches(object));
+    assert_eq!(rows.len(), 2);
+    let flagged: Vec<&Value> = rows
+        .iter()
+        .filter(|row| row["unmapped"]["truncated"] == "true")
+        .collect();
+    let [flagged] = flagged.as_slice() else {
+        panic!("one flagged row: {rows:?}")
+    };
+    assert_eq!(flagged["api"]["operation"], "get");
+    assert_eq!(flagged["resources"][0]["name"], "kube-apiserver-oscar7");
+}
+
 #[tokio::test]
 async fn objects_split_by_day_and_sort_rows_by_time() {
     // Three events of one stream around midnight UTC, out of order: 00:00:01, 23:59:59 the day

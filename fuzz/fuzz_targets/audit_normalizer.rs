@@ -2,10 +2,13 @@
 //! format (`Format::ALL`, so a new format is fuzzed as soon as it is listed there), with the
 //! default filter and with one that keeps everything.
 //!
-//! Holds: no panic; nothing is written for an event that is not kept; a kept event is exactly
-//! one line ending in `\n`, a JSON object that strict readers (serde_json) accept; in the flat
-//! format its `RawEvent` equals the input read as a `serde_json::Value`, but for redacted bodies,
-//! which are the marker when they were there and not null.
+//! Holds: no panic; nothing is written for an event that is neither kept nor salvaged; a kept or
+//! salvaged event is exactly one line ending in `\n`, a JSON object that strict readers
+//! (serde_json) accept; in the flat format a kept event's `RawEvent` equals the input read as a
+//! `serde_json::Value`, but for redacted bodies, which are the marker when they were there and
+//! not null; a salvaged event (cut by CloudWatch Logs) is flagged as truncated in every format,
+//! and its flat `RawEvent` is the input text as a string (unredacted) or a string that still
+//! ends with CloudWatch's marker (redacted); a kept event is never flagged.
 #![no_main]
 
 use std::sync::LazyLock;
@@ -69,9 +72,13 @@ fuzz_target!(|input: &[u8]| {
     for settings in SETTINGS.iter() {
         let mut out = b"previous line\n".to_vec();
         let fate = process_event(text, &CONTEXT, settings, &mut out);
-        let EventFate::Kept { bytes, .. } = fate else {
-            assert_eq!(out, b"previous line\n", "{fate:?} wrote output");
-            continue;
+        let (bytes, truncated) = match fate {
+            EventFate::Kept { bytes, .. } => (bytes, false),
+            EventFate::Salvaged { bytes, .. } => (bytes, true),
+            _ => {
+                assert_eq!(out, b"previous line\n", "{fate:?} wrote output");
+                continue;
+            }
         };
         assert_eq!(bytes.start, "previous line\n".len(), "the line is appended");
         assert_eq!(bytes.end, out.len());
@@ -85,7 +92,27 @@ fuzz_target!(|input: &[u8]| {
         });
         assert!(value.is_object());
         match settings.format {
+            Format::Flat if truncated => {
+                assert_eq!(value["Truncated"], Value::Bool(true), "{line}");
+                let raw = value["RawEvent"]
+                    .as_str()
+                    .expect("a cut RawEvent is a string");
+                if settings.redaction.is_off() {
+                    assert_eq!(raw, text, "RawEvent is the text received");
+                } else {
+                    assert!(raw.trim_end().ends_with("[Truncated...]"), "{raw}");
+                }
+            }
+            Format::Ocsf => {
+                let flag = value.get("unmapped").and_then(|u| u.get("truncated"));
+                assert_eq!(
+                    flag,
+                    truncated.then(|| Value::from("true")).as_ref(),
+                    "{line}"
+                );
+            }
             Format::Flat => {
+                assert!(value.get("Truncated").is_none(), "{line}");
                 let mut input: Value = serde_json::from_str(text).unwrap_or_else(|e| {
                     panic!("kept an event strict readers reject ({e}): {text}")
                 });

@@ -147,13 +147,17 @@ pub fn expected(
             }
         }
         EventFate::Dropped(_) => Expected::Dropped,
-        EventFate::Quarantined(_) => match from_millis(event.timestamp) {
-            Some(time) => Expected::Quarantined {
-                time,
-                key: quarantine_key(event.event_id),
-            },
-            None => Expected::Timeless,
-        },
+        // A salvaged event's flagged line is not counted (see `Found::Salvaged`); its
+        // original text is quarantined like any other.
+        EventFate::Quarantined(_) | EventFate::Salvaged { .. } => {
+            match from_millis(event.timestamp) {
+                Some(time) => Expected::Quarantined {
+                    time,
+                    key: quarantine_key(event.event_id),
+                },
+                None => Expected::Timeless,
+            }
+        }
     }
 }
 
@@ -175,6 +179,9 @@ pub enum Found {
         /// The key of `id`.
         key: Option<Key>,
     },
+    /// The flagged line of a truncated event (flat `Truncated`, OCSF `unmapped.truncated`):
+    /// the event is accounted by its quarantine line, which holds its original text (§6.2).
+    Salvaged,
     /// Not a JSON object of a known shape.
     Unreadable,
 }
@@ -203,6 +210,17 @@ struct EventLine<'a> {
     metadata: Option<OcsfMetadata<'a>>,
     #[serde(borrow, default)]
     message: Option<Cow<'a, str>>,
+    #[serde(rename = "Truncated", default)]
+    truncated: bool,
+    #[serde(borrow, default)]
+    unmapped: Option<OcsfUnmapped<'a>>,
+}
+
+/// The OCSF `unmapped` member, for its `truncated` flag.
+#[derive(Deserialize)]
+struct OcsfUnmapped<'a> {
+    #[serde(borrow, default)]
+    truncated: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -229,6 +247,14 @@ pub fn event_line(line: &[u8]) -> Found {
     let Ok(parsed) = serde_json::from_slice::<EventLine<'_>>(line) else {
         return Found::Unreadable;
     };
+    let ocsf_truncated = parsed
+        .unmapped
+        .as_ref()
+        .and_then(|u| u.truncated.as_deref())
+        == Some("true");
+    if parsed.truncated || ocsf_truncated {
+        return Found::Salvaged;
+    }
     if parsed.class_uid.is_some() {
         let time = parsed.start_time.or(parsed.time).and_then(from_millis);
         let uid = parsed.metadata.and_then(|m| m.uid);

@@ -170,6 +170,7 @@ impl Ledger {
         let (time, key, quarantine) = match found {
             Found::Event { time, key } => (time, key, false),
             Found::Quarantined { time, key } => (time, key, true),
+            Found::Salvaged => return,
             Found::Unreadable => {
                 self.unreadable_lines += 1;
                 return;

@@ -29,7 +29,7 @@ pub fn cluster_dimension(clusters: &BTreeSet<String>) -> &str {
 
 /// One EMF line (no trailing newline) for an invocation.
 pub fn line(tally: &Tally, cluster: &str, timestamp_ms: i64, duration_ms: u64) -> String {
-    let metrics: [(&str, &str, u64); 14] = [
+    let metrics: [(&str, &str, u64); 15] = [
         ("Records", "Count", tally.records),
         ("Events", "Count", tally.events),
         ("EventsKept", "Count", tally.kept),
@@ -46,6 +46,7 @@ pub fn line(tally: &Tally, cluster: &str, timestamp_ms: i64, duration_ms: u64) -
         ("DroppedStage", "Count", tally.dropped.stage),
         ("DroppedExcludedUri", "Count", tally.dropped.excluded_uri),
         ("Quarantined", "Count", tally.quarantined),
+        ("Salvaged", "Count", tally.salvaged),
         ("FailedRecords", "Count", tally.failed_records),
         ("ReingestedRecords", "Count", tally.reingested_records),
         ("BytesIn", "Bytes", tally.bytes_in),
@@ -82,7 +83,8 @@ mod tests {
             records: 7,
             events: 12,
             kept: 8,
-            quarantined: 1,
+            quarantined: 2,
+            salvaged: 1,
             failed_records: 1,
             reingested_records: 2,
             ..Tally::default()
@@ -109,7 +111,8 @@ mod tests {
             ("DroppedNotAuditStream", 2),
             ("DroppedStage", 1),
             ("DroppedExcludedUri", 1),
-            ("Quarantined", 1),
+            ("Quarantined", 2),
+            ("Salvaged", 1),
             ("FailedRecords", 1),
             ("ReingestedRecords", 2),
             ("BytesIn", 40_000),

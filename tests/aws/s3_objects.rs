@@ -346,9 +346,25 @@ async fn direct_mode_quarantines_what_is_not_an_audit_event() {
     let message = awslogs_message(&event);
     let summary = direct(&s3_handler(&bucket, None).await, &event).await;
     assert_eq!((summary.tally.kept, summary.tally.quarantined), (1, 2));
+    assert_eq!(
+        summary.tally.salvaged, 1,
+        "the truncated event (contract §6.2)"
+    );
     assert_eq!(summary.objects.len(), 1);
     assert!(!summary.quarantine_objects.is_empty());
     assert_quarantined_verbatim(&quarantined_lines(&s3, &bucket).await, &message);
+    // The event object holds the good event and what precedes the cut of the truncated one,
+    // flagged; its original text is in quarantine too.
+    let key = summary.objects[0]
+        .strip_prefix(&format!("s3://{bucket}/"))
+        .unwrap();
+    let written = lines(&s3, &bucket, key).await;
+    assert_eq!(written.len(), 2);
+    assert!(written[0].get("Truncated").is_none());
+    let truncated = message["logEvents"][2]["message"].as_str().unwrap();
+    assert_eq!(written[1]["Truncated"], true);
+    assert_eq!(written[1]["RawEvent"], truncated);
+    assert_eq!(written[1]["Verb"], "get");
 
     // The sample's two messages that are not JSON fall in one CloudWatch hour, so one
     // quarantine object: their count, and the first and last of their CloudWatch timestamps.
@@ -402,7 +418,11 @@ async fn firehose_mode_quarantines_into_the_bucket_and_keeps_the_record() {
         FirehoseResult::Ok,
         "the good event is delivered"
     );
-    assert_eq!(crate::common::ok_lines(&response.records[0].data).len(), 1);
+    // With it, what precedes the cut of the truncated event, flagged (contract §6.2).
+    let delivered = crate::common::ok_lines(&response.records[0].data);
+    assert_eq!(delivered.len(), 2);
+    assert!(delivered[0].get("Truncated").is_none());
+    assert_eq!(delivered[1]["Truncated"], true);
     assert_quarantined_verbatim(&quarantined_lines(&s3, &bucket).await, &message);
     assert!(
         keys(&s3, &bucket)

@@ -14,6 +14,9 @@
 //! 6. [`batch`] turns outcomes into a Firehose response, S3 objects with deterministic keys,
 //!    and the records to re-ingest when a response would be too large.
 //!
+//! An event CloudWatch Logs cut (`[Truncated...]`) is read by [`salvage`] up to the cut, then
+//! goes through steps 3–5 flagged as truncated, its original text quarantined as well.
+//!
 //! [`ProcessOptions`] is all the configuration the core reads. [`eks`] holds the EKS naming
 //! rules; [`transform`] serves `eks-audit transform` on any saved input.
 //!
@@ -28,6 +31,7 @@ pub mod filter;
 mod options;
 pub mod pipeline;
 pub mod redact;
+pub mod salvage;
 pub mod schema;
 mod strict_json;
 pub mod tally;

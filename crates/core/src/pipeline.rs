@@ -17,7 +17,7 @@ use crate::options::ProcessOptions;
 use crate::schema::time::{event_time, from_epoch_millis};
 use crate::schema::{self, EventContext};
 use crate::tally::{DropReason, Tally};
-use crate::{redact, strict_json};
+use crate::{redact, salvage, strict_json};
 
 /// Where a batch of events was logged, shared by every event of one subscription message and
 /// one UTC hour: the unit of an S3 object.
@@ -193,7 +193,8 @@ pub fn process_messages(
                 event_id: Some(log_event.id.as_str()),
                 cloudwatch_timestamp: Some(log_event.timestamp),
             };
-            match process_event(&log_event.message, &context, options, &mut outcome.ndjson) {
+            let fate = process_event(&log_event.message, &context, options, &mut outcome.ndjson);
+            let quarantine = match fate {
                 EventFate::Kept { bytes, time } => {
                     let hour = time.or_else(|| from_epoch_millis(log_event.timestamp));
                     let group = kept_groups.group_for(index, message, log_event, cluster, hour);
@@ -203,21 +204,40 @@ pub fn process_messages(
                         time: hour,
                     });
                     outcome.tally.kept += 1;
+                    None
                 }
-                EventFate::Dropped(reason) => outcome.tally.dropped.add(reason, 1),
-                EventFate::Quarantined(reason) => {
-                    let hour = from_epoch_millis(log_event.timestamp);
-                    let group =
-                        quarantine_groups.group_for(index, message, log_event, cluster, hour);
-                    let line = quarantine_line(message, log_event, &reason);
-                    outcome.quarantined.push(QuarantinedEvent {
-                        reason,
-                        line,
+                EventFate::Dropped(reason) => {
+                    outcome.tally.dropped.add(reason, 1);
+                    None
+                }
+                EventFate::Quarantined(reason) => Some(reason),
+                EventFate::Salvaged {
+                    bytes,
+                    time,
+                    reason,
+                } => {
+                    let hour = time.or_else(|| from_epoch_millis(log_event.timestamp));
+                    let group = kept_groups.group_for(index, message, log_event, cluster, hour);
+                    outcome.kept.push(KeptLine {
+                        bytes,
                         group,
                         time: hour,
                     });
-                    outcome.tally.quarantined += 1;
+                    outcome.tally.salvaged += 1;
+                    Some(reason)
                 }
+            };
+            if let Some(reason) = quarantine {
+                let hour = from_epoch_millis(log_event.timestamp);
+                let group = quarantine_groups.group_for(index, message, log_event, cluster, hour);
+                let line = quarantine_line(message, log_event, &reason);
+                outcome.quarantined.push(QuarantinedEvent {
+                    reason,
+                    line,
+                    group,
+                    time: hour,
+                });
+                outcome.tally.quarantined += 1;
             }
         }
     }
@@ -240,10 +260,21 @@ pub enum EventFate {
     Dropped(DropReason),
     /// Not a usable audit event, with the reason; nothing was written.
     Quarantined(String),
+    /// Cut by CloudWatch Logs, and salvaged ([`crate::salvage`]): what was read before the cut
+    /// was written at `bytes`, flagged as truncated, and the original text must still be
+    /// quarantined with `reason` (contract §6.2).
+    Salvaged {
+        /// Where its line is in the output.
+        bytes: Range<usize>,
+        /// Its time, as for [`EventFate::Kept`], from the fields read before the cut.
+        time: Option<OffsetDateTime>,
+        /// Why its original text is quarantined.
+        reason: String,
+    },
 }
 
-/// CloudWatch Logs ends a message cut at its size limit with this marker.
-const TRUNCATION_MARKER: &str = "[Truncated...]";
+/// The quarantine reason of every event cut by CloudWatch Logs.
+const TRUNCATED: &str = "event was truncated by CloudWatch Logs ([Truncated...])";
 
 /// Parses, filters and normalizes one audit event's text, appending its line to `out`.
 pub fn process_event(
@@ -259,10 +290,8 @@ pub fn process_event(
             options.limits.max_event_bytes
         ));
     }
-    if text.trim_end().ends_with(TRUNCATION_MARKER) {
-        return EventFate::Quarantined(
-            "event was truncated by CloudWatch Logs ([Truncated...])".to_owned(),
-        );
+    if let Some(cut) = salvage::cut_text(text) {
+        return process_truncated(text, cut, context, options, out);
     }
     if let Err(rejection) = strict_json::check(text, options.limits.max_depth) {
         return EventFate::Quarantined(rejection.to_string());
@@ -286,6 +315,87 @@ pub fn process_event(
     EventFate::Kept {
         bytes: start..out.len(),
         time,
+    }
+}
+
+/// An event cut by CloudWatch Logs: its original text is always quarantined, and what was read
+/// before the cut is also written, flagged, when the filter keeps it and the cut took nothing
+/// the filter, redaction or the format depend on (contract §6.2). When the filter drops it,
+/// it is dropped like a whole event, with nothing quarantined.
+fn process_truncated(
+    text: &str,
+    cut: &str,
+    context: &EventContext<'_>,
+    options: &ProcessOptions,
+    out: &mut Vec<u8>,
+) -> EventFate {
+    let unsalvaged =
+        |why: &dyn std::fmt::Display| EventFate::Quarantined(format!("{TRUNCATED}; {why}"));
+    let Some(salvage) = salvage::read(cut) else {
+        return unsalvaged(&"the text before the cut is not the start of a JSON object");
+    };
+    let members = salvage.json();
+    if let Err(rejection) = strict_json::check(members, options.limits.max_depth) {
+        return unsalvaged(&rejection);
+    }
+    let event = match AuditEvent::parse(members) {
+        Ok(event) => event,
+        Err(e) => return unsalvaged(&e),
+    };
+    if !salvage.knows("stage") {
+        return unsalvaged(&"the cut came before `stage`, so the event cannot be filtered");
+    }
+    if let Err(reason) = options.filter.check(&event) {
+        return EventFate::Dropped(reason);
+    }
+    if !options.filter.exclude_uris.is_empty() && !salvage.knows("requestURI") {
+        return unsalvaged(
+            &"the cut came before `requestURI`, so the URI exclusions cannot be applied",
+        );
+    }
+    let object_ref = event.object_ref();
+    let rule = options.redaction.rule_for(
+        object_ref.and_then(|o| o.resource.as_deref()),
+        object_ref.and_then(|o| o.subresource.as_deref()),
+    );
+    // Without `objectRef`, only a rule for every event (`*`) is sure to cover the bodies.
+    if !options.redaction.is_off()
+        && rule.is_none()
+        && !salvage.knows("objectRef")
+        && salvage.holds_body()
+    {
+        return unsalvaged(
+            &"the cut came before `objectRef`, so redaction cannot tell whether the bodies before it are covered",
+        );
+    }
+    let (raw, members) = match rule {
+        None => (Cow::Borrowed(text), Cow::Borrowed(members)),
+        Some(rule) => match redact::redact_bodies(members, rule) {
+            Ok(redacted) => {
+                let mut raw = salvage.with_bodies_replaced(&redact::marker(rule));
+                raw.push_str(&text[cut.len()..]);
+                (Cow::Owned(raw), redacted)
+            }
+            Err(e) => {
+                return unsalvaged(&format_args!(
+                    "cannot redact the bodies of the event ({rule}): {e}"
+                ));
+            }
+        },
+    };
+    let time = event_time(&event, context.cloudwatch_timestamp);
+    let start = out.len();
+    if let Err(unmappable) =
+        schema::write_truncated_line(options.format, &event, &raw, &members, time, context, out)
+    {
+        return unsalvaged(&unmappable);
+    }
+    EventFate::Salvaged {
+        bytes: start..out.len(),
+        time,
+        reason: format!(
+            "{TRUNCATED}; the fields before the cut are also in the output, flagged as truncated"
+        ),
     }
 }
 

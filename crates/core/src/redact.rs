@@ -160,10 +160,7 @@ pub fn redact_bodies<'t>(text: &'t str, reason: &str) -> Result<Cow<'t, str>, se
     if bodies.is_empty() {
         return Ok(Cow::Borrowed(text));
     }
-    let marker = format!(
-        r#"{{"redacted":"{MARKER_AUTHOR}","reason":{}}}"#,
-        serde_json::Value::from(reason)
-    );
+    let marker = marker(reason);
     let mut out = String::with_capacity(text.len());
     let mut copied = 0;
     for body in bodies {
@@ -175,6 +172,14 @@ pub fn redact_bodies<'t>(text: &'t str, reason: &str) -> Result<Cow<'t, str>, se
     }
     out.push_str(&text[copied..]);
     Ok(Cow::Owned(out))
+}
+
+/// The JSON text a redacted body becomes: `{"redacted":"eks-audit-forwarder","reason":<rule>}`.
+pub fn marker(reason: &str) -> String {
+    format!(
+        r#"{{"redacted":"{MARKER_AUTHOR}","reason":{}}}"#,
+        serde_json::Value::from(reason)
+    )
 }
 
 /// The raw values of the body keys of a top-level object, in text order.

@@ -1,4 +1,5 @@
-//! Accounting: every record and every log event ends in exactly one of these counters.
+//! Accounting: every record and every log event ends in exactly one of these counters
+//! (`salvaged` counts again some of the quarantined events, see [`Tally::salvaged`]).
 
 use serde::Serialize;
 
@@ -29,6 +30,11 @@ pub struct Tally {
     pub dropped: Dropped,
     /// Events that are not valid audit events, set aside with their envelope.
     pub quarantined: u64,
+    /// Of the quarantined events, those cut by CloudWatch Logs whose fields before the cut were
+    /// also written to the output, flagged as truncated (contract §6.2). Counted in
+    /// `quarantined`, never in `kept`, so `kept + dropped + quarantined = events` still holds
+    /// and the output holds `kept + salvaged` lines.
+    pub salvaged: u64,
     /// Records returned to Firehose untouched: undecodable, or holding an event too large to
     /// re-ingest when the response overflowed.
     pub failed_records: u64,
@@ -83,6 +89,7 @@ impl Tally {
         self.dropped.stage += other.dropped.stage;
         self.dropped.excluded_uri += other.dropped.excluded_uri;
         self.quarantined += other.quarantined;
+        self.salvaged += other.salvaged;
         self.failed_records += other.failed_records;
         self.reingested_records += other.reingested_records;
         self.bytes_in += other.bytes_in;

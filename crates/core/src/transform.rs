@@ -271,6 +271,12 @@ fn audit_event(text: &str, options: &ProcessOptions, region: Option<&str>, out: 
             out.problems
                 .push(format!("event {}: {reason}", out.tally.events));
         }
+        EventFate::Salvaged { reason, .. } => {
+            out.tally.quarantined += 1;
+            out.tally.salvaged += 1;
+            out.problems
+                .push(format!("event {}: {reason}", out.tally.events));
+        }
     }
 }
 

@@ -487,3 +487,57 @@ fn nesting_without_bound_in_any_event_field_is_quarantined_in_every_format() {
         .join()
         .expect("no stack overflow");
 }
+
+/// An event cut by CloudWatch Logs is read once more to salvage the fields before the cut
+/// (contract §6.2): inside nesting without bound it counts depth, never recursing, and after
+/// any number of members it costs linear time.
+#[test]
+fn a_cut_event_is_salvaged_in_linear_time_on_a_small_stack() {
+    let base = r#"{"kind":"Event","stage":"ResponseComplete","requestURI":"/api/v1/pods","verb":"list","user":{"username":"alice"},"sourceIPs":["10.0.0.1"],"stageTimestamp":"2024-05-21T10:00:00Z""#;
+    std::thread::Builder::new()
+        .stack_size(512 * 1024)
+        .spawn(move || {
+            let cut = format!(
+                r#"{base},"requestObject":{}[Truncated...]"#,
+                "[{".repeat(500_000)
+            );
+            for format in Format::ALL {
+                for redaction in ["none", "*"] {
+                    let options = ProcessOptions {
+                        format,
+                        redaction: eks_audit_core::Redaction::parse(redaction).unwrap(),
+                        ..ProcessOptions::default()
+                    };
+                    let mut out = Vec::new();
+                    let fate = process_event(&cut, &EventContext::default(), &options, &mut out);
+                    assert!(
+                        matches!(fate, EventFate::Salvaged { .. }),
+                        "{format:?} {redaction}: {fate:?}"
+                    );
+                }
+            }
+        })
+        .expect("a thread")
+        .join()
+        .expect("no stack overflow");
+    let event = |n: usize| {
+        let members: Vec<String> = (0..n).map(|i| format!(r#""k{i}":["v"]"#)).collect();
+        format!(r#"{base},{},"k"#, members.join(",")) + "[Truncated...]"
+    };
+    let (small, large) = (event(20_000), event(40_000));
+    assert_linear("members before a cut", 20_000, |n| {
+        let text = match n {
+            20_000 => small.clone(),
+            40_000 => large.clone(),
+            _ => event(n),
+        };
+        let mut out = Vec::new();
+        let fate = process_event(
+            &text,
+            &EventContext::default(),
+            &ProcessOptions::default(),
+            &mut out,
+        );
+        assert!(matches!(fate, EventFate::Salvaged { .. }), "{fate:?}");
+    });
+}

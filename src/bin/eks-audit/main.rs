@@ -247,6 +247,7 @@ fn transform(file: &Path, settings: SettingsArgs) -> Result<ExitCode> {
         kept = tally.kept,
         dropped = tally.dropped.total(),
         quarantined = tally.quarantined,
+        salvaged = tally.salvaged,
         failed_records = tally.failed_records,
         "transform summary"
     );

@@ -3,16 +3,17 @@
 
 use time::OffsetDateTime;
 
-use super::EventContext;
 use super::json::ObjectWriter;
 use super::time::rfc3339_utc;
+use super::{EventContext, Raw};
 use crate::audit::{AuditEvent, ObjectReference};
 
 /// Appends `event` as one flat-schema object (no line break) to `out`; `time` fills
-/// `TimeGenerated`.
+/// `TimeGenerated`. A whole event's `RawEvent` is its JSON text; a cut one's is the text
+/// received as a JSON string, and a last column, `Truncated: true`, says so.
 pub(crate) fn write(
     event: &AuditEvent<'_>,
-    raw: &str,
+    raw: Raw<'_>,
     time: Option<OffsetDateTime>,
     context: &EventContext<'_>,
     out: &mut Vec<u8>,
@@ -38,8 +39,11 @@ pub(crate) fn write(
         .field(
             "AuthDecision",
             &annotations.and_then(|a| a.decision.as_deref()),
-        )
-        .raw_field("RawEvent", raw);
+        );
+    match raw {
+        Raw::Whole(raw) => line.raw_field("RawEvent", raw),
+        Raw::Cut { received, .. } => line.field("RawEvent", received),
+    };
     // Extended columns.
     line.field("AuditId", &event.audit_id.as_deref())
         .field("Level", &event.level.as_deref())
@@ -78,6 +82,9 @@ pub(crate) fn write(
         .field("LogGroup", &context.log_group)
         .field("LogStream", &context.log_stream)
         .field("EventId", &context.event_id);
+    if let Raw::Cut { .. } = raw {
+        line.field("Truncated", &true);
+    }
     line.end();
 }
 

@@ -68,9 +68,52 @@ pub fn write_line(
     context: &EventContext<'_>,
     out: &mut Vec<u8>,
 ) -> Result<(), ocsf::Unmappable> {
-    match format {
-        Format::Flat => flat::write(event, raw, time, context, out),
-        Format::Ocsf => ocsf::write(event, raw, context, out)?,
+    write(format, event, Raw::Whole(raw), time, context, out)
+}
+
+/// [`write_line`] for an event cut by CloudWatch Logs and salvaged ([`crate::salvage`]), flagged
+/// as truncated: `Truncated: true` in the flat schema, `unmapped.truncated` in OCSF. `event` is
+/// what was read before the cut; `received` is the text received, marker included (after
+/// redaction), which the flat schema's `RawEvent` carries as a JSON string since it is no
+/// longer JSON; `members` is the JSON object of the members complete before the cut (after
+/// redaction), where OCSF finds the bodies.
+pub fn write_truncated_line(
+    format: Format,
+    event: &AuditEvent<'_>,
+    received: &str,
+    members: &str,
+    time: Option<OffsetDateTime>,
+    context: &EventContext<'_>,
+    out: &mut Vec<u8>,
+) -> Result<(), ocsf::Unmappable> {
+    let raw = Raw::Cut { received, members };
+    write(format, event, raw, time, context, out)
+}
+
+/// The text an event came as.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Raw<'r> {
+    /// A whole event: its JSON text.
+    Whole(&'r str),
+    /// An event cut by CloudWatch Logs: the text received and the JSON object of its complete
+    /// members.
+    Cut { received: &'r str, members: &'r str },
+}
+
+fn write(
+    format: Format,
+    event: &AuditEvent<'_>,
+    raw: Raw<'_>,
+    time: Option<OffsetDateTime>,
+    context: &EventContext<'_>,
+    out: &mut Vec<u8>,
+) -> Result<(), ocsf::Unmappable> {
+    match (format, raw) {
+        (Format::Flat, raw) => flat::write(event, raw, time, context, out),
+        (Format::Ocsf, Raw::Whole(raw)) => ocsf::write(event, raw, context, out)?,
+        (Format::Ocsf, Raw::Cut { members, .. }) => {
+            ocsf::write_truncated(event, members, context, out)?
+        }
     }
     out.push(b'\n');
     Ok(())

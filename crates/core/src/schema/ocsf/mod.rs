@@ -52,6 +52,8 @@ pub const LOG_PROVIDER: &str = "Amazon CloudWatch Logs";
 /// `actor.user.type_id` 0, Unknown: audit events do not say whether a user is a person, an
 /// admin or a system component (a `system:` prefix is a convention, not a guarantee).
 const USER_TYPE_UNKNOWN: i64 = 0;
+/// The `unmapped` key that flags an event cut by CloudWatch Logs (value `"true"`).
+pub const TRUNCATED: &str = "truncated";
 /// The longest text the OCSF `ip_t` type accepts.
 const MAX_IP_LEN: usize = 40;
 /// The longest string (in characters) any other OCSF string attribute accepts.
@@ -186,6 +188,28 @@ pub fn write(
     context: &EventContext<'_>,
     out: &mut Vec<u8>,
 ) -> Result<(), Unmappable> {
+    write_event(event, raw, false, context, out)
+}
+
+/// [`write()`] for an event cut by CloudWatch Logs: `event` holds what was read before the cut,
+/// `members` is the JSON object of the members complete before it (after redaction when that
+/// is on), where the bodies are found, and `unmapped.truncated` is `"true"`.
+pub fn write_truncated(
+    event: &AuditEvent<'_>,
+    members: &str,
+    context: &EventContext<'_>,
+    out: &mut Vec<u8>,
+) -> Result<(), Unmappable> {
+    write_event(event, members, true, context, out)
+}
+
+fn write_event(
+    event: &AuditEvent<'_>,
+    raw: &str,
+    truncated: bool,
+    context: &EventContext<'_>,
+    out: &mut Vec<u8>,
+) -> Result<(), Unmappable> {
     let required = Required::of(event, context)?;
     let activity = Activity::from_verb(required.operation);
     let status_code = event.response_status.as_ref().and_then(|s| s.code.0);
@@ -196,6 +220,7 @@ pub fn write(
         context,
         bodies: Bodies::of(raw),
         spilled: Vec::new(),
+        truncated,
     };
 
     let mut line = ObjectWriter::start(out);
@@ -236,6 +261,8 @@ struct Writer<'e> {
     bodies: Bodies<'e>,
     /// Values too long for their attribute, by attribute path, for `unmapped`.
     spilled: Vec<(Cow<'static, str>, Cow<'e, str>)>,
+    /// Whether CloudWatch Logs cut the event: `unmapped.truncated`.
+    truncated: bool,
 }
 
 impl<'e> Writer<'e> {
@@ -578,6 +605,10 @@ impl<'e> Writer<'e> {
             if let Some(value) = value.filter(|v| !v.is_empty()) {
                 entries.push((Cow::Borrowed(key), Cow::Owned(value.to_owned())));
             }
+        }
+        // A string like every `unmapped` value, so the Parquet map<string,string> holds it.
+        if self.truncated {
+            entries.push((Cow::Borrowed(TRUNCATED), Cow::Borrowed("true")));
         }
         if entries.is_empty() {
             return;
