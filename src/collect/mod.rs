@@ -20,6 +20,7 @@
 //! | an object that cannot be read or decoded | logged, left for the redrive policy |
 //! | a body that is not an S3 notification | logged, left for the redrive policy |
 
+pub(crate) mod dedup;
 pub mod notification;
 pub(crate) mod object;
 
@@ -29,6 +30,8 @@ use std::io::Write;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 
 use crate::sink::describe_sdk_error;
+pub use dedup::{DEDUP_WINDOW, SEEN_OBJECTS};
+use dedup::{Fingerprint, Window};
 use eks_audit_core::batch::objects::is_quarantine_key;
 use notification::{Notification, NotificationError};
 use object::ObjectError;
@@ -50,6 +53,9 @@ pub struct Options {
     pub max_object_bytes: usize,
     /// Stop at the first receive that brings nothing new, instead of polling until stopped.
     pub once: bool,
+    /// `--dedup`: drop events whose audit id and stage were among the last [`DEDUP_WINDOW`]
+    /// written.
+    pub dedup: bool,
 }
 
 /// Counters for a run, shown as progress and returned at the end.
@@ -63,8 +69,11 @@ pub struct Progress {
     pub events: u64,
     /// Bytes of NDJSON written.
     pub bytes: u64,
-    /// Messages or objects skipped on purpose (test events, other S3 events, quarantine).
+    /// Messages or objects skipped on purpose (test events, other S3 events, quarantine,
+    /// objects already collected).
     pub skipped: u64,
+    /// Events dropped by `--dedup` as repeats of an audit id and stage already written.
+    pub duplicates: u64,
     /// Messages that failed and were left in the queue for its redrive policy (each counted
     /// once, however often it came back during the run).
     pub left: u64,
@@ -117,8 +126,15 @@ pub struct Collector {
 /// What one message asks for: its distinct objects, in order, and the records skipped.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Plan {
-    objects: Vec<ObjectRef>,
+    objects: Vec<Planned>,
     skipped: u64,
+}
+
+/// An object of a plan, with the ETag its notification gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Planned {
+    object: ObjectRef,
+    etag: Option<String>,
 }
 
 /// An object to download. Two records of a message with the same bucket and key name the same
@@ -138,6 +154,30 @@ struct Collected {
     events: u64,
     bytes: u64,
     skipped: u64,
+    duplicates: u64,
+}
+
+/// What a run remembers of what it wrote: objects by (bucket, key, ETag), the last
+/// [`SEEN_OBJECTS`]; with `--dedup`, audit ids and stages, the last [`DEDUP_WINDOW`].
+#[derive(Debug)]
+struct Memory {
+    fingerprint: Fingerprint,
+    objects: Window,
+    ids: Option<Window>,
+}
+
+impl Memory {
+    fn new(dedup: bool) -> Memory {
+        Memory {
+            fingerprint: Fingerprint::default(),
+            objects: Window::new(SEEN_OBJECTS),
+            ids: dedup.then(|| Window::new(DEDUP_WINDOW)),
+        }
+    }
+
+    fn object(&self, object: &ObjectRef, etag: &str) -> u128 {
+        self.fingerprint.of((&object.bucket, &object.key, etag))
+    }
 }
 
 impl Collector {
@@ -158,6 +198,7 @@ impl Collector {
         // Messages that failed in this run. With a short visibility timeout they come straight
         // back; `--once` ends when a receive brings nothing else, instead of spinning on them.
         let mut failed_ids = std::collections::HashSet::new();
+        let mut memory = Memory::new(self.options.dedup);
         tokio::pin!(stop);
         loop {
             let messages = tokio::select! {
@@ -173,7 +214,7 @@ impl Collector {
                 break;
             }
             for message in &messages {
-                self.handle(message, out, &mut totals, &mut failed_ids)
+                self.handle(message, out, &mut totals, &mut failed_ids, &mut memory)
                     .await?;
                 progress(&totals);
             }
@@ -206,11 +247,17 @@ impl Collector {
         out: &mut W,
         totals: &mut Progress,
         failed_ids: &mut std::collections::HashSet<String>,
+        memory: &mut Memory,
     ) -> Result<(), CollectError> {
         let message_id = message.message_id().unwrap_or_default();
         let mut collected = Collected::default();
         let result = self
-            .collect(message.body().unwrap_or_default(), out, &mut collected)
+            .collect(
+                message.body().unwrap_or_default(),
+                out,
+                &mut collected,
+                memory,
+            )
             .await;
         // Written is written, even when the message is left (see `collect`).
         totals.bytes += collected.bytes;
@@ -228,6 +275,7 @@ impl Collector {
         totals.objects += collected.objects;
         totals.events += collected.events;
         totals.skipped += collected.skipped;
+        totals.duplicates += collected.duplicates;
         totals.messages += 1;
         if let Some(receipt) = message.receipt_handle() {
             let deleted = self
@@ -258,23 +306,24 @@ impl Collector {
         body: &str,
         out: &mut W,
         collected: &mut Collected,
+        memory: &mut Memory,
     ) -> Result<Result<(), MessageError>, CollectError> {
-        let plan = match plan(body) {
+        let plan = match plan(body, memory) {
             Ok(plan) => plan,
             Err(error) => return Ok(Err(error)),
         };
         collected.skipped = plan.skipped;
         if plan.objects.len() > 1 {
-            for object in &plan.objects {
+            for Planned { object, .. } in &plan.objects {
                 // Checked and dropped: the events are not kept.
                 if let Err(error) = self.fetch(object).await {
                     return Ok(Err(error));
                 }
             }
         }
-        for (index, object) in plan.objects.iter().enumerate() {
-            let events = match self.fetch(object).await {
-                Ok(events) => events,
+        for (index, Planned { object, etag }) in plan.objects.iter().enumerate() {
+            let (mut events, fetched_etag) = match self.fetch(object).await {
+                Ok(fetched) => fetched,
                 Err(error) => {
                     if index > 0 {
                         tracing::warn!(
@@ -287,26 +336,65 @@ impl Collector {
                     return Ok(Err(error));
                 }
             };
+            // The ETag of what was read, else the notification's.
+            let seen = fetched_etag
+                .as_deref()
+                .or(etag.as_deref())
+                .map(|etag| memory.object(object, etag));
+            if seen.is_some_and(|seen| memory.objects.contains(seen)) {
+                tracing::info!(
+                    bucket = object.bucket,
+                    key = object.key,
+                    "object already collected (same key and ETag); not written again"
+                );
+                collected.skipped += 1;
+                continue;
+            }
+            if let Memory {
+                fingerprint,
+                ids: Some(ids),
+                ..
+            } = memory
+            {
+                let dropped = dedup::retain_lines(&mut events.ndjson, |line| {
+                    dedup::event_id(line).is_none_or(|id| ids.insert(fingerprint.of(&id)))
+                });
+                events.count -= dropped as usize;
+                collected.duplicates += dropped;
+            }
             out.write_all(&events.ndjson)?;
             collected.bytes += events.ndjson.len() as u64;
             collected.objects += 1;
             collected.events += events.count as u64;
+            if let Some(seen) = seen {
+                memory.objects.insert(seen);
+            }
         }
         out.flush()?;
         Ok(Ok(()))
     }
 
-    /// Downloads and checks one object.
-    async fn fetch(&self, object: &ObjectRef) -> Result<object::Events, MessageError> {
-        let body = self.get(&object.bucket, &object.key).await?;
-        object::decode(body, self.options.max_object_bytes).map_err(|source| MessageError::Object {
-            bucket: object.bucket.clone(),
-            key: object.key.clone(),
-            source,
-        })
+    /// Downloads and checks one object; its events and its ETag (unquoted).
+    async fn fetch(
+        &self,
+        object: &ObjectRef,
+    ) -> Result<(object::Events, Option<String>), MessageError> {
+        let (body, etag) = self.get(&object.bucket, &object.key).await?;
+        let events = object::decode(body, self.options.max_object_bytes).map_err(|source| {
+            MessageError::Object {
+                bucket: object.bucket.clone(),
+                key: object.key.clone(),
+                source,
+            }
+        })?;
+        Ok((events, etag))
     }
 
-    async fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>, MessageError> {
+    async fn get(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<(Vec<u8>, Option<String>), MessageError> {
         let error = |message: String| MessageError::Get {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
@@ -320,18 +408,22 @@ impl Collector {
             .send()
             .await
             .map_err(|e| error(describe_sdk_error(&e)))?;
+        let etag = object
+            .e_tag()
+            .map(|e| notification::normalize_etag(e).to_owned());
         let body = object
             .body
             .collect()
             .await
             .map_err(|e| error(e.to_string()))?;
-        Ok(body.into_bytes().into())
+        Ok((body.into_bytes().into(), etag))
     }
 }
 
 /// The objects a message names, each once, in order of first mention; test events, other S3
-/// events, quarantine objects and repeated objects are skipped (and counted).
-fn plan(body: &str) -> Result<Plan, MessageError> {
+/// events, quarantine objects, repeated objects and objects already collected (same bucket,
+/// key and ETag, in `memory`) are skipped (and counted).
+fn plan(body: &str, memory: &Memory) -> Result<Plan, MessageError> {
     let mut plan = Plan::default();
     let records = match notification::parse(body)? {
         Notification::TestEvent { bucket } => {
@@ -367,8 +459,23 @@ fn plan(body: &str) -> Result<Plan, MessageError> {
             bucket: record.bucket,
             key: record.key,
         };
+        if let Some(etag) = &record.etag
+            && memory.objects.contains(memory.object(&object, etag))
+        {
+            tracing::info!(
+                bucket = object.bucket,
+                key = object.key,
+                etag,
+                "object already collected (same key and ETag); not written again"
+            );
+            plan.skipped += 1;
+            continue;
+        }
         if seen.insert(object.clone()) {
-            plan.objects.push(object);
+            plan.objects.push(Planned {
+                object,
+                etag: record.etag,
+            });
         } else {
             repeated += 1;
         }
@@ -406,11 +513,12 @@ mod tests {
         let mut records = vec![a.clone(); 40];
         records.extend([b.clone(), a, other_bucket, removed, quarantine, b]);
         let body = serde_json::json!({ "Records": records }).to_string();
-        let plan = plan(&body).unwrap();
+        let mut memory = Memory::new(false);
+        let plan = plan(&body, &memory).unwrap();
         let planned: Vec<(&str, &str)> = plan
             .objects
             .iter()
-            .map(|o| (o.bucket.as_str(), o.key.as_str()))
+            .map(|o| (o.object.bucket.as_str(), o.object.key.as_str()))
             .collect();
         assert_eq!(
             planned,
@@ -422,5 +530,17 @@ mod tests {
         );
         // 46 records: 3 objects; 41 repeats, the removal and the quarantine object skipped.
         assert_eq!(plan.skipped, 41 + 1 + 1);
+
+        // Once collected, an object with the same ETag is not planned again; another ETag is.
+        let collected = &plan.objects[0].object;
+        memory.objects.insert(memory.object(collected, "e"));
+        let again = serde_json::json!({ "Records": [
+            record("ObjectCreated:Put", "b", "eks-audit/cluster=x/a.json.gz"),
+            {"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "b"},
+                "object": {"key": "eks-audit/cluster=x/a.json.gz", "eTag": "f"}}},
+        ]});
+        let replan = super::plan(&again.to_string(), &memory).unwrap();
+        assert_eq!((replan.objects.len(), replan.skipped), (1, 1));
+        assert_eq!(replan.objects[0].etag.as_deref(), Some("f"));
     }
 }
