@@ -9,11 +9,17 @@
 //! a message is collected once, and objects are handled one at a time, so memory is bounded by
 //! one object (`--max-object-bytes`) whatever the number of records. After the queue's
 //! `maxReceiveCount` its redrive policy moves it to the dead-letter queue, where an operator
-//! finds it, rather than it being silently lost. What is done with each kind of message:
+//! finds it, rather than it being silently lost. While a message is handled, a heartbeat
+//! extends its visibility, so that it is not delivered again meanwhile. An object already
+//! written in the run (same bucket, key and ETag, among the last [`SEEN_OBJECTS`]) is not
+//! written again; with `--dedup`, neither is an event repeating an audit id and stage among
+//! the last [`DEDUP_WINDOW`]. Bodies are S3 notifications, SNS envelopes of them, or
+//! EventBridge S3 events ([`notification`]). What is done with each kind of message:
 //!
 //! | message | action |
 //! |---|---|
-//! | `ObjectCreated:*` records | collected, then deleted |
+//! | `ObjectCreated:*` records, EventBridge `Object Created` | collected, then deleted |
+//! | an object already collected (same key and ETag) | skipped, deleted |
 //! | `s3:TestEvent` (sent when notifications are configured) | deleted |
 //! | other S3 events only (`ObjectRemoved:*`, restores, ...) | logged and deleted: there is nothing to collect, and leaving them would only fill the dead-letter queue with messages that are not failures |
 //! | an object under `<prefix>/quarantine/` | logged and skipped: quarantine holds what is *not* an audit event, for people, not for a SIEM |
@@ -27,7 +33,9 @@ pub(crate) mod object;
 use std::future::Future;
 use std::io::Write;
 
-use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
+use std::time::Duration;
+
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
 
 use crate::sink::describe_sdk_error;
 pub use dedup::{DEDUP_WINDOW, SEEN_OBJECTS};
@@ -147,6 +155,19 @@ struct ObjectRef {
     key: String,
 }
 
+/// The longest a message is kept hidden by heartbeats: SQS's own limit on a message's
+/// visibility, counted from its receipt.
+pub const MAX_HOLD: Duration = Duration::from_secs(12 * 60 * 60);
+
+/// A message's heartbeat task, stopped when dropped.
+struct Heartbeat(tokio::task::JoinHandle<()>);
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// What a message wrote.
 #[derive(Debug, Default)]
 struct Collected {
@@ -186,6 +207,70 @@ impl Collector {
         Collector { sqs, s3, options }
     }
 
+    /// The visibility timeout messages are received with: `--visibility-timeout`, else the
+    /// queue's (`GetQueueAttributes`); `None`, with a warning, when the queue's cannot be read.
+    async fn visibility_timeout(&self) -> Option<i32> {
+        if let Some(seconds) = self.options.visibility_timeout {
+            return Some(seconds);
+        }
+        let attributes = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&self.options.queue_url)
+            .attribute_names(QueueAttributeName::VisibilityTimeout)
+            .send()
+            .await;
+        match &attributes {
+            Ok(output) => output
+                .attributes()
+                .and_then(|a| a.get(&QueueAttributeName::VisibilityTimeout))
+                .and_then(|v| v.parse().ok()),
+            Err(e) => {
+                tracing::warn!(error = %describe_sdk_error(e), "cannot read the queue's visibility timeout; messages get no heartbeat (give --visibility-timeout)");
+                None
+            }
+        }
+    }
+
+    /// Keeps `message` hidden while it is handled: every half visibility timeout, its
+    /// visibility is set to the timeout again (`ChangeMessageVisibility`), for at most
+    /// [`MAX_HOLD`]. Runs on its own task, so a blocked output does not stop it; ends when
+    /// the returned guard is dropped. None without a visibility timeout, or with 0.
+    fn heartbeat(&self, message: &Message, visibility: Option<i32>) -> Option<Heartbeat> {
+        let seconds = visibility.filter(|&s| s > 0)?;
+        let receipt = message.receipt_handle()?.to_owned();
+        let message_id = message.message_id().unwrap_or_default().to_owned();
+        let (sqs, queue_url) = (self.sqs.clone(), self.options.queue_url.clone());
+        let period = Duration::from_secs((seconds as u64 / 2).max(1));
+        let task = tokio::spawn(async move {
+            let started = tokio::time::Instant::now();
+            loop {
+                tokio::time::sleep(period).await;
+                if started.elapsed() + Duration::from_secs(seconds as u64) > MAX_HOLD {
+                    tracing::error!(
+                        message_id,
+                        "message handled for the longest SQS allows (12 hours); it may be delivered again"
+                    );
+                    return;
+                }
+                let changed = sqs
+                    .change_message_visibility()
+                    .queue_url(&queue_url)
+                    .receipt_handle(&receipt)
+                    .visibility_timeout(seconds)
+                    .send()
+                    .await;
+                match changed {
+                    Ok(_) => tracing::debug!(message_id, seconds, "visibility extended"),
+                    Err(e) => {
+                        tracing::warn!(message_id, error = %describe_sdk_error(&e), "cannot extend the message's visibility; it may be delivered again while it is handled")
+                    }
+                }
+            }
+        });
+        Some(Heartbeat(task))
+    }
+
     /// Collects until `stop` resolves (Ctrl-C) or, with [`Options::once`], until the queue is
     /// drained. `progress` is called after every message.
     pub async fn run<W: Write>(
@@ -199,6 +284,7 @@ impl Collector {
         // back; `--once` ends when a receive brings nothing else, instead of spinning on them.
         let mut failed_ids = std::collections::HashSet::new();
         let mut memory = Memory::new(self.options.dedup);
+        let visibility = self.visibility_timeout().await;
         tokio::pin!(stop);
         loop {
             let messages = tokio::select! {
@@ -214,6 +300,7 @@ impl Collector {
                 break;
             }
             for message in &messages {
+                let _heartbeat = self.heartbeat(message, visibility);
                 self.handle(message, out, &mut totals, &mut failed_ids, &mut memory)
                     .await?;
                 progress(&totals);

@@ -625,3 +625,69 @@ async fn dedup_drops_an_audit_id_repeated_across_two_objects() {
         assert_eq!(progress.objects, 2);
     }
 }
+
+/// An output that blocks for `delay` on its first write: a slow disk, or a pipe to a consumer
+/// that does not keep up.
+struct SlowOutput {
+    delay: Duration,
+    written: Vec<u8>,
+}
+
+impl std::io::Write for SlowOutput {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if self.written.is_empty() {
+            std::thread::sleep(self.delay);
+        }
+        self.written.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_message_is_kept_hidden_by_heartbeats_and_not_delivered_twice() {
+    let (s3, sqs) = (moto::s3().await, moto::sqs().await);
+    let bucket = new_bucket(&s3).await;
+    let queue = new_queue(&sqs, None).await;
+    let key = put_object(&s3, &bucket, "slow", 3).await;
+    send_notification(&sqs, &queue, &bucket, &[&key]).await;
+
+    // Visibility 2 s; the output takes 6 s: without heartbeats the message would be visible
+    // again after 2 s, to this test's receive as to any other consumer.
+    let collector = collector(&queue, Some(2)).await;
+    let running = tokio::spawn(async move {
+        let mut out = SlowOutput {
+            delay: Duration::from_secs(6),
+            written: Vec::new(),
+        };
+        let progress = collector
+            .run(&mut out, std::future::pending(), |_| {})
+            .await
+            .expect("collect runs");
+        (progress, out.written)
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut redelivered = 0;
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let received = sqs
+            .receive_message()
+            .queue_url(&queue.url)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .unwrap();
+        redelivered += received.messages().len();
+    }
+    let (progress, written) = running.await.unwrap();
+    assert_eq!(
+        redelivered, 0,
+        "the message stayed hidden while it was handled"
+    );
+    assert_eq!(written.len(), 3 * 1024);
+    assert_eq!((progress.messages, progress.objects), (1, 1));
+    assert_eq!(depth(&sqs, &queue).await, 0, "the message is deleted");
+}
