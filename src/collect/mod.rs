@@ -9,26 +9,37 @@
 //! a message is collected once, and objects are handled one at a time, so memory is bounded by
 //! one object (`--max-object-bytes`) whatever the number of records. After the queue's
 //! `maxReceiveCount` its redrive policy moves it to the dead-letter queue, where an operator
-//! finds it, rather than it being silently lost. What is done with each kind of message:
+//! finds it, rather than it being silently lost. While a message is handled, a heartbeat
+//! extends its visibility, so that it is not delivered again meanwhile. An object already
+//! written in the run (same bucket, key and ETag, among the last [`SEEN_OBJECTS`]) is not
+//! written again; with `--dedup`, neither is an event repeating an audit id and stage among
+//! the last [`DEDUP_WINDOW`]. Bodies are S3 notifications, SNS envelopes of them, or
+//! EventBridge S3 events ([`notification`]). What is done with each kind of message:
 //!
 //! | message | action |
 //! |---|---|
-//! | `ObjectCreated:*` records | collected, then deleted |
+//! | `ObjectCreated:*` records, EventBridge `Object Created` | collected, then deleted |
+//! | an object already collected (same key and ETag) | skipped, deleted |
 //! | `s3:TestEvent` (sent when notifications are configured) | deleted |
 //! | other S3 events only (`ObjectRemoved:*`, restores, ...) | logged and deleted: there is nothing to collect, and leaving them would only fill the dead-letter queue with messages that are not failures |
 //! | an object under `<prefix>/quarantine/` | logged and skipped: quarantine holds what is *not* an audit event, for people, not for a SIEM |
 //! | an object that cannot be read or decoded | logged, left for the redrive policy |
 //! | a body that is not an S3 notification | logged, left for the redrive policy |
 
+pub(crate) mod dedup;
 pub mod notification;
 pub(crate) mod object;
 
 use std::future::Future;
 use std::io::Write;
 
-use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
+use std::time::Duration;
+
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
 
 use crate::sink::describe_sdk_error;
+pub use dedup::{DEDUP_WINDOW, SEEN_OBJECTS};
+use dedup::{Fingerprint, Window};
 use eks_audit_core::batch::objects::is_quarantine_key;
 use notification::{Notification, NotificationError};
 use object::ObjectError;
@@ -50,6 +61,9 @@ pub struct Options {
     pub max_object_bytes: usize,
     /// Stop at the first receive that brings nothing new, instead of polling until stopped.
     pub once: bool,
+    /// `--dedup`: drop events whose audit id and stage were among the last [`DEDUP_WINDOW`]
+    /// written.
+    pub dedup: bool,
 }
 
 /// Counters for a run, shown as progress and returned at the end.
@@ -63,8 +77,11 @@ pub struct Progress {
     pub events: u64,
     /// Bytes of NDJSON written.
     pub bytes: u64,
-    /// Messages or objects skipped on purpose (test events, other S3 events, quarantine).
+    /// Messages or objects skipped on purpose (test events, other S3 events, quarantine,
+    /// objects already collected).
     pub skipped: u64,
+    /// Events dropped by `--dedup` as repeats of an audit id and stage already written.
+    pub duplicates: u64,
     /// Messages that failed and were left in the queue for its redrive policy (each counted
     /// once, however often it came back during the run).
     pub left: u64,
@@ -117,8 +134,15 @@ pub struct Collector {
 /// What one message asks for: its distinct objects, in order, and the records skipped.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Plan {
-    objects: Vec<ObjectRef>,
+    objects: Vec<Planned>,
     skipped: u64,
+}
+
+/// An object of a plan, with the ETag its notification gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Planned {
+    object: ObjectRef,
+    etag: Option<String>,
 }
 
 /// An object to download. Two records of a message with the same bucket and key name the same
@@ -131,6 +155,19 @@ struct ObjectRef {
     key: String,
 }
 
+/// The longest a message is kept hidden by heartbeats: SQS's own limit on a message's
+/// visibility, counted from its receipt.
+pub const MAX_HOLD: Duration = Duration::from_secs(12 * 60 * 60);
+
+/// A message's heartbeat task, stopped when dropped.
+struct Heartbeat(tokio::task::JoinHandle<()>);
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// What a message wrote.
 #[derive(Debug, Default)]
 struct Collected {
@@ -138,12 +175,100 @@ struct Collected {
     events: u64,
     bytes: u64,
     skipped: u64,
+    duplicates: u64,
+}
+
+/// What a run remembers of what it wrote: objects by (bucket, key, ETag), the last
+/// [`SEEN_OBJECTS`]; with `--dedup`, audit ids and stages, the last [`DEDUP_WINDOW`].
+#[derive(Debug)]
+struct Memory {
+    fingerprint: Fingerprint,
+    objects: Window,
+    ids: Option<Window>,
+}
+
+impl Memory {
+    fn new(dedup: bool) -> Memory {
+        Memory {
+            fingerprint: Fingerprint::default(),
+            objects: Window::new(SEEN_OBJECTS),
+            ids: dedup.then(|| Window::new(DEDUP_WINDOW)),
+        }
+    }
+
+    fn object(&self, object: &ObjectRef, etag: &str) -> u128 {
+        self.fingerprint.of((&object.bucket, &object.key, etag))
+    }
 }
 
 impl Collector {
     /// A collector reading `options.queue_url` with `sqs` and the objects with `s3`.
     pub fn new(sqs: aws_sdk_sqs::Client, s3: aws_sdk_s3::Client, options: Options) -> Collector {
         Collector { sqs, s3, options }
+    }
+
+    /// The visibility timeout messages are received with: `--visibility-timeout`, else the
+    /// queue's (`GetQueueAttributes`); `None`, with a warning, when the queue's cannot be read.
+    async fn visibility_timeout(&self) -> Option<i32> {
+        if let Some(seconds) = self.options.visibility_timeout {
+            return Some(seconds);
+        }
+        let attributes = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&self.options.queue_url)
+            .attribute_names(QueueAttributeName::VisibilityTimeout)
+            .send()
+            .await;
+        match &attributes {
+            Ok(output) => output
+                .attributes()
+                .and_then(|a| a.get(&QueueAttributeName::VisibilityTimeout))
+                .and_then(|v| v.parse().ok()),
+            Err(e) => {
+                tracing::warn!(error = %describe_sdk_error(e), "cannot read the queue's visibility timeout; messages get no heartbeat (give --visibility-timeout)");
+                None
+            }
+        }
+    }
+
+    /// Keeps `message` hidden while it is handled: every half visibility timeout, its
+    /// visibility is set to the timeout again (`ChangeMessageVisibility`), for at most
+    /// [`MAX_HOLD`]. Runs on its own task, so a blocked output does not stop it; ends when
+    /// the returned guard is dropped. None without a visibility timeout, or with 0.
+    fn heartbeat(&self, message: &Message, visibility: Option<i32>) -> Option<Heartbeat> {
+        let seconds = visibility.filter(|&s| s > 0)?;
+        let receipt = message.receipt_handle()?.to_owned();
+        let message_id = message.message_id().unwrap_or_default().to_owned();
+        let (sqs, queue_url) = (self.sqs.clone(), self.options.queue_url.clone());
+        let period = Duration::from_secs((seconds as u64 / 2).max(1));
+        let task = tokio::spawn(async move {
+            let started = tokio::time::Instant::now();
+            loop {
+                tokio::time::sleep(period).await;
+                if started.elapsed() + Duration::from_secs(seconds as u64) > MAX_HOLD {
+                    tracing::error!(
+                        message_id,
+                        "message handled for the longest SQS allows (12 hours); it may be delivered again"
+                    );
+                    return;
+                }
+                let changed = sqs
+                    .change_message_visibility()
+                    .queue_url(&queue_url)
+                    .receipt_handle(&receipt)
+                    .visibility_timeout(seconds)
+                    .send()
+                    .await;
+                match changed {
+                    Ok(_) => tracing::debug!(message_id, seconds, "visibility extended"),
+                    Err(e) => {
+                        tracing::warn!(message_id, error = %describe_sdk_error(&e), "cannot extend the message's visibility; it may be delivered again while it is handled")
+                    }
+                }
+            }
+        });
+        Some(Heartbeat(task))
     }
 
     /// Collects until `stop` resolves (Ctrl-C) or, with [`Options::once`], until the queue is
@@ -158,6 +283,8 @@ impl Collector {
         // Messages that failed in this run. With a short visibility timeout they come straight
         // back; `--once` ends when a receive brings nothing else, instead of spinning on them.
         let mut failed_ids = std::collections::HashSet::new();
+        let mut memory = Memory::new(self.options.dedup);
+        let visibility = self.visibility_timeout().await;
         tokio::pin!(stop);
         loop {
             let messages = tokio::select! {
@@ -173,7 +300,8 @@ impl Collector {
                 break;
             }
             for message in &messages {
-                self.handle(message, out, &mut totals, &mut failed_ids)
+                let _heartbeat = self.heartbeat(message, visibility);
+                self.handle(message, out, &mut totals, &mut failed_ids, &mut memory)
                     .await?;
                 progress(&totals);
             }
@@ -206,11 +334,17 @@ impl Collector {
         out: &mut W,
         totals: &mut Progress,
         failed_ids: &mut std::collections::HashSet<String>,
+        memory: &mut Memory,
     ) -> Result<(), CollectError> {
         let message_id = message.message_id().unwrap_or_default();
         let mut collected = Collected::default();
         let result = self
-            .collect(message.body().unwrap_or_default(), out, &mut collected)
+            .collect(
+                message.body().unwrap_or_default(),
+                out,
+                &mut collected,
+                memory,
+            )
             .await;
         // Written is written, even when the message is left (see `collect`).
         totals.bytes += collected.bytes;
@@ -228,6 +362,7 @@ impl Collector {
         totals.objects += collected.objects;
         totals.events += collected.events;
         totals.skipped += collected.skipped;
+        totals.duplicates += collected.duplicates;
         totals.messages += 1;
         if let Some(receipt) = message.receipt_handle() {
             let deleted = self
@@ -258,23 +393,24 @@ impl Collector {
         body: &str,
         out: &mut W,
         collected: &mut Collected,
+        memory: &mut Memory,
     ) -> Result<Result<(), MessageError>, CollectError> {
-        let plan = match plan(body) {
+        let plan = match plan(body, memory) {
             Ok(plan) => plan,
             Err(error) => return Ok(Err(error)),
         };
         collected.skipped = plan.skipped;
         if plan.objects.len() > 1 {
-            for object in &plan.objects {
+            for Planned { object, .. } in &plan.objects {
                 // Checked and dropped: the events are not kept.
                 if let Err(error) = self.fetch(object).await {
                     return Ok(Err(error));
                 }
             }
         }
-        for (index, object) in plan.objects.iter().enumerate() {
-            let events = match self.fetch(object).await {
-                Ok(events) => events,
+        for (index, Planned { object, etag }) in plan.objects.iter().enumerate() {
+            let (mut events, fetched_etag) = match self.fetch(object).await {
+                Ok(fetched) => fetched,
                 Err(error) => {
                     if index > 0 {
                         tracing::warn!(
@@ -287,26 +423,65 @@ impl Collector {
                     return Ok(Err(error));
                 }
             };
+            // The ETag of what was read, else the notification's.
+            let seen = fetched_etag
+                .as_deref()
+                .or(etag.as_deref())
+                .map(|etag| memory.object(object, etag));
+            if seen.is_some_and(|seen| memory.objects.contains(seen)) {
+                tracing::info!(
+                    bucket = object.bucket,
+                    key = object.key,
+                    "object already collected (same key and ETag); not written again"
+                );
+                collected.skipped += 1;
+                continue;
+            }
+            if let Memory {
+                fingerprint,
+                ids: Some(ids),
+                ..
+            } = memory
+            {
+                let dropped = dedup::retain_lines(&mut events.ndjson, |line| {
+                    dedup::event_id(line).is_none_or(|id| ids.insert(fingerprint.of(&id)))
+                });
+                events.count -= dropped as usize;
+                collected.duplicates += dropped;
+            }
             out.write_all(&events.ndjson)?;
             collected.bytes += events.ndjson.len() as u64;
             collected.objects += 1;
             collected.events += events.count as u64;
+            if let Some(seen) = seen {
+                memory.objects.insert(seen);
+            }
         }
         out.flush()?;
         Ok(Ok(()))
     }
 
-    /// Downloads and checks one object.
-    async fn fetch(&self, object: &ObjectRef) -> Result<object::Events, MessageError> {
-        let body = self.get(&object.bucket, &object.key).await?;
-        object::decode(body, self.options.max_object_bytes).map_err(|source| MessageError::Object {
-            bucket: object.bucket.clone(),
-            key: object.key.clone(),
-            source,
-        })
+    /// Downloads and checks one object; its events and its ETag (unquoted).
+    async fn fetch(
+        &self,
+        object: &ObjectRef,
+    ) -> Result<(object::Events, Option<String>), MessageError> {
+        let (body, etag) = self.get(&object.bucket, &object.key).await?;
+        let events = object::decode(body, self.options.max_object_bytes).map_err(|source| {
+            MessageError::Object {
+                bucket: object.bucket.clone(),
+                key: object.key.clone(),
+                source,
+            }
+        })?;
+        Ok((events, etag))
     }
 
-    async fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>, MessageError> {
+    async fn get(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<(Vec<u8>, Option<String>), MessageError> {
         let error = |message: String| MessageError::Get {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
@@ -320,18 +495,22 @@ impl Collector {
             .send()
             .await
             .map_err(|e| error(describe_sdk_error(&e)))?;
+        let etag = object
+            .e_tag()
+            .map(|e| notification::normalize_etag(e).to_owned());
         let body = object
             .body
             .collect()
             .await
             .map_err(|e| error(e.to_string()))?;
-        Ok(body.into_bytes().into())
+        Ok((body.into_bytes().into(), etag))
     }
 }
 
 /// The objects a message names, each once, in order of first mention; test events, other S3
-/// events, quarantine objects and repeated objects are skipped (and counted).
-fn plan(body: &str) -> Result<Plan, MessageError> {
+/// events, quarantine objects, repeated objects and objects already collected (same bucket,
+/// key and ETag, in `memory`) are skipped (and counted).
+fn plan(body: &str, memory: &Memory) -> Result<Plan, MessageError> {
     let mut plan = Plan::default();
     let records = match notification::parse(body)? {
         Notification::TestEvent { bucket } => {
@@ -367,8 +546,23 @@ fn plan(body: &str) -> Result<Plan, MessageError> {
             bucket: record.bucket,
             key: record.key,
         };
+        if let Some(etag) = &record.etag
+            && memory.objects.contains(memory.object(&object, etag))
+        {
+            tracing::info!(
+                bucket = object.bucket,
+                key = object.key,
+                etag,
+                "object already collected (same key and ETag); not written again"
+            );
+            plan.skipped += 1;
+            continue;
+        }
         if seen.insert(object.clone()) {
-            plan.objects.push(object);
+            plan.objects.push(Planned {
+                object,
+                etag: record.etag,
+            });
         } else {
             repeated += 1;
         }
@@ -406,11 +600,12 @@ mod tests {
         let mut records = vec![a.clone(); 40];
         records.extend([b.clone(), a, other_bucket, removed, quarantine, b]);
         let body = serde_json::json!({ "Records": records }).to_string();
-        let plan = plan(&body).unwrap();
+        let mut memory = Memory::new(false);
+        let plan = plan(&body, &memory).unwrap();
         let planned: Vec<(&str, &str)> = plan
             .objects
             .iter()
-            .map(|o| (o.bucket.as_str(), o.key.as_str()))
+            .map(|o| (o.object.bucket.as_str(), o.object.key.as_str()))
             .collect();
         assert_eq!(
             planned,
@@ -422,5 +617,17 @@ mod tests {
         );
         // 46 records: 3 objects; 41 repeats, the removal and the quarantine object skipped.
         assert_eq!(plan.skipped, 41 + 1 + 1);
+
+        // Once collected, an object with the same ETag is not planned again; another ETag is.
+        let collected = &plan.objects[0].object;
+        memory.objects.insert(memory.object(collected, "e"));
+        let again = serde_json::json!({ "Records": [
+            record("ObjectCreated:Put", "b", "eks-audit/cluster=x/a.json.gz"),
+            {"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "b"},
+                "object": {"key": "eks-audit/cluster=x/a.json.gz", "eTag": "f"}}},
+        ]});
+        let replan = super::plan(&again.to_string(), &memory).unwrap();
+        assert_eq!((replan.objects.len(), replan.skipped), (1, 1));
+        assert_eq!(replan.objects[0].etag.as_deref(), Some("f"));
     }
 }

@@ -88,6 +88,8 @@ mod tests {
             key: key.to_owned(),
             body: b"body".to_vec(),
             lines: 1,
+            first_event_time: None,
+            last_event_time: None,
         }
     }
 

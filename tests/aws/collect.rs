@@ -10,17 +10,36 @@ use crate::notifications::{Queue, depth, drain, new_queue, notify};
 use crate::s3_objects::{direct, keys, lines, new_bucket, s3_handler};
 use crate::{moto, peak};
 
-async fn collector(queue: &Queue, visibility_timeout: Option<i32>) -> Collector {
-    let options = Options {
+fn options(queue: &Queue, visibility_timeout: Option<i32>) -> Options {
+    Options {
         queue_url: queue.url.clone(),
         max_messages: 10,
         wait_seconds: 0,
         visibility_timeout,
         max_object_bytes: 64 << 20,
         once: true,
-    };
+        dedup: false,
+    }
+}
+
+async fn collector_with(options: Options) -> Collector {
     let s3 = eks_audit_forwarder::sink::s3::client(&moto::config().await);
     Collector::new(moto::sqs().await, s3, options)
+}
+
+async fn collector(queue: &Queue, visibility_timeout: Option<i32>) -> Collector {
+    collector_with(options(queue, visibility_timeout)).await
+}
+
+/// Drains the queue once with `options`; returns what was written and the counters.
+async fn collect_with(options: Options) -> (String, Progress) {
+    let mut out = Vec::new();
+    let progress = collector_with(options)
+        .await
+        .run(&mut out, std::future::pending(), |_| {})
+        .await
+        .expect("collect runs");
+    (String::from_utf8(out).unwrap(), progress)
 }
 
 /// Drains the queue once; returns what was written and the counters.
@@ -106,6 +125,7 @@ async fn collected_events_are_the_handlers_kept_events_and_the_queue_is_emptied(
         events: summary.tally.kept,
         bytes: out.len() as u64,
         skipped: 1,
+        duplicates: 0,
         left: 0,
     };
     assert_eq!(
@@ -397,4 +417,277 @@ async fn ctrl_c_stops_a_running_collector_cleanly() {
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
+}
+
+/// The ETag S3 gives `key` (unquoted, as notifications write it).
+async fn etag(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> String {
+    let head = s3
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    head.e_tag().unwrap().trim_matches('"').to_owned()
+}
+
+async fn send_body(sqs: &aws_sdk_sqs::Client, queue: &Queue, body: String) {
+    sqs.send_message()
+        .queue_url(&queue.url)
+        .message_body(body)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// An S3 notification as S3 writes it: the key URL-encoded, the ETag unquoted.
+fn s3_notification(bucket: &str, key: &str, etag: &str) -> serde_json::Value {
+    let encoded = key.replace('=', "%3D");
+    serde_json::json!({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3",
+        "eventName": "ObjectCreated:Put", "s3": {"s3SchemaVersion": "1.0", "bucket": {"name": bucket},
+        "object": {"key": encoded, "size": 1, "eTag": etag, "sequencer": "0055AED6DCD90281E5"}}}]})
+}
+
+/// An EventBridge `detail-type` event for `key` (not URL-encoded), as EventBridge sends it
+/// to an SQS target.
+fn eventbridge_event(detail_type: &str, bucket: &str, key: &str, etag: &str) -> String {
+    serde_json::json!({"version": "0", "id": "17793124-05d4-b198-2fde-7ededc63b103",
+        "detail-type": detail_type, "source": "aws.s3", "account": "123456789012",
+        "time": "2024-05-21T13:00:00Z", "region": "us-east-1", "resources": [format!("arn:aws:s3:::{bucket}")],
+        "detail": {"version": "0", "bucket": {"name": bucket},
+            "object": {"key": key, "size": 1, "etag": etag, "sequencer": "00617F08299329D189"},
+            "request-id": "N4N7GDK58NMKJ12R", "requester": "123456789012", "reason": "PutObject"}})
+    .to_string()
+}
+
+#[tokio::test]
+async fn every_notification_shape_is_collected_and_other_eventbridge_events_are_deleted() {
+    let (s3, sqs) = (moto::s3().await, moto::sqs().await);
+    let bucket = new_bucket(&s3).await;
+    let queue = new_queue(&sqs, None).await;
+    let mut keys = Vec::new();
+    for (name, lines) in [("eventbridge", 1), ("sns-wrapped", 2), ("sns-raw", 3)] {
+        keys.push(put_object(&s3, &bucket, name, lines).await);
+    }
+    let etags = [
+        etag(&s3, &bucket, &keys[0]).await,
+        etag(&s3, &bucket, &keys[1]).await,
+        etag(&s3, &bucket, &keys[2]).await,
+    ];
+    // S3 → EventBridge → SQS: the key as it is (`=` not encoded).
+    assert!(keys[0].contains('='));
+    let created = eventbridge_event("Object Created", &bucket, &keys[0], &etags[0]);
+    send_body(&sqs, &queue, created).await;
+    let deleted = eventbridge_event("Object Deleted", &bucket, &keys[0], &etags[0]);
+    send_body(&sqs, &queue, deleted).await;
+    // S3 → SNS → SQS, raw message delivery off: the notification is the envelope's Message.
+    let envelope = serde_json::json!({"Type": "Notification", "MessageId": "m",
+        "TopicArn": "arn:aws:sns:us-east-1:123456789012:audit", "Subject": "Amazon S3 Notification",
+        "Message": s3_notification(&bucket, &keys[1], &etags[1]).to_string(),
+        "Timestamp": "2024-05-21T13:00:00.000Z", "SignatureVersion": "1"});
+    send_body(&sqs, &queue, envelope.to_string()).await;
+    // Raw message delivery on: the body is S3's notification itself.
+    let raw = s3_notification(&bucket, &keys[2], &etags[2]).to_string();
+    send_body(&sqs, &queue, raw).await;
+
+    let (out, progress) = collect_once(&queue, None).await;
+    assert_eq!(out.lines().count(), 1 + 2 + 3, "each object's lines once");
+    assert_eq!(
+        (
+            progress.messages,
+            progress.objects,
+            progress.skipped,
+            progress.left
+        ),
+        (4, 3, 1, 0),
+        "the Object Deleted event skipped"
+    );
+    assert_eq!(depth(&sqs, &queue).await, 0, "every message deleted");
+}
+
+#[tokio::test]
+async fn a_notification_repeated_for_the_same_key_and_etag_is_written_once() {
+    let (s3, sqs) = (moto::s3().await, moto::sqs().await);
+    let bucket = new_bucket(&s3).await;
+    let queue = new_queue(&sqs, None).await;
+    let key = put_object(&s3, &bucket, "repeated", 4).await;
+    let tag = etag(&s3, &bucket, &key).await;
+    // S3 may deliver a notification twice; and the same object through two routes.
+    let notification = s3_notification(&bucket, &key, &tag).to_string();
+    send_body(&sqs, &queue, notification.clone()).await;
+    send_body(&sqs, &queue, notification).await;
+    send_body(
+        &sqs,
+        &queue,
+        eventbridge_event("Object Created", &bucket, &key, &tag),
+    )
+    .await;
+    let (out, progress) = collect_once(&queue, None).await;
+    assert_eq!(out.lines().count(), 4, "the object's events once");
+    assert_eq!(
+        (progress.messages, progress.objects, progress.skipped),
+        (3, 1, 2)
+    );
+    assert_eq!(depth(&sqs, &queue).await, 0, "the repeats are deleted");
+
+    // The same key rewritten (another ETag) is a new object: collected again.
+    let rewritten = put_object(&s3, &bucket, "repeated", 5).await;
+    let new_tag = etag(&s3, &bucket, &rewritten).await;
+    assert_ne!(new_tag, tag);
+    let collector = collector(&queue, None).await;
+    send_body(
+        &sqs,
+        &queue,
+        s3_notification(&bucket, &key, &tag).to_string(),
+    )
+    .await;
+    let mut out = Vec::new();
+    let first = collector
+        .run(&mut out, std::future::pending(), |_| {})
+        .await
+        .unwrap();
+    // The old ETag names what is now the new object: the GET reads it, and it is written.
+    assert_eq!((first.objects, out.len()), (1, 5 * 1024));
+}
+
+/// Events of the flat format, one per audit id, as NDJSON.
+fn flat_events(ids: &[&str]) -> String {
+    ids.iter()
+        .map(|id| {
+            format!(
+                "{}\n",
+                serde_json::json!({"Verb": "get", "Stage": "ResponseComplete", "AuditId": id})
+            )
+        })
+        .collect()
+}
+
+async fn put_lines(s3: &aws_sdk_s3::Client, bucket: &str, name: &str, ndjson: &str) -> String {
+    let key = format!("eks-audit/cluster=prod-east/dt=2024-05-21/hour=13/{name}.json.gz");
+    s3.put_object()
+        .bucket(bucket)
+        .key(&key)
+        .body(crate::common::gzip(ndjson.as_bytes()).into())
+        .send()
+        .await
+        .unwrap();
+    key
+}
+
+#[tokio::test]
+async fn dedup_drops_an_audit_id_repeated_across_two_objects() {
+    let (s3, sqs) = (moto::s3().await, moto::sqs().await);
+    let bucket = new_bucket(&s3).await;
+    let queue = new_queue(&sqs, None).await;
+    // Re-ingestion wrote `b` and `c` again, in another object; `d` has another stage.
+    let first = put_lines(&s3, &bucket, "first", &flat_events(&["a", "b", "c"])).await;
+    let again = format!(
+        "{}{}\n",
+        flat_events(&["b", "c", "e"]),
+        serde_json::json!({"Verb": "get", "Stage": "ResponseStarted", "AuditId": "a"})
+    );
+    let second = put_lines(&s3, &bucket, "second", &again).await;
+    for dedup in [false, true] {
+        send_notification(&sqs, &queue, &bucket, &[&first]).await;
+        send_notification(&sqs, &queue, &bucket, &[&second]).await;
+        let (out, progress) = collect_with(Options {
+            dedup,
+            ..options(&queue, None)
+        })
+        .await;
+        let ids: Vec<String> = out
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                format!(
+                    "{}/{}",
+                    v["AuditId"].as_str().unwrap(),
+                    v["Stage"].as_str().unwrap()
+                )
+            })
+            .collect();
+        if dedup {
+            assert_eq!(
+                ids,
+                [
+                    "a/ResponseComplete",
+                    "b/ResponseComplete",
+                    "c/ResponseComplete",
+                    "e/ResponseComplete",
+                    "a/ResponseStarted"
+                ]
+            );
+            assert_eq!((progress.events, progress.duplicates), (5, 2));
+            assert_eq!(progress.bytes, out.len() as u64);
+        } else {
+            assert_eq!((ids.len(), progress.duplicates), (7, 0));
+        }
+        assert_eq!(progress.objects, 2);
+    }
+}
+
+/// An output that blocks for `delay` on its first write: a slow disk, or a pipe to a consumer
+/// that does not keep up.
+struct SlowOutput {
+    delay: Duration,
+    written: Vec<u8>,
+}
+
+impl std::io::Write for SlowOutput {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if self.written.is_empty() {
+            std::thread::sleep(self.delay);
+        }
+        self.written.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_message_is_kept_hidden_by_heartbeats_and_not_delivered_twice() {
+    let (s3, sqs) = (moto::s3().await, moto::sqs().await);
+    let bucket = new_bucket(&s3).await;
+    let queue = new_queue(&sqs, None).await;
+    let key = put_object(&s3, &bucket, "slow", 3).await;
+    send_notification(&sqs, &queue, &bucket, &[&key]).await;
+
+    // Visibility 2 s; the output takes 6 s: without heartbeats the message would be visible
+    // again after 2 s, to this test's receive as to any other consumer.
+    let collector = collector(&queue, Some(2)).await;
+    let running = tokio::spawn(async move {
+        let mut out = SlowOutput {
+            delay: Duration::from_secs(6),
+            written: Vec::new(),
+        };
+        let progress = collector
+            .run(&mut out, std::future::pending(), |_| {})
+            .await
+            .expect("collect runs");
+        (progress, out.written)
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut redelivered = 0;
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let received = sqs
+            .receive_message()
+            .queue_url(&queue.url)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .unwrap();
+        redelivered += received.messages().len();
+    }
+    let (progress, written) = running.await.unwrap();
+    assert_eq!(
+        redelivered, 0,
+        "the message stayed hidden while it was handled"
+    );
+    assert_eq!(written.len(), 3 * 1024);
+    assert_eq!((progress.messages, progress.objects), (1, 1));
+    assert_eq!(depth(&sqs, &queue).await, 0, "the message is deleted");
 }

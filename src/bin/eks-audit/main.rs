@@ -137,6 +137,10 @@ struct CollectArgs {
     #[arg(long, default_value_t = InputLimits::default().max_payload_bytes,
           value_parser = limit("--max-object-bytes", BYTES_CEILING))]
     max_object_bytes: usize,
+    /// Drop events whose audit id and stage repeat one of the last 1,000,000 written (for
+    /// consumers that cannot take re-ingestion's at-least-once); about 52 MB.
+    #[arg(long)]
+    dedup: bool,
 }
 
 #[derive(Args)]
@@ -267,6 +271,7 @@ async fn collect(args: CollectArgs) -> Result<ExitCode> {
         visibility_timeout: args.visibility_timeout,
         max_object_bytes: args.max_object_bytes,
         once: args.once,
+        dedup: args.dedup,
     };
     let collector = Collector::new(
         aws_sdk_sqs::Client::new(&aws),
@@ -309,6 +314,7 @@ async fn collect(args: CollectArgs) -> Result<ExitCode> {
         events = progress.events,
         bytes = progress.bytes,
         skipped = progress.skipped,
+        duplicates = progress.duplicates,
         left = progress.left,
         "collect summary"
     );
