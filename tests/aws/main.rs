@@ -18,6 +18,7 @@ mod collect;
 mod events;
 mod moto;
 mod notifications;
+#[path = "../common/peak.rs"]
 mod peak;
 mod proxy;
 mod reconcile;

@@ -1,7 +1,8 @@
-//! Counts the heap bytes each thread holds, and the most it held since [`reset`]: the same
-//! counting allocator as tests/limits.rs, for the collector's memory bound. Counts are per
-//! thread, so tests running in parallel do not see each other's allocations; a
-//! `current_thread` tokio test polls the SDK and the collector on its own thread.
+//! Counts the heap bytes each thread holds, and the most it held since [`reset`]: the global
+//! allocator of the test binaries that bound memory (tests/limits.rs, and the collector's
+//! bound in tests/aws). Counts are per thread, so tests running in parallel do not see each
+//! other's allocations; a `current_thread` tokio test polls the SDK and the collector on its
+//! own thread. Included with `#[path]`, as it installs a `#[global_allocator]`.
 #![allow(
     unsafe_code,
     reason = "a global allocator implements the unsafe GlobalAlloc trait"
