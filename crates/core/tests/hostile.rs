@@ -284,7 +284,7 @@ fn many_distinct_annotation_keys_cost_linear_time() {
 #[test]
 fn a_record_mixing_clusters_or_accounts_fails_whole() {
     use eks_audit_core::batch::firehose::process_records;
-    use eks_audit_core::envelope::models::{FirehoseRecord, FirehoseResult};
+    use eks_audit_core::envelope::models::FirehoseResult;
 
     let event = [("1".to_owned(), event_at_hour(1))];
     let prod = message(STREAM, &event);
@@ -296,15 +296,8 @@ fn a_record_mixing_clusters_or_accounts_fails_whole() {
         encode(format!("{prod}{other_account}")),
         encode(format!("{prod}{prod}")),
     ];
-    let texts: Vec<String> = data
-        .iter()
-        .enumerate()
-        .map(|(i, data)| serde_json::json!({"recordId": format!("r{i}"), "data": data}).to_string())
-        .collect();
-    let records: Vec<FirehoseRecord<'_>> = texts
-        .iter()
-        .map(|text| serde_json::from_str(text).expect("a Firehose record"))
-        .collect();
+    let texts = record_texts(&data);
+    let records = firehose_records(&texts);
     let processed = process_records(
         &records,
         Origin::default(),
@@ -383,7 +376,7 @@ fn the_largest_payload_limit_means_no_limit_not_zero() {
 #[test]
 fn a_record_nested_without_bound_fails_alone() {
     use eks_audit_core::batch::firehose::process_records;
-    use eks_audit_core::envelope::models::{FirehoseRecord, FirehoseResult};
+    use eks_audit_core::envelope::models::FirehoseResult;
 
     let good = message(STREAM, &[("1".to_owned(), event_at_hour(1))]);
     let nested = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
@@ -396,19 +389,12 @@ fn a_record_nested_without_bound_fails_alone() {
         .iter()
         .map(|payload| base64_simd::STANDARD.encode_to_string(gzip(payload.as_bytes())))
         .collect();
-    let texts: Vec<String> = data
-        .iter()
-        .enumerate()
-        .map(|(i, data)| serde_json::json!({"recordId": format!("r{i}"), "data": data}).to_string())
-        .collect();
+    let texts = record_texts(&data);
     // A tokio worker's stack is 2 MiB; a quarter of it is plenty once nothing recurses per level.
     let results = std::thread::Builder::new()
         .stack_size(512 * 1024)
         .spawn(move || {
-            let records: Vec<FirehoseRecord<'_>> = texts
-                .iter()
-                .map(|text| serde_json::from_str(text).expect("a Firehose record"))
-                .collect();
+            let records = firehose_records(&texts);
             let processed = process_records(
                 &records,
                 Origin::default(),
@@ -540,4 +526,20 @@ fn a_cut_event_is_salvaged_in_linear_time_on_a_small_stack() {
         );
         assert!(matches!(fate, EventFate::Salvaged { .. }), "{fate:?}");
     });
+}
+
+/// One Firehose record's JSON per `data`, with ids `r0`, `r1`, ...
+fn record_texts(data: &[String]) -> Vec<String> {
+    data.iter()
+        .enumerate()
+        .map(|(i, data)| serde_json::json!({"recordId": format!("r{i}"), "data": data}).to_string())
+        .collect()
+}
+
+/// The records of [`record_texts`], borrowed from them as the handler reads them.
+fn firehose_records(texts: &[String]) -> Vec<eks_audit_core::envelope::models::FirehoseRecord<'_>> {
+    texts
+        .iter()
+        .map(|text| serde_json::from_str(text).expect("a Firehose record"))
+        .collect()
 }
