@@ -34,7 +34,6 @@ pub struct Group {
     pub hour: OffsetDateTime,
     /// CloudWatch id of the group's first event: names its object, so a retry rewrites it.
     pub first_event_id: String,
-    message: usize,
 }
 
 /// One kept event's line in [`Outcome::ndjson`].
@@ -426,7 +425,6 @@ impl Groups {
                 log_stream: message.log_stream.to_string(),
                 hour,
                 first_event_id: event.id.as_str().to_owned(),
-                message: message_index,
             });
             list.len() - 1
         })
