@@ -20,6 +20,7 @@
 
 pub mod collect;
 pub mod config;
+mod fingerprint;
 pub mod handler;
 pub mod reconcile;
 pub mod sink;

@@ -6,7 +6,6 @@
 
 use std::borrow::Cow;
 use std::collections::{HashSet, VecDeque};
-use std::hash::{BuildHasher, Hash, RandomState};
 
 use serde::Deserialize;
 
@@ -18,20 +17,6 @@ pub const SEEN_OBJECTS: usize = 100_000;
 /// last this many written is dropped. About 52 MB (16 bytes a fingerprint, in a hash set and
 /// in a queue of their order).
 pub const DEDUP_WINDOW: usize = 1_000_000;
-
-/// 128-bit fingerprints: two SipHash-1-3 hashes with independent random keys. With a million
-/// fingerprints the chance that two different values share one is about 2^-88.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Fingerprint {
-    high: RandomState,
-    low: RandomState,
-}
-
-impl Fingerprint {
-    pub(crate) fn of(&self, value: impl Hash) -> u128 {
-        (u128::from(self.high.hash_one(&value)) << 64) | u128::from(self.low.hash_one(&value))
-    }
-}
 
 /// The last `capacity` distinct fingerprints inserted.
 #[derive(Debug)]
@@ -141,14 +126,6 @@ mod tests {
         assert!(!window.contains(1), "the oldest is forgotten");
         assert!(window.contains(2) && window.contains(3));
         assert!(window.insert(1));
-    }
-
-    #[test]
-    fn fingerprints_tell_values_apart() {
-        let fingerprint = Fingerprint::default();
-        assert_eq!(fingerprint.of(("a", "b")), fingerprint.of(("a", "b")));
-        assert_ne!(fingerprint.of(("a", "b")), fingerprint.of(("ab", "")));
-        assert_ne!(fingerprint.of(("a", "b")), fingerprint.of(("b", "a")));
     }
 
     #[test]

@@ -37,9 +37,10 @@ use std::time::Duration;
 
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
 
+use crate::fingerprint::key_of;
 use crate::sink::describe_sdk_error;
+use dedup::Window;
 pub use dedup::{DEDUP_WINDOW, SEEN_OBJECTS};
-use dedup::{Fingerprint, Window};
 use eks_audit_core::batch::objects::is_quarantine_key;
 use notification::{Notification, NotificationError};
 use object::ObjectError;
@@ -182,7 +183,6 @@ struct Collected {
 /// [`SEEN_OBJECTS`]; with `--dedup`, audit ids and stages, the last [`DEDUP_WINDOW`].
 #[derive(Debug)]
 struct Memory {
-    fingerprint: Fingerprint,
     objects: Window,
     ids: Option<Window>,
 }
@@ -190,14 +190,17 @@ struct Memory {
 impl Memory {
     fn new(dedup: bool) -> Memory {
         Memory {
-            fingerprint: Fingerprint::default(),
             objects: Window::new(SEEN_OBJECTS),
             ids: dedup.then(|| Window::new(DEDUP_WINDOW)),
         }
     }
 
     fn object(&self, object: &ObjectRef, etag: &str) -> u128 {
-        self.fingerprint.of((&object.bucket, &object.key, etag))
+        key_of(&[
+            object.bucket.as_bytes(),
+            object.key.as_bytes(),
+            etag.as_bytes(),
+        ])
     }
 }
 
@@ -437,14 +440,11 @@ impl Collector {
                 collected.skipped += 1;
                 continue;
             }
-            if let Memory {
-                fingerprint,
-                ids: Some(ids),
-                ..
-            } = memory
-            {
+            if let Some(ids) = &mut memory.ids {
                 let dropped = dedup::retain_lines(&mut events.ndjson, |line| {
-                    dedup::event_id(line).is_none_or(|id| ids.insert(fingerprint.of(&id)))
+                    dedup::event_id(line).is_none_or(|(id, stage)| {
+                        ids.insert(key_of(&[id.as_bytes(), stage.as_bytes()]))
+                    })
                 });
                 events.count -= dropped as usize;
                 collected.duplicates += dropped;

@@ -9,7 +9,6 @@
 //! event id.
 
 use std::borrow::Cow;
-use std::hash::{DefaultHasher, Hasher};
 use std::io::Write;
 
 use serde::Deserialize;
@@ -21,28 +20,10 @@ use eks_audit_core::{AuditEvent, EventContext, EventFate, ProcessOptions, proces
 
 use super::ledger::Ledger;
 use super::window::from_millis;
+use crate::fingerprint::key_of;
 
 /// A 128-bit hash standing for one event on either side of the comparison.
 pub type Key = u128;
-
-/// The two seeds of a [`Key`]'s halves.
-const SEEDS: [u64; 2] = [0x6b73_2d61_7564_6974, 0x7265_636f_6e63_696c];
-
-/// A [`Key`] of `parts`, each length-prefixed so that no two part lists share their bytes: two
-/// std hashers (SipHash) seeded differently, one 64-bit half each. Only compared within one run
-/// of one binary, so the hasher need not be stable across Rust releases.
-pub fn key_of(parts: &[&[u8]]) -> Key {
-    let half = |seed: u64| {
-        let mut hasher = DefaultHasher::new();
-        hasher.write_u64(seed);
-        for part in parts {
-            hasher.write_usize(part.len());
-            hasher.write(part);
-        }
-        hasher.finish()
-    };
-    (u128::from(half(SEEDS[0])) << 64) | u128::from(half(SEEDS[1]))
-}
 
 /// The key of a kept event: its `auditID` and `stage`, or, without an `auditID`, its CloudWatch
 /// event id; `None` when it has neither. Empty strings count as absent.
