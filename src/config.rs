@@ -5,9 +5,11 @@
 //! to the empty string counts as unset (contract §7).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
 
+use crate::detection::{DetectionArgs, RulesError};
 use eks_audit_core::filter::{DEFAULT_EXCLUDE_URIS, parse_uri_patterns};
 use eks_audit_core::{Filter, Format, InputLimits, ProcessOptions, Redaction, StageFilter};
 
@@ -105,6 +107,15 @@ pub struct SettingsArgs {
     /// follow the rules of `--prefix` for paths.
     #[arg(long, env = "EKS_AUDIT_SOURCE_NAME", default_value = DEFAULT_SOURCE_NAME, value_parser = parse_source_name)]
     pub source_name: String,
+
+    /// Sigma rules and the IP list (contract §12).
+    #[command(flatten)]
+    pub detection: DetectionArgs,
+
+    /// SQS queue that also receives every finding (batches of 10, retried); a failure to
+    /// deliver is logged and counted and never fails the audit data.
+    #[arg(long, env = "EKS_AUDIT_FINDINGS_QUEUE_URL")]
+    pub findings_queue_url: Option<String>,
 }
 
 /// The Security Lake custom source name used when none is configured.
@@ -127,6 +138,10 @@ pub struct Settings {
     pub output: Output,
     /// Security Lake custom source name, without surrounding slashes.
     pub source_name: String,
+    /// Which rules to load ([`Settings::with_detector`]).
+    pub detection: DetectionArgs,
+    /// SQS queue URL for findings, beside their S3 objects.
+    pub findings_queue_url: Option<String>,
 }
 
 impl SettingsArgs {
@@ -174,6 +189,8 @@ impl SettingsArgs {
                 },
                 redaction: self.redact,
                 cluster_override: non_empty(self.cluster_name),
+                // Loaded by `Settings::with_detector`, which reads files.
+                detector: None,
             },
             bucket: non_empty(self.bucket),
             prefix: self.prefix.trim_matches('/').to_owned(),
@@ -184,7 +201,18 @@ impl SettingsArgs {
                 || DEFAULT_SOURCE_NAME.to_owned(),
                 |name| name.trim_matches('/').to_owned(),
             ),
+            detection: self.detection,
+            findings_queue_url: non_empty(self.findings_queue_url),
         }
+    }
+}
+
+impl Settings {
+    /// These settings with their rules loaded and compiled into `process.detector`: the Lambda
+    /// and the commands call it once at start.
+    pub fn with_detector(mut self) -> Result<Settings, RulesError> {
+        self.process.detector = self.detection.detector()?.map(Arc::new);
+        Ok(self)
     }
 }
 
@@ -198,6 +226,8 @@ impl Default for Settings {
             out_dir: PathBuf::from("out"),
             output: Output::default(),
             source_name: DEFAULT_SOURCE_NAME.to_owned(),
+            detection: DetectionArgs::default(),
+            findings_queue_url: None,
         }
     }
 }

@@ -10,9 +10,11 @@ use eks_audit_core::batch::objects::{self, Object};
 use eks_audit_core::batch::reingest::{self, ResponseTooLarge};
 use eks_audit_core::envelope::DecodeError;
 use eks_audit_core::envelope::models::{FirehoseRecord, FirehoseResponse, IncomingEvent};
+use eks_audit_core::pipeline::FindingLine;
 use eks_audit_core::{Origin, Outcome, Tally, process_data};
 
 use crate::config::{Output, Settings};
+use crate::sink::findings::{self, FindingsQueue, FindingsReport};
 use crate::sink::firehose::{DeliveryStream, ReingestError, Reingester};
 use crate::sink::{ObjectStore, SinkError};
 
@@ -25,6 +27,8 @@ pub struct Handler {
     default_region: Option<String>,
     /// Where Firehose records that do not fit the response go back to.
     reingester: Reingester,
+    /// The SQS queue findings also go to, when configured.
+    findings_queue: Option<FindingsQueue>,
 }
 
 /// One handled event: the response, and the account of it for logs and metrics.
@@ -36,6 +40,8 @@ pub struct Invocation {
     pub tally: Tally,
     /// The clusters of the events kept or quarantined (`_unknown` for events without one).
     pub clusters: BTreeSet<String>,
+    /// What became of the findings.
+    pub findings: FindingsReport,
 }
 
 /// What the handler answers: the Firehose contract, or a summary for direct invocations.
@@ -56,6 +62,10 @@ pub struct DirectSummary {
     pub objects: Vec<String>,
     /// Where each quarantine object went, as for [`objects`](Self::objects).
     pub quarantine_objects: Vec<String>,
+    /// Where each findings object went, as for [`objects`](Self::objects).
+    pub findings_objects: Vec<String>,
+    /// How many findings the rules produced.
+    pub findings: u64,
     /// The counters of contract §11, serialized at the top level of the summary.
     #[serde(flatten)]
     pub tally: Tally,
@@ -105,7 +115,14 @@ impl Handler {
             store,
             default_region: default_region.filter(|r| !r.is_empty()),
             reingester: Reingester::none(),
+            findings_queue: None,
         }
+    }
+
+    /// Also sends every finding to `queue`.
+    pub fn with_findings_queue(mut self, queue: FindingsQueue) -> Handler {
+        self.findings_queue = Some(queue);
+        self
     }
 
     /// Sends Firehose records that do not fit the response back into their delivery stream.
@@ -132,6 +149,7 @@ impl Handler {
         let incoming: IncomingEvent<'_> =
             serde_json::from_str(event).map_err(|e| HandlerError::Malformed(e.to_string()))?;
         let mut clusters = BTreeSet::new();
+        let mut findings = FindingsReport::default();
         let (response, tally) = match (&incoming.records, &incoming.awslogs) {
             (Some(records), _) => {
                 if self.settings.output != Output::Ndjson {
@@ -142,22 +160,31 @@ impl Handler {
                 let region = firehose_region(&incoming).or(self.default_region.as_deref());
                 let stream_arn = incoming.delivery_stream_arn.as_deref();
                 let (response, tally) = self
-                    .firehose(records, stream_arn, Origin { region }, &mut clusters)
+                    .firehose(
+                        records,
+                        stream_arn,
+                        Origin { region },
+                        &mut clusters,
+                        &mut findings,
+                    )
                     .await?;
                 (Response::Firehose(response), tally)
             }
             (None, Some(awslogs)) => {
-                let summary = self.direct(&awslogs.data, &mut clusters).await?;
+                let summary = self
+                    .direct(&awslogs.data, &mut clusters, &mut findings)
+                    .await?;
                 let tally = summary.tally.clone();
                 (Response::Direct(summary), tally)
             }
             (None, None) => return Err(HandlerError::Unsupported),
         };
-        log_summary(&tally);
+        log_summary(&tally, &findings);
         Ok(Invocation {
             response,
             tally,
             clusters,
+            findings,
         })
     }
 
@@ -169,13 +196,19 @@ impl Handler {
         stream_arn: Option<&str>,
         origin: Origin<'_>,
         clusters: &mut BTreeSet<String>,
+        findings: &mut FindingsReport,
     ) -> Result<(FirehoseResponse, Tally), HandlerError> {
         let quarantine_prefix = self
             .store
             .is_bucket()
             .then_some(self.settings.prefix.as_str());
-        let mut processed =
-            firehose::process_records(records, origin, &self.settings.process, quarantine_prefix);
+        let mut processed = firehose::process_records(
+            records,
+            origin,
+            &self.settings.process,
+            quarantine_prefix,
+            Some(self.settings.prefix.as_str()),
+        );
         for (index, reason) in &processed.failures {
             let record_id = &records[*index].record_id;
             tracing::warn!(%record_id, %reason, "record failed; returned to Firehose untouched");
@@ -183,6 +216,14 @@ impl Handler {
         // A store failure fails the invocation, so Firehose retries the batch.
         self.put_all(&processed.quarantine).await?;
         clusters.append(&mut processed.clusters);
+        let lines: Vec<&FindingLine> = processed.finding_lines.iter().collect();
+        (*findings, _) = findings::deliver(
+            &self.store,
+            self.findings_queue.as_ref(),
+            &processed.findings,
+            &lines,
+        )
+        .await;
 
         let plan = reingest::plan(
             records,
@@ -222,6 +263,7 @@ impl Handler {
         &self,
         data: &str,
         clusters: &mut BTreeSet<String>,
+        findings: &mut FindingsReport,
     ) -> Result<DirectSummary, HandlerError> {
         let region = Origin {
             region: self.default_region.as_deref(),
@@ -231,6 +273,17 @@ impl Handler {
         let quarantine = objects::quarantine_objects(&outcome, &self.settings.prefix);
         self.put_all(&events).await?;
         self.put_all(&quarantine).await?;
+        // After the data: a findings failure is logged and counted, never fails the data.
+        let finding_objects = objects::finding_objects(&outcome, &self.settings.prefix);
+        let lines: Vec<&FindingLine> = outcome.findings.iter().collect();
+        let findings_objects;
+        (*findings, findings_objects) = findings::deliver(
+            &self.store,
+            self.findings_queue.as_ref(),
+            &finding_objects,
+            &lines,
+        )
+        .await;
         note_clusters(&outcome, clusters);
         let mut tally = outcome.tally;
         tally.records = 1;
@@ -241,6 +294,8 @@ impl Handler {
                 .iter()
                 .map(|o| self.store.location(&o.key))
                 .collect(),
+            findings_objects,
+            findings: findings.findings,
             tally,
         })
     }
@@ -284,7 +339,7 @@ fn is_region(text: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-fn log_summary(tally: &Tally) {
+fn log_summary(tally: &Tally, findings: &FindingsReport) {
     tracing::info!(
         records = tally.records,
         events = tally.events,
@@ -299,6 +354,8 @@ fn log_summary(tally: &Tally) {
         reingested_records = tally.reingested_records,
         bytes_in = tally.bytes_in,
         bytes_out = tally.bytes_out,
+        findings = findings.findings,
+        findings_undelivered = findings.object_failures + findings.queue_failures,
         "invocation summary"
     );
 }

@@ -9,6 +9,8 @@
 //! - [`sink`]: S3 or a local directory for objects, and Firehose for records re-ingested when a
 //!   response would be too large.
 //! - [`config`]: flags and environment variables, validated into [`Settings`].
+//! - [`detection`]: which Sigma rules run, loaded once at start; findings go out through
+//!   [`sink::findings`].
 //! - [`subscribe`]: puts the subscription filter on the clusters' log groups and checks that
 //!   audit logs flow.
 //! - [`collect`]: reads the objects back through their S3 notifications on SQS.
@@ -20,6 +22,7 @@
 
 pub mod collect;
 pub mod config;
+pub mod detection;
 mod fingerprint;
 pub mod handler;
 pub mod reconcile;

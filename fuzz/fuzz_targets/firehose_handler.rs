@@ -267,7 +267,13 @@ fn answer(text: &str, options: &ProcessOptions, with_bucket: bool) -> Option<Fir
     let origin = Origin {
         region: Some("us-west-2"),
     };
-    let mut processed = process_records(records, origin, options, with_bucket.then_some(PREFIX));
+    let mut processed = process_records(
+        records,
+        origin,
+        options,
+        with_bucket.then_some(PREFIX),
+        with_bucket.then_some(PREFIX),
+    );
     for object in &processed.quarantine {
         assert!(
             object.key.starts_with("eks-audit/quarantine/"),

@@ -7,6 +7,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use eks_audit_forwarder::config::{SettingsArgs, region_from_env};
 use eks_audit_forwarder::handler::{Handler, HandlerError, Response};
 use eks_audit_forwarder::sink::ObjectStore;
+use eks_audit_forwarder::sink::findings::FindingsQueue;
 use eks_audit_forwarder::sink::firehose::Reingester;
 use eks_audit_forwarder::telemetry::emf;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
@@ -31,9 +32,31 @@ async fn main() -> Result<(), Error> {
             return Err(format!("invalid configuration: {reason}").into());
         }
     };
+    // Rules are compiled once, here; one that does not load stops the start (contract §12).
+    let settings = match settings.with_detector() {
+        Ok(settings) => settings,
+        Err(error) => {
+            let reason = error.to_string().replace('\n', "; ");
+            tracing::error!(%reason, "a Sigma rule does not load: the function cannot start");
+            return Err(format!("invalid rules: {reason}").into());
+        }
+    };
+    if let Some(detector) = &settings.process.detector {
+        tracing::info!(rules = detector.rule_count(), "Sigma rules compiled");
+    }
     let store = ObjectStore::from_settings(&settings).await;
-    let handler =
+    let findings_queue = match &settings.findings_queue_url {
+        Some(url) => Some(FindingsQueue::new(
+            aws_sdk_sqs::Client::new(&aws_config::load_from_env().await),
+            url.clone(),
+        )),
+        None => None,
+    };
+    let mut handler =
         Handler::new(settings, store, region_from_env()).with_reingester(Reingester::from_env());
+    if let Some(queue) = findings_queue {
+        handler = handler.with_findings_queue(queue);
+    }
     let handler = &handler;
     run(service_fn(
         move |event: LambdaEvent<Box<RawValue>>| async move {
@@ -45,6 +68,7 @@ async fn main() -> Result<(), Error> {
             let invocation = handler.invoke(event.payload.get()).await?;
             let metrics = emf::line(
                 &invocation.tally,
+                &invocation.findings,
                 emf::cluster_dimension(&invocation.clusters),
                 SystemTime::now()
                     .duration_since(UNIX_EPOCH)

@@ -1,6 +1,7 @@
 //! Where output goes: objects to S3 when a bucket is configured, a local directory otherwise;
 //! records that do not fit a Firehose response back into their delivery stream.
 
+pub mod findings;
 pub mod firehose;
 pub mod local;
 pub mod s3;

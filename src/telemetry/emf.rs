@@ -11,6 +11,8 @@ use serde_json::{Map, Value, json};
 
 use eks_audit_core::Tally;
 
+use crate::sink::findings::FindingsReport;
+
 const NAMESPACE: &str = "EksAuditForwarder";
 
 /// The `Cluster` value of an invocation whose events came from several clusters (one delivery
@@ -28,8 +30,15 @@ pub fn cluster_dimension(clusters: &BTreeSet<String>) -> &str {
 }
 
 /// One EMF line (no trailing newline) for an invocation.
-pub fn line(tally: &Tally, cluster: &str, timestamp_ms: i64, duration_ms: u64) -> String {
-    let metrics: [(&str, &str, u64); 15] = [
+pub fn line(
+    tally: &Tally,
+    findings: &FindingsReport,
+    cluster: &str,
+    timestamp_ms: i64,
+    duration_ms: u64,
+) -> String {
+    let severity = |name: &str| findings.by_severity.get(name).copied().unwrap_or(0);
+    let metrics: [(&str, &str, u64); 22] = [
         ("Records", "Count", tally.records),
         ("Events", "Count", tally.events),
         ("EventsKept", "Count", tally.kept),
@@ -53,6 +62,17 @@ pub fn line(tally: &Tally, cluster: &str, timestamp_ms: i64, duration_ms: u64) -
         ("BytesOut", "Bytes", tally.bytes_out),
         ("Duration", "Milliseconds", duration_ms),
         ("Invocations", "Count", 1),
+        ("Findings", "Count", findings.findings),
+        ("FindingsCritical", "Count", severity("Critical")),
+        ("FindingsHigh", "Count", severity("High")),
+        ("FindingsMedium", "Count", severity("Medium")),
+        ("FindingsLow", "Count", severity("Low")),
+        ("FindingsInformational", "Count", severity("Informational")),
+        (
+            "FindingsUndelivered",
+            "Count",
+            findings.object_failures + findings.queue_failures,
+        ),
     ];
     let mut root = Map::new();
     root.insert(
@@ -94,7 +114,14 @@ mod tests {
         tally.dropped.stage = 1;
         tally.dropped.excluded_uri = 1;
         (tally.bytes_in, tally.bytes_out) = (40_000, 52_000);
-        let text = line(&tally, "prod-east", 1_716_285_600_000, 37);
+        let findings = FindingsReport {
+            findings: 5,
+            by_severity: [("High", 3), ("Low", 2)].into_iter().collect(),
+            object_failures: 1,
+            queued: 4,
+            queue_failures: 2,
+        };
+        let text = line(&tally, &findings, "prod-east", 1_716_285_600_000, 37);
         assert!(!text.contains('\n'), "one line");
         let value: Value = serde_json::from_str(&text).unwrap();
 
@@ -119,6 +146,13 @@ mod tests {
             ("BytesOut", 52_000),
             ("Duration", 37),
             ("Invocations", 1),
+            ("Findings", 5),
+            ("FindingsCritical", 0),
+            ("FindingsHigh", 3),
+            ("FindingsMedium", 0),
+            ("FindingsLow", 2),
+            ("FindingsInformational", 0),
+            ("FindingsUndelivered", 3),
         ];
         let declared: Vec<&str> = directive["Metrics"]
             .as_array()

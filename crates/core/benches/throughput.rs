@@ -125,7 +125,7 @@ fn firehose_response(event: &str, options: &ProcessOptions) -> FirehoseResponse 
         .records
         .as_deref()
         .expect("the workload has records");
-    let mut processed = firehose::process_records(records, Origin::default(), options, None);
+    let mut processed = firehose::process_records(records, Origin::default(), options, None, None);
     let plan = reingest::plan(
         records,
         &mut processed.entries,

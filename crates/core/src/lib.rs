@@ -25,6 +25,7 @@
 
 pub mod audit;
 pub mod batch;
+pub mod detect;
 pub mod eks;
 pub mod envelope;
 pub mod filter;

@@ -1,6 +1,9 @@
 //! What the core needs to know from the configuration. The shells' settings hold these plus
 //! what only they use (bucket, paths, KMS key, output kind).
 
+use std::sync::Arc;
+
+use crate::detect::Detector;
 use crate::filter::Filter;
 use crate::redact::Redaction;
 use crate::schema::Format;
@@ -19,6 +22,8 @@ pub struct ProcessOptions {
     pub redaction: Redaction,
     /// The cluster of events whose log group is not `/aws/eks/<cluster>/cluster`.
     pub cluster_override: Option<String>,
+    /// Sigma rules evaluated on every kept event (contract §12); `None` for no detection.
+    pub detector: Option<Arc<Detector>>,
 }
 
 /// Bounds on what one record may cost, against hostile or broken input.

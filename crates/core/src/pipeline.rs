@@ -8,6 +8,7 @@ use std::ops::Range;
 use time::OffsetDateTime;
 
 use crate::audit::AuditEvent;
+use crate::detect::Finding;
 use crate::eks::{UNKNOWN_CLUSTER, cluster_from_log_group, is_audit_stream};
 use crate::envelope::{
     DecodeBuffers, DecodeError, LogEvent, SubscriptionMessage, decode_base64, decompress,
@@ -62,6 +63,17 @@ pub struct QuarantinedEvent {
     pub time: Option<OffsetDateTime>,
 }
 
+/// One finding ([`crate::detect`]) of a kept event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FindingLine {
+    /// The finding.
+    pub finding: Finding,
+    /// Index of its group in [`Outcome::finding_groups`].
+    pub group: usize,
+    /// Its event's time, as [`KeptLine::time`].
+    pub time: Option<OffsetDateTime>,
+}
+
 /// What one payload (all its subscription messages) came to: the kept events as NDJSON, the
 /// quarantined ones, the groups that name their objects, and the counts.
 #[derive(Debug, Default)]
@@ -78,6 +90,10 @@ pub struct Outcome {
     /// The groups (message, UTC hour of the CloudWatch timestamp) of the quarantined events, in
     /// order of first appearance: one quarantine object each.
     pub quarantine_groups: Vec<Group>,
+    /// The findings of the kept events, in input order (contract §12).
+    pub findings: Vec<FindingLine>,
+    /// The groups (message, UTC hour of the event) of the findings: one findings object each.
+    pub finding_groups: Vec<Group>,
     /// What became of every log event. `bytes_out` is left for the caller to set.
     pub tally: Tally,
 }
@@ -163,6 +179,8 @@ pub fn process_messages(
 ) -> Outcome {
     let mut outcome = Outcome::default();
     let (mut kept_groups, mut quarantine_groups) = (Groups::default(), Groups::default());
+    let mut finding_groups = Groups::default();
+    let mut findings = Vec::new();
     for (index, message) in messages.iter().enumerate() {
         let events = message.log_events.len() as u64;
         outcome.tally.events += events;
@@ -192,7 +210,28 @@ pub fn process_messages(
                 event_id: Some(log_event.id.as_str()),
                 cloudwatch_timestamp: Some(log_event.timestamp),
             };
-            let fate = process_event(&log_event.message, &context, options, &mut outcome.ndjson);
+            let fate = process_event_detecting(
+                &log_event.message,
+                &context,
+                options,
+                &mut outcome.ndjson,
+                &mut findings,
+            );
+            if !findings.is_empty() {
+                let time = match &fate {
+                    EventFate::Kept { time, .. } | EventFate::Salvaged { time, .. } => *time,
+                    _ => None,
+                }
+                .or_else(|| from_epoch_millis(log_event.timestamp));
+                let group = finding_groups.group_for(index, message, log_event, cluster, time);
+                outcome
+                    .findings
+                    .extend(findings.drain(..).map(|finding| FindingLine {
+                        finding,
+                        group,
+                        time,
+                    }));
+            }
             let quarantine = match fate {
                 EventFate::Kept { bytes, time } => {
                     let hour = time.or_else(|| from_epoch_millis(log_event.timestamp));
@@ -242,6 +281,7 @@ pub fn process_messages(
     }
     outcome.kept_groups = kept_groups.list;
     outcome.quarantine_groups = quarantine_groups.list;
+    outcome.finding_groups = finding_groups.list;
     outcome
 }
 
@@ -282,6 +322,18 @@ pub fn process_event(
     options: &ProcessOptions,
     out: &mut Vec<u8>,
 ) -> EventFate {
+    process_event_detecting(text, context, options, out, &mut Vec::new())
+}
+
+/// [`process_event`], also appending to `findings` what the rules of `options.detector` find in
+/// the event when the filter keeps it. A rule never changes the event's fate.
+pub fn process_event_detecting(
+    text: &str,
+    context: &EventContext<'_>,
+    options: &ProcessOptions,
+    out: &mut Vec<u8>,
+    findings: &mut Vec<Finding>,
+) -> EventFate {
     if text.len() > options.limits.max_event_bytes {
         return EventFate::Quarantined(format!(
             "event of {} bytes exceeds the {}-byte limit (EKS_AUDIT_MAX_EVENT_BYTES)",
@@ -290,7 +342,7 @@ pub fn process_event(
         ));
     }
     if let Some(cut) = salvage::cut_text(text) {
-        return process_truncated(text, cut, context, options, out);
+        return process_truncated(text, cut, context, options, out, findings);
     }
     if let Err(rejection) = strict_json::check(text, options.limits.max_depth) {
         return EventFate::Quarantined(rejection.to_string());
@@ -307,6 +359,9 @@ pub fn process_event(
         Err(reason) => return EventFate::Quarantined(reason),
     };
     let time = event_time(&event, context.cloudwatch_timestamp);
+    if let Some(detector) = &options.detector {
+        findings.extend(detector.findings(&event, text, context, time));
+    }
     let start = out.len();
     if let Err(unmappable) = schema::write_line(options.format, &event, &raw, time, context, out) {
         return EventFate::Quarantined(unmappable.to_string());
@@ -327,6 +382,7 @@ fn process_truncated(
     context: &EventContext<'_>,
     options: &ProcessOptions,
     out: &mut Vec<u8>,
+    findings: &mut Vec<Finding>,
 ) -> EventFate {
     let unsalvaged =
         |why: &dyn std::fmt::Display| EventFate::Quarantined(format!("{TRUNCATED}; {why}"));
@@ -383,6 +439,10 @@ fn process_truncated(
         },
     };
     let time = event_time(&event, context.cloudwatch_timestamp);
+    if let Some(detector) = &options.detector {
+        // The members before the cut, unredacted: rules see what the API server logged.
+        findings.extend(detector.findings(&event, salvage.json(), context, time));
+    }
     let start = out.len();
     if let Err(unmappable) =
         schema::write_truncated_line(options.format, &event, &raw, &members, time, context, out)

@@ -5,10 +5,11 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::detect::Finding;
 use crate::envelope::models::IncomingEvent;
 use crate::envelope::{DecodeError, decode_base64, decompress, is_gzip};
 use crate::options::ProcessOptions;
-use crate::pipeline::{EventFate, Origin, process_event, process_payload};
+use crate::pipeline::{EventFate, Origin, process_event_detecting, process_payload};
 use crate::schema::EventContext;
 use crate::tally::Tally;
 
@@ -21,6 +22,8 @@ pub struct Transformed {
     pub tally: Tally,
     /// One line per record or event that could not be processed, saying which and why.
     pub problems: Vec<String>,
+    /// What the rules of `options.detector` found in the kept events, in input order.
+    pub findings: Vec<Finding>,
 }
 
 /// Why the input as a whole could not be read; problems with single records or events go to
@@ -247,6 +250,8 @@ fn payload(
             }
             out.ndjson.extend_from_slice(&outcome.ndjson);
             out.tally.merge(&outcome.tally);
+            out.findings
+                .extend(outcome.findings.into_iter().map(|f| f.finding));
         }
         Err(e) => {
             out.tally.failed_records += 1;
@@ -263,7 +268,7 @@ fn audit_event(text: &str, options: &ProcessOptions, region: Option<&str>, out: 
     };
     out.tally.events += 1;
     out.tally.bytes_in += text.len() as u64;
-    match process_event(text, &context, options, &mut out.ndjson) {
+    match process_event_detecting(text, &context, options, &mut out.ndjson, &mut out.findings) {
         EventFate::Kept { .. } => out.tally.kept += 1,
         EventFate::Dropped(reason) => out.tally.dropped.add(reason, 1),
         EventFate::Quarantined(reason) => {

@@ -303,6 +303,7 @@ fn a_record_mixing_clusters_or_accounts_fails_whole() {
         Origin::default(),
         &ProcessOptions::default(),
         None,
+        None,
     );
     let results: Vec<FirehoseResult> = processed.entries.iter().map(|e| e.result).collect();
     assert_eq!(
@@ -399,6 +400,7 @@ fn a_record_nested_without_bound_fails_alone() {
                 &records,
                 Origin::default(),
                 &ProcessOptions::default(),
+                None,
                 None,
             );
             processed

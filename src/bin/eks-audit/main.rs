@@ -13,9 +13,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use clap::{ArgGroup, Args, Parser, Subcommand};
 use eks_audit_core::InputLimits;
+use eks_audit_core::detect::rules;
+use eks_audit_core::detect::{Detector, testing};
 use eks_audit_core::filter::DEFAULT_SUBSCRIPTION_PATTERN;
+use eks_audit_forwarder::Settings;
 use eks_audit_forwarder::collect::{Collector, Options, Progress};
 use eks_audit_forwarder::config::{BYTES_CEILING, SettingsArgs, limit, region_from_env};
+use eks_audit_forwarder::detection;
 use eks_audit_forwarder::handler::Handler;
 use eks_audit_forwarder::reconcile::window::When;
 use eks_audit_forwarder::reconcile::{Reconciler, Request, Window, parse_when};
@@ -86,6 +90,43 @@ enum Command {
     /// event counts (x-amz-meta-events) already agree are not downloaded unless --verify.
     /// Exit code 1 when an event is missing.
     Reconcile(ReconcileArgs),
+    /// Print the findings of Sigma rules as OCSF Detection Findings, one per line.
+    ///
+    /// Reads every input `transform` reads. The rules are the default pack, plus --rules and
+    /// --ip-list; --no-default-rules leaves the pack out. Problems with the input are reported
+    /// on stderr, one per line (exit code 1); a rule that does not load is bad usage (exit 2).
+    Detect {
+        /// Input file, or `-` for stdin.
+        #[arg(default_value = "-")]
+        file: PathBuf,
+        /// Add to each finding which detections (`selection`, ...) matched, under
+        /// `unmapped.matched_selections`.
+        #[arg(long)]
+        explain: bool,
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
+    /// Check Sigma rule files, or run their test events.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Check that rule files load: YAML, Sigma, modifiers, and fields an audit event has. One
+    /// line per error, `file:line: message`; exit code 1 when any.
+    Check {
+        /// Rule files or directories of them (`*.yml`, `*.yaml`).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Run every rule's test events: `<dir>/tests/<rule>/fires*.json` must match the rule of
+    /// `<dir>/<rule>.yml`, `misses*.json` must not. Without a directory, the default pack's.
+    /// Exit code 1 when a test fails or a rule has no test of either kind.
+    Test {
+        /// A rule directory; default: the built-in pack.
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -197,6 +238,13 @@ fn main() -> ExitCode {
             Command::Collect(args) => collect(args).await,
             Command::Subscribe(args) => subscribe(args).await,
             Command::Reconcile(args) => reconcile(args).await,
+            Command::Detect {
+                file,
+                explain,
+                settings,
+            } => detect(&file, explain, settings),
+            Command::Rules(RulesCommand::Check { paths }) => rules_check(&paths),
+            Command::Rules(RulesCommand::Test { dir }) => rules_test(dir.as_deref()),
         }
     });
     match result {
@@ -213,7 +261,10 @@ fn fail(error: &anyhow::Error) -> ExitCode {
 async fn invoke(event_file: &Path, settings: SettingsArgs) -> Result<ExitCode> {
     let event = std::fs::read_to_string(event_file)
         .with_context(|| format!("cannot read {}", event_file.display()))?;
-    let settings = settings.into_settings();
+    let settings = match with_rules(settings.into_settings()) {
+        Ok(settings) => settings,
+        Err(code) => return Ok(code),
+    };
     let store = ObjectStore::from_settings(&settings).await;
     let handler =
         Handler::new(settings, store, region_from_env()).with_reingester(Reingester::from_env());
@@ -227,7 +278,8 @@ async fn invoke(event_file: &Path, settings: SettingsArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn transform(file: &Path, settings: SettingsArgs) -> Result<ExitCode> {
+/// The input of `transform` and `detect`: a file, or stdin for `-`.
+fn read_input(file: &Path) -> Result<Vec<u8>> {
     let mut input = Vec::new();
     if file == Path::new("-") {
         std::io::stdin()
@@ -236,7 +288,141 @@ fn transform(file: &Path, settings: SettingsArgs) -> Result<ExitCode> {
     } else {
         input = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     }
-    let settings = settings.into_settings();
+    Ok(input)
+}
+
+/// `settings` with their rules compiled; a rule that does not load is bad usage (exit code 2),
+/// each error on its own line.
+fn with_rules(settings: Settings) -> Result<Settings, ExitCode> {
+    settings.with_detector().map_err(|error| {
+        for line in error.to_string().lines() {
+            eprintln!("eks-audit: {line}");
+        }
+        ExitCode::from(2)
+    })
+}
+
+fn detect(file: &Path, explain: bool, settings: SettingsArgs) -> Result<ExitCode> {
+    let input = read_input(file)?;
+    let mut settings = settings.into_settings();
+    settings.detection.no_detections = false;
+    let mut settings = match with_rules(settings) {
+        Ok(settings) => settings,
+        Err(code) => return Ok(code),
+    };
+    let Some(detector) = settings.process.detector.take() else {
+        eprintln!("eks-audit: no rule to run: --no-default-rules without --rules or --ip-list");
+        return Ok(ExitCode::from(2));
+    };
+    if explain {
+        let detector = std::sync::Arc::try_unwrap(detector)
+            .map_err(|_| anyhow::anyhow!("the detector is shared"))?;
+        settings.process.detector = Some(std::sync::Arc::new(detector.explain()));
+    } else {
+        settings.process.detector = Some(detector);
+    }
+    let region = region_from_env();
+    let transformed =
+        eks_audit_core::transform::transform(input, &settings.process, region.as_deref())
+            .with_context(|| format!("{}", file.display()))?;
+    let mut stdout = std::io::stdout().lock();
+    for finding in &transformed.findings {
+        stdout.write_all(&finding.line)?;
+    }
+    for problem in &transformed.problems {
+        eprintln!("eks-audit: {}: {problem}", file.display());
+    }
+    tracing::info!(
+        events = transformed.tally.events,
+        kept = transformed.tally.kept,
+        findings = transformed.findings.len(),
+        "detect summary"
+    );
+    Ok(if transformed.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn rules_check(paths: &[PathBuf]) -> Result<ExitCode> {
+    let mut ok = true;
+    let mut stdout = std::io::stdout().lock();
+    for path in paths {
+        let loaded = detection::read_rules(path).and_then(|files| {
+            Detector::load(&files)
+                .map(|detector| detector.rule_count())
+                .map_err(detection::RulesError)
+        });
+        match loaded {
+            Ok(count) => writeln!(stdout, "{}: ok, {count} rules", path.display())?,
+            Err(error) => {
+                ok = false;
+                for line in error.to_string().lines() {
+                    writeln!(stdout, "{line}")?;
+                }
+            }
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn rules_test(dir: Option<&Path>) -> Result<ExitCode> {
+    let (files, tests) = match dir {
+        None => (rules::default_pack(), rules::default_tests()),
+        Some(dir) => {
+            let loaded = detection::read_rules(dir)
+                .and_then(|files| Ok((files, detection::read_tests(dir)?)));
+            match loaded {
+                Ok(loaded) => loaded,
+                Err(error) => {
+                    eprintln!("eks-audit: {error}");
+                    return Ok(ExitCode::from(2));
+                }
+            }
+        }
+    };
+    let detector = match Detector::load(&files) {
+        Ok(detector) => detector,
+        Err(errors) => {
+            for error in errors {
+                eprintln!("eks-audit: {error}");
+            }
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let results = testing::run(&detector, &tests);
+    let failed = results.iter().filter(|r| r.failure.is_some()).count();
+    let mut stdout = std::io::stdout().lock();
+    for result in &results {
+        match &result.failure {
+            None => writeln!(stdout, "ok    {}/{}", result.rule, result.file)?,
+            Some(why) => writeln!(stdout, "FAIL  {}/{}: {why}", result.rule, result.file)?,
+        }
+    }
+    writeln!(
+        stdout,
+        "{} rules, {} tests, {} failed",
+        detector.rule_count(),
+        results.len(),
+        failed
+    )?;
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn transform(file: &Path, settings: SettingsArgs) -> Result<ExitCode> {
+    let input = read_input(file)?;
+    // Findings are `detect`'s output; transform only prints events.
+    let mut settings = settings.into_settings();
+    settings.detection.no_detections = true;
     let region = region_from_env();
     let transformed =
         eks_audit_core::transform::transform(input, &settings.process, region.as_deref())

@@ -11,7 +11,7 @@ use crate::envelope::models::{
     FirehoseRecord, FirehoseResponseRecord, FirehoseResult, ResponseMetadata,
 };
 use crate::options::ProcessOptions;
-use crate::pipeline::{Origin, Outcome, process_data_into};
+use crate::pipeline::{FindingLine, Origin, Outcome, process_data_into};
 use crate::tally::Tally;
 
 /// A Firehose transformation event's records, processed: the response entries and what the
@@ -24,6 +24,11 @@ pub struct ProcessedRecords {
     pub tallies: Vec<Tally>,
     /// Quarantined events to store before answering (only when a quarantine prefix was given).
     pub quarantine: Vec<Object>,
+    /// Findings objects to store (contract §12): a transformation cannot add records, so the
+    /// invocation writes them itself. Only when a findings prefix was given.
+    pub findings: Vec<Object>,
+    /// The findings in [`findings`](Self::findings), one by one, for the findings queue.
+    pub finding_lines: Vec<FindingLine>,
     /// Records that failed whole, by index, with the reason.
     pub failures: Vec<(usize, String)>,
     /// The clusters of the events kept or quarantined (`_unknown` for events without one).
@@ -32,12 +37,14 @@ pub struct ProcessedRecords {
 
 /// Decodes and processes every record. With `quarantine_prefix`, quarantined events become
 /// objects under it for the shell to store; without it there is nowhere to put them, so their
-/// records fail whole and Firehose keeps the original bytes.
+/// records fail whole and Firehose keeps the original bytes. With `findings_prefix`, findings
+/// become objects under it; without it they are not kept.
 pub fn process_records(
     records: &[FirehoseRecord<'_>],
     origin: Origin<'_>,
     options: &ProcessOptions,
     quarantine_prefix: Option<&str>,
+    findings_prefix: Option<&str>,
 ) -> ProcessedRecords {
     let mut processed = ProcessedRecords {
         entries: Vec::with_capacity(records.len()),
@@ -48,11 +55,17 @@ pub fn process_records(
     let mut buffers = DecodeBuffers::default();
     for (index, record) in records.iter().enumerate() {
         let (fate, tally) = match process_data_into(&record.data, origin, options, &mut buffers) {
-            Ok(outcome) => {
+            Ok(mut outcome) => {
                 if let Some(prefix) = quarantine_prefix {
                     processed
                         .quarantine
                         .extend(objects::quarantine_objects(&outcome, prefix));
+                }
+                if let Some(prefix) = findings_prefix {
+                    processed
+                        .findings
+                        .extend(objects::finding_objects(&outcome, prefix));
+                    processed.finding_lines.append(&mut outcome.findings);
                 }
                 note_clusters(&outcome, &mut processed.clusters);
                 let mut tally = outcome.tally.clone();

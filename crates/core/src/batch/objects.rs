@@ -20,6 +20,8 @@ pub const CONTENT_ENCODING: &str = "gzip";
 
 /// The key segment that sets quarantine objects apart: `<prefix>/quarantine/cluster=...`.
 const QUARANTINE: &str = "quarantine/";
+/// The key segment that sets findings objects apart: `<prefix>/findings/cluster=...`.
+const FINDINGS: &str = "findings/";
 
 /// S3 user metadata (`x-amz-meta-events`) of every object: how many events (lines, or
 /// Parquet rows) it holds, in decimal (contract §6).
@@ -95,6 +97,16 @@ pub fn quarantine_objects(outcome: &Outcome, prefix: &str) -> Vec<Object> {
         .iter()
         .map(|q| (q.group, q.line.as_slice(), q.time));
     build(&outcome.quarantine_groups, lines, prefix, QUARANTINE)
+}
+
+/// One object per group of findings (contract §12), under `<prefix>/findings/`: gzip NDJSON of
+/// OCSF Detection Findings, keyed like the events they came from, so a retry overwrites them.
+pub fn finding_objects(outcome: &Outcome, prefix: &str) -> Vec<Object> {
+    let lines = outcome
+        .findings
+        .iter()
+        .map(|f| (f.group, f.finding.line.as_slice(), f.time));
+    build(&outcome.finding_groups, lines, prefix, FINDINGS)
 }
 
 /// One object per group. Lines are bucketed by group first, so the cost is linear in lines
@@ -187,6 +199,12 @@ pub fn object_key(prefix: &str, kind: &str, group: &Group) -> String {
 /// normalized events, whatever the prefix.
 pub fn is_quarantine_key(key: &str) -> bool {
     let marker = format!("{QUARANTINE}cluster=");
+    key.starts_with(&marker) || key.contains(&format!("/{marker}"))
+}
+
+/// Whether `key` names a findings object rather than normalized events, whatever the prefix.
+pub fn is_findings_key(key: &str) -> bool {
+    let marker = format!("{FINDINGS}cluster=");
     key.starts_with(&marker) || key.contains(&format!("/{marker}"))
 }
 

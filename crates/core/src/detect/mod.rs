@@ -1,0 +1,218 @@
+//! Sigma detection rules on every kept audit event (contract §12): rules are parsed, mapped and
+//! compiled once ([`Detector::load`]), then each event is matched through [`AuditView`], which
+//! answers the common fields from the already parsed event and parses the rest only when a rule
+//! reaches it. A match becomes an OCSF Detection Finding ([`finding`]).
+//!
+//! Rules are stateless here: Sigma correlation rules are refused at load (see
+//! `docs/detections.md`).
+
+pub mod finding;
+pub mod ip_list;
+pub mod rules;
+pub mod testing;
+mod view;
+
+use std::collections::HashMap;
+use std::fmt;
+
+use rsigma_eval::Engine;
+use rsigma_eval::result::MatchDetailLevel;
+use rsigma_parser::Level;
+use time::OffsetDateTime;
+
+use crate::audit::AuditEvent;
+use crate::schema::EventContext;
+pub use rules::{RuleError, RuleFile, RuleTest};
+pub use view::AuditView;
+
+/// What a matched rule says about itself, for findings.
+#[derive(Debug, Clone)]
+pub struct RuleInfo {
+    /// The rule's `id`, else its title: what findings name it by.
+    pub key: String,
+    /// `title`.
+    pub title: String,
+    /// `description`.
+    pub description: Option<String>,
+    /// `author`: kept in every finding, as the Detection Rule License asks.
+    pub author: Option<String>,
+    /// `level`: the finding's severity.
+    pub level: Option<Level>,
+    /// `tags`: ATT&CK tactics and techniques among them.
+    pub tags: Vec<String>,
+    /// `references`.
+    pub references: Vec<String>,
+    /// The file the rule came from.
+    pub file: String,
+}
+
+/// One rule that matched one event.
+#[derive(Debug, Clone)]
+pub struct Match<'d> {
+    /// The rule.
+    pub rule: &'d RuleInfo,
+    /// The detections (`selection`, ...) that matched, when asked for ([`Detector::explain`]).
+    pub selections: Vec<String>,
+}
+
+/// One finding: the OCSF JSON line and what the shells count it by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The OCSF Detection Finding, one JSON line ending in `\n`.
+    pub line: Vec<u8>,
+    /// The rule's key ([`RuleInfo::key`]).
+    pub rule: String,
+    /// OCSF `severity` (`High`, ...), for metrics.
+    pub severity: &'static str,
+}
+
+/// Compiled rules, ready for every event of the process's life.
+pub struct Detector {
+    engine: Engine,
+    rules: HashMap<String, RuleInfo>,
+    explain: bool,
+}
+
+impl fmt::Debug for Detector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Detector")
+            .field("rules", &self.rules.len())
+            .field("explain", &self.explain)
+            .finish()
+    }
+}
+
+impl Detector {
+    /// Parses, checks and compiles `files`. Any error in any file fails the whole load, with
+    /// every error found: a detector must not run with half its rules and say nothing.
+    pub fn load(files: &[RuleFile]) -> Result<Detector, Vec<RuleError>> {
+        let mapping = rules::field_mapping();
+        let mut engine = Engine::new_with_pipeline(mapping.clone());
+        let mut infos = HashMap::new();
+        let mut errors = Vec::new();
+        for file in files {
+            let collection = match rules::parse(file, &mapping) {
+                Ok(collection) => collection,
+                Err(mut file_errors) => {
+                    errors.append(&mut file_errors);
+                    continue;
+                }
+            };
+            let error = |message: String| RuleError {
+                file: file.name.clone(),
+                line: None,
+                message,
+            };
+            if let Some(correlation) = collection.correlations.first() {
+                errors.push(error(format!(
+                    "correlation rule `{}`: correlation rules are not supported \
+                     (docs/detections.md)",
+                    correlation.title
+                )));
+                continue;
+            }
+            for rule in &collection.rules {
+                let key = rule.id.clone().unwrap_or_else(|| rule.title.clone());
+                if let Some(other) = infos.get(&key).map(|i: &RuleInfo| i.file.clone()) {
+                    errors.push(error(format!(
+                        "rule `{}`: id `{key}` is also the id of a rule in {other}",
+                        rule.title
+                    )));
+                    continue;
+                }
+                if let Err(e) = engine.add_rule(rule) {
+                    errors.push(error(format!("rule `{}`: {e}", rule.title)));
+                    continue;
+                }
+                infos.insert(
+                    key.clone(),
+                    RuleInfo {
+                        key,
+                        title: rule.title.clone(),
+                        description: rule.description.clone(),
+                        author: rule.author.clone(),
+                        level: rule.level,
+                        tags: rule.tags.clone(),
+                        references: rule.references.clone(),
+                        file: file.name.clone(),
+                    },
+                );
+            }
+        }
+        if errors.is_empty() {
+            Ok(Detector {
+                engine,
+                rules: infos,
+                explain: false,
+            })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Records which detections matched, in [`Match::selections`] and the findings'
+    /// `unmapped.matched_selections` (`eks-audit detect --explain`).
+    pub fn explain(mut self) -> Detector {
+        self.engine.set_match_detail(MatchDetailLevel::Summary);
+        self.explain = true;
+        self
+    }
+
+    /// How many rules are loaded.
+    pub fn rule_count(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// The loaded rules, in no particular order.
+    pub fn rules(&self) -> impl Iterator<Item = &RuleInfo> {
+        self.rules.values()
+    }
+
+    /// The rules that match `event`, whose JSON text is `text`.
+    pub fn matches(&self, event: &AuditEvent<'_>, text: &str) -> Vec<Match<'_>> {
+        let view = AuditView::new(event, text);
+        self.engine
+            .evaluate(&view)
+            .into_iter()
+            .filter_map(|result| {
+                let key = result
+                    .header
+                    .rule_id
+                    .clone()
+                    .unwrap_or_else(|| result.header.rule_title.clone());
+                let rule = self.rules.get(&key)?;
+                let mut selections: Vec<String> = result
+                    .as_detection()
+                    .map(|d| d.matched_selections.clone())
+                    .unwrap_or_default();
+                if !self.explain {
+                    selections.clear();
+                }
+                Some(Match { rule, selections })
+            })
+            .collect()
+    }
+
+    /// The findings of `event`, one per matching rule, as OCSF lines.
+    pub fn findings(
+        &self,
+        event: &AuditEvent<'_>,
+        text: &str,
+        context: &EventContext<'_>,
+        time: Option<OffsetDateTime>,
+    ) -> Vec<Finding> {
+        self.matches(event, text)
+            .into_iter()
+            .map(|m| {
+                let value = finding::render(m.rule, event, context, time, &m.selections);
+                let mut line = serde_json::to_vec(&value).expect("a JSON tree always serializes");
+                line.push(b'\n');
+                Finding {
+                    line,
+                    rule: m.rule.key.clone(),
+                    severity: finding::severity(m.rule.level).1,
+                }
+            })
+            .collect()
+    }
+}
