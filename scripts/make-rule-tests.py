@@ -558,8 +558,11 @@ def session_rules():
     aws_node = "aws-node-9xk2w"
     ks = session("exec", "command=bash&container=aws-node&stdin=true&stdout=true&tty=true",
                  namespace="kube-system", pod_name=aws_node, user=ADMIN, reason=ADMIN_REASON)
-    out["exec_into_kube_system_pod"] = {
+    out["pod_exec_kube_system"] = {
         "fires.json": ks,
+        "fires-websocket.json": session("exec", "command=sh&container=kube-proxy&stdin=true&stdout=true&tty=true",
+                                        namespace="kube-system", pod_name="kube-proxy-4mz8d", verb="get",
+                                        user=APP_SA, reason=APP_SA_REASON, source=ATTACKER),
         "misses.json": session("exec", "command=bash&container=aws-node&stdin=true&stdout=true&tty=true",
                                namespace="payments", pod_name=aws_node, user=ADMIN, reason=ADMIN_REASON),
     }
