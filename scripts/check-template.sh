@@ -84,6 +84,8 @@ declare -A VARIANTS=(
   [firehose-kms-existing-bucket]="ClusterNames=prod-eu ExistingBucketName=existing-audit-bucket KmsKeyArn=$KEY Format=ocsf"
   [direct-kms-reserved]="Mode=direct ClusterNames=prod-eu,dev,staging_2 KmsKeyArn=$KEY ReservedConcurrency=10"
   [direct-existing-bucket]="Mode=direct ClusterNames=my_cluster ExistingBucketName=existing-audit-bucket"
+  [firehose-findings-queue]="ClusterNames=prod-eu FindingsQueue=enabled"
+  [direct-detections-off]="Mode=direct ClusterNames=prod-eu Detections=off FindingsQueue=enabled"
 )
 files=()
 for v in $(printf '%s\n' "${!VARIANTS[@]}" | sort); do

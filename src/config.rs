@@ -268,6 +268,8 @@ pub fn limit(
 /// The key segment quarantine objects go under: `<prefix>/quarantine/cluster=…` (contract §6.2),
 /// next to event objects at `<prefix>/cluster=…` (§6.1).
 const QUARANTINE_SEGMENT: &str = "quarantine";
+/// The key segment of findings objects (contract §12), which a prefix may not imitate either.
+const FINDINGS_SEGMENT: &str = "findings";
 
 /// `EKS_AUDIT_PREFIX` (`--prefix`), without its surrounding slashes.
 ///
@@ -284,15 +286,15 @@ fn parse_prefix(value: &str) -> Result<String, String> {
     check_key_path("EKS_AUDIT_PREFIX (--prefix)", prefix)?;
     let segments: Vec<&str> = prefix.split('/').collect();
     let confusable = segments.iter().enumerate().any(|(index, segment)| {
-        *segment == QUARANTINE_SEGMENT
+        [QUARANTINE_SEGMENT, FINDINGS_SEGMENT].contains(segment)
             && segments
                 .get(index + 1)
                 .is_none_or(|next| next.starts_with("cluster="))
     });
     if confusable {
         return Err(format!(
-            "EKS_AUDIT_PREFIX (--prefix) may not end in a `{QUARANTINE_SEGMENT}` segment, nor have one before a `cluster=` segment: \
-             event keys (<prefix>/cluster=…) would read as quarantine keys (<prefix>/{QUARANTINE_SEGMENT}/cluster=…) and collectors would skip them"
+            "EKS_AUDIT_PREFIX (--prefix) may not end in a `{QUARANTINE_SEGMENT}` or `{FINDINGS_SEGMENT}` segment, nor have one before a `cluster=` segment: \
+             event keys (<prefix>/cluster=…) would read as quarantine or findings keys (<prefix>/{QUARANTINE_SEGMENT}/cluster=…) and collectors would skip them"
         ));
     }
     Ok(prefix.to_owned())
@@ -386,7 +388,7 @@ mod validation {
     use clap::Parser;
 
     use super::*;
-    use eks_audit_core::batch::objects::is_quarantine_key;
+    use eks_audit_core::batch::objects::{is_findings_key, is_quarantine_key};
 
     #[derive(Parser)]
     struct Cli {
@@ -555,13 +557,17 @@ mod validation {
             "a/quarantine",
             "quarantine/cluster=",
             "a/quarantine/cluster=b",
+            "findings",
+            "a/findings",
+            "a/findings/cluster=b",
+            "findingsx",
         ];
         for candidate in candidates {
             let accepted = prefix(candidate).ok();
             let trimmed = candidate.trim_matches('/');
             assert_eq!(
                 accepted.is_some(),
-                !is_quarantine_key(&event_key(trimmed)),
+                !is_quarantine_key(&event_key(trimmed)) && !is_findings_key(&event_key(trimmed)),
                 "{candidate:?}"
             );
             if let Some(accepted) = accepted {

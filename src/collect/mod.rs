@@ -41,7 +41,7 @@ use crate::fingerprint::key_of;
 use crate::sink::describe_sdk_error;
 use dedup::Window;
 pub use dedup::{DEDUP_WINDOW, SEEN_OBJECTS};
-use eks_audit_core::batch::objects::is_quarantine_key;
+use eks_audit_core::batch::objects::{is_findings_key, is_quarantine_key};
 use notification::{Notification, NotificationError};
 use object::ObjectError;
 
@@ -538,6 +538,15 @@ fn plan(body: &str, memory: &Memory) -> Result<Plan, MessageError> {
                 bucket = record.bucket,
                 key = record.key,
                 "quarantine object (not audit events) skipped; inspect it in S3"
+            );
+            plan.skipped += 1;
+            continue;
+        }
+        if is_findings_key(&record.key) {
+            tracing::info!(
+                bucket = record.bucket,
+                key = record.key,
+                "findings object (detections, not audit events) skipped"
             );
             plan.skipped += 1;
             continue;

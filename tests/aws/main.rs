@@ -8,6 +8,7 @@
 //!   memory bound, measured by the counting allocator of [`peak`].
 //! - [`subscribe`]: `eks-audit subscribe` on CloudWatch Logs log groups, and `--check`.
 //! - [`reconcile`]: `eks-audit reconcile`, CloudWatch events against the bucket's objects.
+//! - [`findings`]: contract §12 findings objects and the findings queue.
 //! - [`reingest`]: contract §2 re-ingestion through Firehose `PutRecordBatch`, with failures
 //!   injected by [`proxy`].
 
@@ -16,6 +17,7 @@ mod common;
 
 mod collect;
 mod events;
+mod findings;
 mod moto;
 mod notifications;
 #[path = "../common/peak.rs"]

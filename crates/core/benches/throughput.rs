@@ -14,6 +14,8 @@
 //!   record through the core, the response-size check), plus serializing the response to JSON
 //!   bytes as the Lambda runtime does. Only the handler's S3 and Firehose calls are left out:
 //!   this workload makes none.
+//! - `firehose_handler_with_rules`: the same with the default Sigma rule pack on every kept
+//!   event, findings objects built; `compile_default_rules`: the pack's compile at cold start.
 //! - `decode`: base64 and gunzip of every record: the floor the handler cannot beat.
 //! - `parse_filter`: subscription messages and audit events parsed, filter applied.
 //! - `pipeline`: parse, filter and normalize every payload to NDJSON, per output format.
@@ -28,7 +30,7 @@
 mod workload;
 
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -36,6 +38,7 @@ use divan::counter::{BytesCount, ItemsCount};
 use divan::{Bencher, black_box};
 use eks_audit_core::batch::reingest::{self, FirehoseLimits};
 use eks_audit_core::batch::{firehose, objects};
+use eks_audit_core::detect::{Detector, rules};
 use eks_audit_core::eks::{cluster_from_log_group, is_audit_stream};
 use eks_audit_core::envelope::models::{FirehoseResponse, IncomingEvent};
 use eks_audit_core::envelope::{DecodeBuffers, SubscriptionMessage, parse_messages};
@@ -117,7 +120,8 @@ fn settings(format: Format) -> ProcessOptions {
     }
 }
 
-/// What the Lambda handler answers to a Firehose event that needs no re-ingestion.
+/// What the Lambda handler answers to a Firehose event that needs no re-ingestion; with
+/// detection on, the findings objects it writes are built too.
 fn firehose_response(event: &str, options: &ProcessOptions) -> FirehoseResponse {
     let incoming: IncomingEvent<'_> =
         serde_json::from_str(event).expect("the workload is a Firehose event");
@@ -125,7 +129,9 @@ fn firehose_response(event: &str, options: &ProcessOptions) -> FirehoseResponse 
         .records
         .as_deref()
         .expect("the workload has records");
-    let mut processed = firehose::process_records(records, Origin::default(), options, None, None);
+    let findings_prefix = options.detector.as_ref().map(|_| "eks-audit");
+    let mut processed =
+        firehose::process_records(records, Origin::default(), options, None, findings_prefix);
     let plan = reingest::plan(
         records,
         &mut processed.entries,
@@ -158,6 +164,33 @@ fn firehose_handler(bencher: Bencher, size: &str) {
             .expect("responses serialize")
             .len()
     });
+}
+
+/// `firehose_handler` with the default Sigma rule pack evaluated on every kept event
+/// (contract §12): the cost of detection is the difference between the two rows.
+#[divan::bench(args = sizes())]
+fn firehose_handler_with_rules(bencher: Bencher, size: &str) {
+    let workload = workload(size);
+    let settings = ProcessOptions {
+        detector: Some(Arc::new(
+            Detector::load(&rules::default_pack()).expect("the default pack loads"),
+        )),
+        ..settings(Format::default())
+    };
+    counted(bencher, workload).bench_local(|| {
+        let response = firehose_response(&workload.event, &settings);
+        serde_json::to_vec(&response)
+            .expect("responses serialize")
+            .len()
+    });
+}
+
+/// Compiling the default pack, as each cold start does.
+#[divan::bench]
+fn compile_default_rules() -> usize {
+    Detector::load(&rules::default_pack())
+        .expect("the default pack loads")
+        .rule_count()
 }
 
 #[divan::bench(args = sizes())]
