@@ -140,6 +140,22 @@ pub struct AuditEvent<'a> {
     /// authorization decision and reason.
     #[serde(borrow)]
     pub annotations: Lenient<Annotations<'a>>,
+    /// Whether the event has a `requestObject` (its content is not read here): detection asks
+    /// for it only when a rule could need it.
+    pub request_object: Present,
+    /// Whether the event has a `responseObject`, as [`request_object`](Self::request_object).
+    pub response_object: Present,
+}
+
+/// Whether a member is in the event, whatever its value; the value is skipped unread.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Present(pub bool);
+
+impl<'de> Deserialize<'de> for Present {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        IgnoredAny::deserialize(deserializer)?;
+        Ok(Present(true))
+    }
 }
 
 /// `user` and `impersonatedUser`: an `authentication.k8s.io/v1` UserInfo, as the authenticator

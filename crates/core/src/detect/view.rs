@@ -56,6 +56,7 @@ impl<'e, 'a> AuditView<'e, 'a> {
             "sourceIPs" => texts(&event.source_ips),
             "requestReceivedTimestamp" => text(&event.request_received_timestamp),
             "stageTimestamp" => text(&event.stage_timestamp),
+            "timestamp" => text(&event.timestamp),
             _ => {
                 let (head, rest) = path.split_once('.').ok_or(())?;
                 match head {
@@ -155,10 +156,52 @@ impl Event for AuditView<'_, '_> {
     }
 
     fn top_level_keys(&self) -> Option<Vec<Cow<'_, str>>> {
-        self.tree().top_level_keys()
+        let mut keys = Vec::new();
+        self.visit_top_level_keys(&mut |key| keys.push(Cow::Owned(key.to_owned())));
+        Some(keys)
     }
 
+    /// The engine's candidate index probes only the fields under these keys. They come from the
+    /// parsed event, so that a `get` without a body never builds the tree; a member of an
+    /// unexpected type is not named, which is what [`Event::get_field`] answers for it too.
     fn visit_top_level_keys(&self, visit: &mut dyn FnMut(&str)) -> bool {
-        self.tree().visit_top_level_keys(visit)
+        let event = self.event;
+        let texts = [
+            ("kind", &event.kind),
+            ("apiVersion", &event.api_version),
+            ("level", &event.level),
+            ("auditID", &event.audit_id),
+            ("stage", &event.stage),
+            ("requestURI", &event.request_uri),
+            ("verb", &event.verb),
+            ("userAgent", &event.user_agent),
+            (
+                "requestReceivedTimestamp",
+                &event.request_received_timestamp,
+            ),
+            ("stageTimestamp", &event.stage_timestamp),
+            ("timestamp", &event.timestamp),
+        ];
+        for (key, text) in texts {
+            if text.is_some() {
+                visit(key);
+            }
+        }
+        let present = [
+            ("user", event.user.is_some()),
+            ("impersonatedUser", event.impersonated_user.is_some()),
+            ("sourceIPs", !event.source_ips.is_empty()),
+            ("objectRef", event.object_ref.is_some()),
+            ("responseStatus", event.response_status.is_some()),
+            ("annotations", event.annotations.is_some()),
+            ("requestObject", event.request_object.0),
+            ("responseObject", event.response_object.0),
+        ];
+        for (key, is_present) in present {
+            if is_present {
+                visit(key);
+            }
+        }
+        true
     }
 }
