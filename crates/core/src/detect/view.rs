@@ -11,7 +11,7 @@ use rsigma_eval::event::{Event, EventValue, JsonEvent};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::audit::{AuditEvent, Text, Texts, UserInfo};
+use crate::audit::{AuditEvent, Text, Texts};
 
 /// One audit event for the Sigma engine. Field paths are the event's own JSON paths, dotted
 /// (`objectRef.resource`); a path through an array matches any of its items.
@@ -66,11 +66,36 @@ impl<'e, 'a> AuditView<'e, 'a> {
         }
     }
 
-    /// The fields the parsed event answers; `Err(())` for any other path.
+    /// The fields the parsed event answers; `Err(())` for any other path. One flat match on
+    /// the whole path: the engine asks a few dozen times per event.
     fn fast_field(&self, path: &str) -> Result<Option<EventValue<'_>>, ()> {
         let event = self.event;
+        let object = || event.object_ref();
+        let status = || event.response_status.as_ref();
         let value = match path {
             "verb" => text(&event.verb),
+            "objectRef.resource" => object().and_then(|o| text(&o.resource)),
+            "objectRef.subresource" => object().and_then(|o| text(&o.subresource)),
+            "objectRef.namespace" => object().and_then(|o| text(&o.namespace)),
+            "objectRef.name" => object().and_then(|o| text(&o.name)),
+            "objectRef.apiGroup" => object().and_then(|o| text(&o.api_group)),
+            "objectRef.apiVersion" => object().and_then(|o| text(&o.api_version)),
+            "objectRef.uid" => object().and_then(|o| text(&o.uid)),
+            "responseStatus.code" => status().and_then(|s| s.code.0.map(EventValue::Int)),
+            "responseStatus.reason" => status().and_then(|s| text(&s.reason)),
+            "responseStatus.status" => status().and_then(|s| text(&s.status)),
+            "user.username" => event.user().and_then(|u| text(&u.username)),
+            "user.uid" => event.user().and_then(|u| text(&u.uid)),
+            "user.groups" => event.user().and_then(|u| texts(&u.groups)),
+            "impersonatedUser.username" => event
+                .impersonated_user
+                .as_ref()
+                .and_then(|u| text(&u.username)),
+            "impersonatedUser.uid" => event.impersonated_user.as_ref().and_then(|u| text(&u.uid)),
+            "impersonatedUser.groups" => event
+                .impersonated_user
+                .as_ref()
+                .and_then(|u| texts(&u.groups)),
             "stage" => text(&event.stage),
             "requestURI" => text(&event.request_uri),
             "auditID" => text(&event.audit_id),
@@ -81,41 +106,12 @@ impl<'e, 'a> AuditView<'e, 'a> {
             "stageTimestamp" => text(&event.stage_timestamp),
             "timestamp" => text(&event.timestamp),
             _ => {
-                let (head, rest) = path.split_once('.').ok_or(())?;
-                match head {
-                    "requestObject" => self.body_field(&self.request, event.request_object, rest),
-                    "responseObject" => {
-                        self.body_field(&self.response, event.response_object, rest)
-                    }
-                    "user" => user_field(event.user(), rest)?,
-                    "impersonatedUser" => user_field(event.impersonated_user.as_ref(), rest)?,
-                    "objectRef" => {
-                        let Some(object) = event.object_ref() else {
-                            return Ok(None);
-                        };
-                        match rest {
-                            "resource" => text(&object.resource),
-                            "subresource" => text(&object.subresource),
-                            "namespace" => text(&object.namespace),
-                            "name" => text(&object.name),
-                            "apiGroup" => text(&object.api_group),
-                            "apiVersion" => text(&object.api_version),
-                            "uid" => text(&object.uid),
-                            _ => return Err(()),
-                        }
-                    }
-                    "responseStatus" => {
-                        let Some(status) = event.response_status.as_ref() else {
-                            return Ok(None);
-                        };
-                        match rest {
-                            "code" => status.code.0.map(EventValue::Int),
-                            "reason" => text(&status.reason),
-                            "status" => text(&status.status),
-                            _ => return Err(()),
-                        }
-                    }
-                    _ => return Err(()),
+                if let Some(rest) = path.strip_prefix("requestObject.") {
+                    self.body_field(&self.request, event.request_object, rest)
+                } else if let Some(rest) = path.strip_prefix("responseObject.") {
+                    self.body_field(&self.response, event.response_object, rest)
+                } else {
+                    return Err(());
                 }
             }
         };
@@ -130,43 +126,73 @@ struct NeedsTree;
 /// members off the path are skipped, not parsed. Answers as [`JsonEvent`] would: `None` when a
 /// key is missing or a scalar stands where the path goes on.
 fn scalar_in_place(json: &str, path: &str) -> Result<Option<EventValue<'static>>, NeedsTree> {
-    use sonic_rs::{JsonType, JsonValueTrait};
     if path.contains(['[', '\\']) {
         return Err(NeedsTree);
     }
     let keys: Vec<&str> = path.split('.').collect();
-    // Each prefix from the top: a LazyValue borrows itself, so the walk cannot step down in
-    // place; paths are a few keys deep and each lookup skips at SIMD speed.
-    let mut current = None;
-    for depth in 1..=keys.len() {
-        let value = match sonic_rs::get_from_str(json, &keys[..depth]) {
-            Ok(value) => value,
-            Err(e) if e.is_not_found() => return Ok(None),
-            Err(_) => return Err(NeedsTree),
-        };
-        if depth < keys.len() {
-            match value.get_type() {
-                JsonType::Object => {}
-                JsonType::Array => return Err(NeedsTree),
-                _ => return Ok(None),
-            }
-        }
-        current = Some(value);
+    // Most probes ask for keys the body does not have (the index probes every rule's fields on
+    // every body), and sonic-rs builds a costly error for each miss: a key whose quoted name is
+    // nowhere in the text is not there. Only a `\u` escape could spell a key otherwise.
+    if !memchr::memmem::find(json.as_bytes(), b"\\u").is_some()
+        && keys.iter().any(|key| !holds_quoted(json, key))
+    {
+        return Ok(None);
     }
-    let current = current.ok_or(NeedsTree)?;
-    let raw = current.as_raw_str();
-    Ok(Some(match current.get_type() {
-        JsonType::String => {
-            EventValue::Str(Cow::Owned(current.as_str().ok_or(NeedsTree)?.to_owned()))
-        }
-        JsonType::Number => match raw.parse::<i64>() {
-            Ok(int) => EventValue::Int(int),
-            Err(_) => EventValue::Float(raw.parse().map_err(|_| NeedsTree)?),
+    let (first, rest) = keys.split_first().ok_or(NeedsTree)?;
+    match sonic_rs::get_from_str(json, [first]) {
+        Ok(value) => walk(&value, rest),
+        Err(e) if e.is_not_found() => Ok(None),
+        // Not an object at the top (JsonEvent fans out over an array).
+        Err(_) => Err(NeedsTree),
+    }
+}
+
+/// Whether `key` is a member name somewhere in `json`: `"key"` then `:`, the opening quote not
+/// escaped (inside a string value, a quote is `\"`).
+fn holds_quoted(json: &str, key: &str) -> bool {
+    let bytes = json.as_bytes();
+    memchr::memmem::find_iter(bytes, key.as_bytes()).any(|at| {
+        let end = at + key.len();
+        at >= 1
+            && bytes[at - 1] == b'"'
+            && (at < 2 || bytes[at - 2] != b'\\')
+            && bytes.get(end) == Some(&b'"')
+            && bytes[end + 1..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b':')
+    })
+}
+
+fn walk(
+    value: &sonic_rs::LazyValue<'_>,
+    keys: &[&str],
+) -> Result<Option<EventValue<'static>>, NeedsTree> {
+    use sonic_rs::{JsonType, JsonValueTrait};
+    let Some((key, rest)) = keys.split_first() else {
+        let raw = value.as_raw_str();
+        return Ok(Some(match value.get_type() {
+            JsonType::String => {
+                EventValue::Str(Cow::Owned(value.as_str().ok_or(NeedsTree)?.to_owned()))
+            }
+            // serde_json's own reading (`-0` is a float, past i64 a float), as the tree would.
+            JsonType::Number => match serde_json::from_str::<Value>(raw) {
+                Ok(Value::Number(n)) => match n.as_i64() {
+                    Some(int) => EventValue::Int(int),
+                    None => EventValue::Float(n.as_f64().unwrap_or(f64::NAN)),
+                },
+                _ => return Err(NeedsTree),
+            },
+            JsonType::Boolean => EventValue::Bool(raw == "true"),
+            JsonType::Null => EventValue::Null,
+            JsonType::Object | JsonType::Array => return Err(NeedsTree),
+        }));
+    };
+    match value.get_type() {
+        JsonType::Object => match value.get(*key) {
+            Some(next) => walk(&next, rest),
+            None => Ok(None),
         },
-        JsonType::Boolean => EventValue::Bool(raw == "true"),
-        JsonType::Null => EventValue::Null,
-        JsonType::Object | JsonType::Array => return Err(NeedsTree),
-    }))
+        JsonType::Array => Err(NeedsTree),
+        _ => Ok(None),
+    }
 }
 
 /// The tree of a JSON text. The pipeline only hands over text that passed strict_json, so this
@@ -189,21 +215,6 @@ fn texts<'t>(texts: &'t Texts<'_>) -> Option<EventValue<'t>> {
             .map(|s| EventValue::Str(Cow::Borrowed(&**s)))
             .collect(),
     ))
-}
-
-fn user_field<'t>(
-    user: Option<&'t UserInfo<'_>>,
-    field: &str,
-) -> Result<Option<EventValue<'t>>, ()> {
-    let Some(user) = user else {
-        return Ok(None);
-    };
-    Ok(match field {
-        "username" => text(&user.username),
-        "uid" => text(&user.uid),
-        "groups" => texts(&user.groups),
-        _ => return Err(()),
-    })
 }
 
 impl Event for AuditView<'_, '_> {
@@ -282,5 +293,111 @@ impl Event for AuditView<'_, '_> {
             }
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::rules::default_tests;
+
+    /// What rsigma's own `JsonEvent` answers over the full tree: the reference the view must
+    /// agree with, however it gets there.
+    fn reference(text: &str, path: &str) -> Option<Value> {
+        JsonEvent::owned(serde_json::from_str(text).unwrap())
+            .get_field(path)
+            .map(|v| v.to_json())
+    }
+
+    fn view_answer(text: &str, path: &str) -> Option<Value> {
+        let event = AuditEvent::parse(text).unwrap();
+        AuditView::new(&event, text)
+            .get_field(path)
+            .map(|v| v.to_json())
+    }
+
+    const PATHS: &[&str] = &[
+        "verb",
+        "objectRef.resource",
+        "objectRef.subresource",
+        "objectRef.namespace",
+        "objectRef.name",
+        "objectRef.apiGroup",
+        "responseStatus.code",
+        "user.username",
+        "user.groups",
+        "user.extra.arn",
+        "sourceIPs",
+        "requestURI",
+        "annotations",
+        "requestObject.roleRef.name",
+        "requestObject.rules.resources",
+        "requestObject.rules.verbs",
+        "requestObject.spec.type",
+        "requestObject.spec.hostNetwork",
+        "requestObject.spec.containers.securityContext.privileged",
+        "requestObject.spec.template.spec.containers.securityContext.capabilities.add",
+        "requestObject.spec.volumes.hostPath.path",
+        "requestObject.subjects.name",
+        "requestObject.metadata.name",
+        "requestObject.status.conditions.type",
+        "requestObject.kind",
+        "responseObject.metadata.name",
+        "responseObject.spec",
+    ];
+
+    #[test]
+    fn the_view_answers_as_the_full_tree_on_every_test_event() {
+        let tests = default_tests();
+        assert!(!tests.is_empty());
+        for test in &tests {
+            for path in PATHS {
+                assert_eq!(
+                    view_answer(&test.text, path),
+                    reference(&test.text, path),
+                    "{}/{}: {path}",
+                    test.rule,
+                    test.file
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn bodies_of_every_shape_answer_as_the_full_tree() {
+        let bodies = [
+            r#"{"roleRef":{"name":"cluster-admin"},"subjects":[{"name":"a"},{"name":"b"}]}"#,
+            // The key spelled with an escape: the text search must not rule it out.
+            r#"{"role\u0052ef":{"name":"cluster-admin"}}"#,
+            // The key only inside a string value, and nested at another level.
+            r#"{"data":{"x":"{\"roleRef\": {\"name\": 1}}"},"spec":{"roleRef":{"name":"n"}}}"#,
+            r#"{"spec":{"type":"NodePort","hostNetwork":true,"ports":[{"port":80}]}}"#,
+            r#"{"spec":{"containers":[{"securityContext":{"privileged":true}},{"securityContext":null}]}}"#,
+            r#"{"spec":{"hostNetwork":null,"type":1.5,"replicas":-0,"big":18446744073709551615}}"#,
+            r#"[{"roleRef":{"name":"in an array"}}]"#,
+            r#""a string body""#,
+            r#"null"#,
+            r#"{"kind":"Role","rules":[{"verbs":["*"],"resources":["pods/exec"]}]}"#,
+            r#"{"spec" : { "type" : "LoadBalancer" } }"#,
+        ];
+        let extra = [
+            "requestObject.spec.ports.port",
+            "requestObject.spec.replicas",
+            "requestObject.spec.big",
+            "requestObject.data.x",
+            "requestObject.spec.roleRef.name",
+        ];
+        for body in bodies {
+            let text = format!(
+                r#"{{"kind":"Event","verb":"create","requestObject":{body},"responseObject":{body}}}"#
+            );
+            for path in PATHS.iter().chain(&extra) {
+                assert_eq!(
+                    view_answer(&text, path),
+                    reference(&text, path),
+                    "{body}: {path}"
+                );
+            }
+        }
     }
 }
