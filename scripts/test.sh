@@ -37,3 +37,7 @@ fi
 
 echo "== sample events are up to date with scripts/make-events.py"
 python3 scripts/make-events.py --check
+
+echo "== Sigma rule pack: shape (scripts/check-rules.py), test events up to date (make-rule-tests.py)"
+python scripts/check-rules.py
+python scripts/make-rule-tests.py --check
