@@ -4,10 +4,13 @@
 //! - [`plan`]: what to do to one log group, from the filters already on it (pure).
 //! - [`check`]: whether audit logs flow, from the log group's streams and filters (pure).
 //! - [`logs`]: the CloudWatch Logs calls.
+//! - [`auto`]: the same subscription run by the Lambda on CloudTrail's `CreateLogGroup` and on
+//!   a schedule.
 //!
 //! [`Subscriber`] ties them together for one cluster at a time and returns a report per cluster;
 //! one cluster failing never stops the others.
 
+pub mod auto;
 pub mod check;
 pub mod logs;
 pub mod plan;
