@@ -187,7 +187,7 @@ async fn create_log_group_of_another_kind_of_group_is_ignored() {
 
 #[tokio::test]
 async fn the_scheduled_sweep_repairs_drift_and_reports_every_cluster() {
-    let region = "ap-southeast-2";
+    let region = "ap-northeast-3";
     let logs = logs_in(region).await;
     let stream = crate::reingest::new_stream_in(region).await.arn;
     let other = crate::reingest::new_stream_in(region).await.arn;
@@ -248,7 +248,7 @@ async fn a_sweep_of_a_region_without_clusters_does_nothing() {
 /// moto refuses such a filter, so the proxy records the request and answers as AWS does.
 #[tokio::test]
 async fn a_filter_towards_the_central_destination_is_recorded_through_the_proxy() {
-    let region = "sa-east-1";
+    let region = "me-central-1";
     let logs = logs_in(region).await;
     create_group(&logs, "prod-east").await;
     let proxy = Proxy::start(moto::endpoint(), Fault::RecordLogsDestinationFilters).await;

@@ -7,6 +7,7 @@
 //! - [`collect`]: `eks-audit collect`, happy path and failures (dead-letter queue), and its
 //!   memory bound, measured by the counting allocator of [`peak`].
 //! - [`subscribe`]: `eks-audit subscribe` on CloudWatch Logs log groups, and `--check`.
+//! - [`fleet`]: `eks-audit subscribe --accounts/--org` over accounts reached through STS.
 //! - [`auto_subscribe`]: the Lambda's auto-subscriber on EventBridge events (CloudTrail
 //!   `CreateLogGroup`, the daily sweep), through the handler.
 //! - [`reconcile`]: `eks-audit reconcile`, CloudWatch events against the bucket's objects.
@@ -21,6 +22,7 @@ mod auto_subscribe;
 mod collect;
 mod events;
 mod findings;
+mod fleet;
 mod moto;
 mod notifications;
 #[path = "../common/peak.rs"]

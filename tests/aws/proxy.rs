@@ -27,6 +27,9 @@ pub enum Fault {
     /// (`arn:…:logs:…:destination:…`) is recorded and answered as AWS does (200, empty JSON),
     /// not forwarded.
     RecordLogsDestinationFilters,
+    /// As [`Fault::RecordLogsDestinationFilters`], and STS `AssumeRole` into a role of this
+    /// account is refused with `AccessDenied` (moto lets every role be assumed).
+    DenyAssumeRoleInto(&'static str),
 }
 
 /// One `PutRecordBatch` call as the proxy saw it.
@@ -135,10 +138,29 @@ async fn serve(
     let Some(request) = read_request(&mut client).await else {
         return;
     };
-    if matches!(fault, Fault::RecordLogsDestinationFilters)
-        && request
-            .header("x-amz-target")
-            .is_some_and(|t| t.ends_with(".PutSubscriptionFilter"))
+    if let Fault::DenyAssumeRoleInto(account) = fault {
+        let body = String::from_utf8_lossy(&request.body);
+        if body.contains("Action=AssumeRole")
+            && body.contains(&format!("iam%3A%3A{account}%3Arole"))
+        {
+            let denied = format!(
+                "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>not authorized to perform sts:AssumeRole on a role of {account}</Message></Error><RequestId>proxy</RequestId></ErrorResponse>"
+            );
+            let response = format!(
+                "HTTP/1.1 403 Forbidden\r\ncontent-type: text/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{denied}",
+                denied.len()
+            );
+            drop(client.write_all(response.as_bytes()).await);
+            drop(client.shutdown().await);
+            return;
+        }
+    }
+    if matches!(
+        fault,
+        Fault::RecordLogsDestinationFilters | Fault::DenyAssumeRoleInto(_)
+    ) && request
+        .header("x-amz-target")
+        .is_some_and(|t| t.ends_with(".PutSubscriptionFilter"))
     {
         let body: Value =
             serde_json::from_slice(&request.body).expect("PutSubscriptionFilter body is JSON");
@@ -185,7 +207,9 @@ async fn put_record_batch(
     let failing = |index: usize| match fault {
         Fault::FailEveryOtherRecord { calls } => call <= calls && index % 2 == 1,
         Fault::FailAllRecords => true,
-        Fault::ServerError { .. } | Fault::RecordLogsDestinationFilters => false,
+        Fault::ServerError { .. }
+        | Fault::RecordLogsDestinationFilters
+        | Fault::DenyAssumeRoleInto(_) => false,
     };
     if let Fault::ServerError { calls } = fault
         && call <= calls
