@@ -94,6 +94,7 @@ declare -A VARIANTS=(
   [firehose-fleet-accounts]="ClusterNames=prod-eu FleetAccountIds=111111111111,222222222222"
   [firehose-fleet-organization]="ClusterNames=prod-eu FleetOrganizationId=o-abcdefghij12 Format=ocsf KmsKeyArn=$KEY"
   [direct-fleet-ignored]="Mode=direct ClusterNames=prod-eu FleetAccountIds=111111111111"
+  [firehose-fleet-no-clusters]="ClusterNames= FleetOrganizationId=o-abcdefghij12"
 )
 # templates/member.yaml: with and without clusters listed at deployment.
 declare -A MEMBER_VARIANTS=(
