@@ -120,8 +120,10 @@ fn settings(format: Format) -> ProcessOptions {
     }
 }
 
-/// What the Lambda handler answers to a Firehose event that needs no re-ingestion; with
-/// detection on, the findings objects it writes are built too.
+/// What the Lambda handler answers to a Firehose event; with detection on, the findings objects
+/// it writes are built too. When the response would pass 6 MB, the records that do not fit are
+/// planned for re-ingestion as the handler does (the `PutRecordBatch` call itself is left out),
+/// and the bench says so once.
 fn firehose_response(event: &str, options: &ProcessOptions) -> FirehoseResponse {
     let incoming: IncomingEvent<'_> =
         serde_json::from_str(event).expect("the workload is a Firehose event");
@@ -139,8 +141,17 @@ fn firehose_response(event: &str, options: &ProcessOptions) -> FirehoseResponse 
         options,
         &FirehoseLimits::default(),
     )
-    .expect("the response fits");
-    assert!(plan.is_empty(), "the workload fits one response");
+    .expect("the response fits once records are re-ingested");
+    if !plan.is_empty() {
+        static NOTE: std::sync::Once = std::sync::Once::new();
+        NOTE.call_once(|| {
+            eprintln!(
+                "note: {} of {} records re-ingested to keep the response within 6 MB",
+                plan.reingested.len(),
+                records.len()
+            )
+        });
+    }
     FirehoseResponse {
         records: processed.entries,
     }

@@ -18,6 +18,7 @@ use std::marker::PhantomData;
 
 use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 
 /// Visitor methods answering `$absent` for every scalar.
 macro_rules! scalars_are_absent {
@@ -140,6 +141,12 @@ pub struct AuditEvent<'a> {
     /// authorization decision and reason.
     #[serde(borrow)]
     pub annotations: Lenient<Annotations<'a>>,
+    /// `requestObject`, unread: its JSON text, for the detection rules that look into it.
+    #[serde(borrow)]
+    pub request_object: Option<&'a RawValue>,
+    /// `responseObject`, unread, as [`request_object`](Self::request_object).
+    #[serde(borrow)]
+    pub response_object: Option<&'a RawValue>,
 }
 
 /// `user` and `impersonatedUser`: an `authentication.k8s.io/v1` UserInfo, as the authenticator

@@ -14,6 +14,7 @@ mod view;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rsigma_eval::Engine;
 use rsigma_eval::result::MatchDetailLevel;
@@ -71,6 +72,26 @@ pub struct Detector {
     engine: Engine,
     rules: HashMap<String, RuleInfo>,
     explain: bool,
+    stats: Counters,
+}
+
+/// How much work detection did, for profiling: relaxed atomics, as the detector is shared.
+#[derive(Debug, Default)]
+struct Counters {
+    events: AtomicU64,
+    trees: AtomicU64,
+    matches: AtomicU64,
+}
+
+/// What [`Detector::stats`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DetectStats {
+    /// Events evaluated.
+    pub events: u64,
+    /// Events whose JSON had to be parsed into a tree, because a rule reached an open field.
+    pub trees: u64,
+    /// Rule matches.
+    pub matches: u64,
 }
 
 impl fmt::Debug for Detector {
@@ -144,6 +165,7 @@ impl Detector {
                 engine,
                 rules: infos,
                 explain: false,
+                stats: Counters::default(),
             })
         } else {
             Err(errors)
@@ -168,11 +190,27 @@ impl Detector {
         self.rules.values()
     }
 
+    /// Events evaluated, trees built and matches, since the detector was loaded.
+    pub fn stats(&self) -> DetectStats {
+        DetectStats {
+            events: self.stats.events.load(Ordering::Relaxed),
+            trees: self.stats.trees.load(Ordering::Relaxed),
+            matches: self.stats.matches.load(Ordering::Relaxed),
+        }
+    }
+
     /// The rules that match `event`, whose JSON text is `text`.
     pub fn matches(&self, event: &AuditEvent<'_>, text: &str) -> Vec<Match<'_>> {
         let view = AuditView::new(event, text);
-        self.engine
-            .evaluate(&view)
+        let results = self.engine.evaluate(&view);
+        self.stats.events.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .trees
+            .fetch_add(u64::from(view.parsed_tree()), Ordering::Relaxed);
+        self.stats
+            .matches
+            .fetch_add(results.len() as u64, Ordering::Relaxed);
+        results
             .into_iter()
             .filter_map(|result| {
                 let key = result

@@ -1,13 +1,15 @@
 //! The audit event as Sigma rules see it: the fields the engine asks for most are answered from
-//! the parsed [`AuditEvent`], which borrows from the message; anything else (`requestObject`,
-//! `responseObject`, `user.extra`, annotations by key) parses the event's text into a JSON tree,
-//! once, and only for the events where a rule gets that far.
+//! the parsed [`AuditEvent`], which borrows from the message. A path into `requestObject` or
+//! `responseObject` parses that body alone into a JSON tree, once, from the text the event
+//! kept unread; anything else (`user.extra`, annotations by key, a body as a whole) parses the
+//! whole event, once. Events without bodies, most of a cluster's log, build no tree at all.
 
 use std::borrow::Cow;
 use std::cell::OnceCell;
 
 use rsigma_eval::event::{Event, EventValue, JsonEvent};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::audit::{AuditEvent, Text, Texts, UserInfo};
 
@@ -18,6 +20,8 @@ pub struct AuditView<'e, 'a> {
     /// The event's JSON text (for a salvaged event, the members before the cut).
     text: &'e str,
     tree: OnceCell<JsonEvent<'static>>,
+    request: OnceCell<JsonEvent<'static>>,
+    response: OnceCell<JsonEvent<'static>>,
 }
 
 impl<'e, 'a> AuditView<'e, 'a> {
@@ -27,20 +31,39 @@ impl<'e, 'a> AuditView<'e, 'a> {
             event,
             text,
             tree: OnceCell::new(),
+            request: OnceCell::new(),
+            response: OnceCell::new(),
         }
     }
 
-    /// Whether the full JSON tree was built (for tests and the bench: it should be rare).
+    /// Whether a JSON tree was built, of the event or of a body (for the profile: it should be
+    /// rare).
     pub fn parsed_tree(&self) -> bool {
-        self.tree.get().is_some()
+        self.tree.get().is_some() || self.request.get().is_some() || self.response.get().is_some()
     }
 
     fn tree(&self) -> &JsonEvent<'static> {
-        self.tree.get_or_init(|| {
-            // The pipeline only hands over text that passed strict_json, so this succeeds;
-            // `Null` keeps a rule from failing the event if it ever did not.
-            JsonEvent::owned(serde_json::from_str(self.text).unwrap_or(Value::Null))
-        })
+        self.tree.get_or_init(|| parse(self.text))
+    }
+
+    /// `rest` of a path into a body: `None` when the event has no such body. A path through
+    /// objects to a scalar is read in place, skipping what is not on the path; one that crosses
+    /// an array (which matches any item) or ends on an object or array parses the body into a
+    /// tree, once.
+    fn body_field<'s>(
+        &'s self,
+        cell: &'s OnceCell<JsonEvent<'static>>,
+        body: Option<&RawValue>,
+        rest: &str,
+    ) -> Option<EventValue<'s>> {
+        let body = body?;
+        if let Some(tree) = cell.get() {
+            return tree.get_field(rest);
+        }
+        match scalar_in_place(body.get(), rest) {
+            Ok(value) => value,
+            Err(NeedsTree) => cell.get_or_init(|| parse(body.get())).get_field(rest),
+        }
     }
 
     /// The fields the parsed event answers; `Err(())` for any other path.
@@ -56,9 +79,14 @@ impl<'e, 'a> AuditView<'e, 'a> {
             "sourceIPs" => texts(&event.source_ips),
             "requestReceivedTimestamp" => text(&event.request_received_timestamp),
             "stageTimestamp" => text(&event.stage_timestamp),
+            "timestamp" => text(&event.timestamp),
             _ => {
                 let (head, rest) = path.split_once('.').ok_or(())?;
                 match head {
+                    "requestObject" => self.body_field(&self.request, event.request_object, rest),
+                    "responseObject" => {
+                        self.body_field(&self.response, event.response_object, rest)
+                    }
                     "user" => user_field(event.user(), rest)?,
                     "impersonatedUser" => user_field(event.impersonated_user.as_ref(), rest)?,
                     "objectRef" => {
@@ -93,6 +121,58 @@ impl<'e, 'a> AuditView<'e, 'a> {
         };
         Ok(value)
     }
+}
+
+/// A path [`scalar_in_place`] cannot follow without a tree.
+struct NeedsTree;
+
+/// The scalar at dotted `path` in the JSON object `json`, read with sonic-rs's lazy getter: the
+/// members off the path are skipped, not parsed. Answers as [`JsonEvent`] would: `None` when a
+/// key is missing or a scalar stands where the path goes on.
+fn scalar_in_place(json: &str, path: &str) -> Result<Option<EventValue<'static>>, NeedsTree> {
+    use sonic_rs::{JsonType, JsonValueTrait};
+    if path.contains(['[', '\\']) {
+        return Err(NeedsTree);
+    }
+    let keys: Vec<&str> = path.split('.').collect();
+    // Each prefix from the top: a LazyValue borrows itself, so the walk cannot step down in
+    // place; paths are a few keys deep and each lookup skips at SIMD speed.
+    let mut current = None;
+    for depth in 1..=keys.len() {
+        let value = match sonic_rs::get_from_str(json, &keys[..depth]) {
+            Ok(value) => value,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(_) => return Err(NeedsTree),
+        };
+        if depth < keys.len() {
+            match value.get_type() {
+                JsonType::Object => {}
+                JsonType::Array => return Err(NeedsTree),
+                _ => return Ok(None),
+            }
+        }
+        current = Some(value);
+    }
+    let current = current.ok_or(NeedsTree)?;
+    let raw = current.as_raw_str();
+    Ok(Some(match current.get_type() {
+        JsonType::String => {
+            EventValue::Str(Cow::Owned(current.as_str().ok_or(NeedsTree)?.to_owned()))
+        }
+        JsonType::Number => match raw.parse::<i64>() {
+            Ok(int) => EventValue::Int(int),
+            Err(_) => EventValue::Float(raw.parse().map_err(|_| NeedsTree)?),
+        },
+        JsonType::Boolean => EventValue::Bool(raw == "true"),
+        JsonType::Null => EventValue::Null,
+        JsonType::Object | JsonType::Array => return Err(NeedsTree),
+    }))
+}
+
+/// The tree of a JSON text. The pipeline only hands over text that passed strict_json, so this
+/// succeeds; `Null` keeps a rule from failing the event if it ever did not.
+fn parse(text: &str) -> JsonEvent<'static> {
+    JsonEvent::owned(serde_json::from_str(text).unwrap_or(Value::Null))
 }
 
 fn text<'t>(text: &'t Text<'_>) -> Option<EventValue<'t>> {
@@ -155,10 +235,52 @@ impl Event for AuditView<'_, '_> {
     }
 
     fn top_level_keys(&self) -> Option<Vec<Cow<'_, str>>> {
-        self.tree().top_level_keys()
+        let mut keys = Vec::new();
+        self.visit_top_level_keys(&mut |key| keys.push(Cow::Owned(key.to_owned())));
+        Some(keys)
     }
 
+    /// The engine's candidate index probes only the fields under these keys. They come from the
+    /// parsed event, so that a `get` without a body never builds the tree; a member of an
+    /// unexpected type is not named, which is what [`Event::get_field`] answers for it too.
     fn visit_top_level_keys(&self, visit: &mut dyn FnMut(&str)) -> bool {
-        self.tree().visit_top_level_keys(visit)
+        let event = self.event;
+        let texts = [
+            ("kind", &event.kind),
+            ("apiVersion", &event.api_version),
+            ("level", &event.level),
+            ("auditID", &event.audit_id),
+            ("stage", &event.stage),
+            ("requestURI", &event.request_uri),
+            ("verb", &event.verb),
+            ("userAgent", &event.user_agent),
+            (
+                "requestReceivedTimestamp",
+                &event.request_received_timestamp,
+            ),
+            ("stageTimestamp", &event.stage_timestamp),
+            ("timestamp", &event.timestamp),
+        ];
+        for (key, text) in texts {
+            if text.is_some() {
+                visit(key);
+            }
+        }
+        let present = [
+            ("user", event.user.is_some()),
+            ("impersonatedUser", event.impersonated_user.is_some()),
+            ("sourceIPs", !event.source_ips.is_empty()),
+            ("objectRef", event.object_ref.is_some()),
+            ("responseStatus", event.response_status.is_some()),
+            ("annotations", event.annotations.is_some()),
+            ("requestObject", event.request_object.is_some()),
+            ("responseObject", event.response_object.is_some()),
+        ];
+        for (key, is_present) in present {
+            if is_present {
+                visit(key);
+            }
+        }
+        true
     }
 }
