@@ -404,6 +404,31 @@ mod tests {
     }
 
     #[test]
+    fn check_rows_name_each_problem_in_the_issue_s_words() {
+        use super::super::check::Health;
+        use std::time::Duration;
+        let health = |problems: Vec<Problem>| {
+            CheckOutcome::Assessed(Health {
+                latest: None,
+                filter: None,
+                problems,
+            })
+        };
+        assert_eq!(check_state(&health(Vec::new())), "flowing");
+        let stale = Problem::Stale {
+            age: Duration::from_secs(2 * 3600),
+            max_age: Duration::from_secs(15 * 60),
+        };
+        assert_eq!(check_state(&health(vec![stale])), "stale 2h");
+        let missing = Problem::FilterMissing { name: "f".into() };
+        assert_eq!(check_state(&health(vec![missing])), "not subscribed");
+        assert_eq!(
+            check_state(&CheckOutcome::LogGroupNotFound),
+            "log group not found"
+        );
+    }
+
+    #[test]
     fn table_aligns_columns() {
         let rows = [Row {
             account: "111111111111".into(),
