@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Static checks of template.yaml, offline:
+# Static checks of template.yaml and templates/member.yaml, offline:
 #   1. cfn-lint template.yaml                         (no error, no warning)
 #   2. checkov -f template.yaml --framework cloudformation --quiet --compact   (no failed check)
 #   3. sam validate --lint --region eu-west-1         (dummy credentials, telemetry off)
@@ -76,6 +76,9 @@ CHECKOV=("$VENV/checkov" --framework cloudformation --quiet --compact --skip-dow
 run cfn-lint cfnlint_clean "$VENV/cfn-lint" template.yaml
 run checkov checkov_clean "${CHECKOV[@]}" -f template.yaml
 run sam-validate-lint sam_clean "$VENV/sam" validate --lint --region eu-west-1 -t template.yaml
+run cfn-lint:member cfnlint_clean "$VENV/cfn-lint" templates/member.yaml
+run checkov:member checkov_clean "${CHECKOV[@]}" -f templates/member.yaml
+run sam-validate-lint:member sam_clean "$VENV/sam" validate --lint --region eu-west-1 -t templates/member.yaml
 
 # --- other deployment choices ------------------------------------------------------------
 KEY=arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab
@@ -86,11 +89,29 @@ declare -A VARIANTS=(
   [direct-existing-bucket]="Mode=direct ClusterNames=my_cluster ExistingBucketName=existing-audit-bucket"
   [firehose-findings-queue]="ClusterNames=prod-eu FindingsQueue=enabled"
   [direct-detections-off]="Mode=direct ClusterNames=prod-eu Detections=off FindingsQueue=enabled"
+  # Fleets (docs/fleet.md): the central destination for listed accounts or an organization;
+  # in direct mode the fleet parameters create nothing (a destination feeds Firehose or Kinesis).
+  [firehose-fleet-accounts]="ClusterNames=prod-eu FleetAccountIds=111111111111,222222222222"
+  [firehose-fleet-organization]="ClusterNames=prod-eu FleetOrganizationId=o-abcdefghij12 Format=ocsf KmsKeyArn=$KEY"
+  [direct-fleet-ignored]="Mode=direct ClusterNames=prod-eu FleetAccountIds=111111111111"
+  [firehose-fleet-no-clusters]="ClusterNames= FleetOrganizationId=o-abcdefghij12"
+)
+# templates/member.yaml: with and without clusters listed at deployment.
+declare -A MEMBER_VARIANTS=(
+  [member-clusters]="CentralAccountId=999999999999 ClusterNames=prod-eu,dev_2"
+  [member-auto-only]="CentralAccountId=999999999999 DestinationName=audit-central-fleet"
 )
 files=()
 for v in $(printf '%s\n' "${!VARIANTS[@]}" | sort); do
   # shellcheck disable=SC2086 # word splitting of the NAME=VALUE list is intended
   "$VENV/python" scripts/cfn_variants.py variant template.yaml "$WORK/$v.yaml" ${VARIANTS[$v]}
+  run "translate:$v" true "$VENV/python" scripts/cfn_variants.py translate "$WORK/$v.yaml" "$WORK/$v.json"
+  files+=("$WORK/$v.yaml")
+  [[ -f "$WORK/$v.json" ]] && files+=("$WORK/$v.json")
+done
+for v in $(printf '%s\n' "${!MEMBER_VARIANTS[@]}" | sort); do
+  # shellcheck disable=SC2086 # word splitting of the NAME=VALUE list is intended
+  "$VENV/python" scripts/cfn_variants.py variant templates/member.yaml "$WORK/$v.yaml" ${MEMBER_VARIANTS[$v]}
   run "translate:$v" true "$VENV/python" scripts/cfn_variants.py translate "$WORK/$v.yaml" "$WORK/$v.json"
   files+=("$WORK/$v.yaml")
   [[ -f "$WORK/$v.json" ]] && files+=("$WORK/$v.json")

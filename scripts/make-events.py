@@ -3,8 +3,8 @@
 
 Run from the repository root::
 
-    python3 scripts/make-events.py            # (re)write events/*.json
-    python3 scripts/make-events.py --check    # exit 1 if events/*.json are stale
+    python3 scripts/make-events.py            # (re)write events/*.json and events/eventbridge/*.json
+    python3 scripts/make-events.py --check    # exit 1 if any of them is stale
 
 The corpus is read from ``<repo>/tests/fixtures/third-party`` (override with ``CORPUS_DIR``; an
 empty value counts as unset). Python 3.11, standard library only. The output is byte-stable: no
@@ -840,6 +840,66 @@ def build_firehose_malformed() -> tuple[dict, list]:
     return firehose_event("firehose-malformed", recs), expected
 
 
+MEMBER_ACCOUNT = "444455556666"
+
+
+def build_create_log_group() -> dict:
+    """EventBridge's copy of the CloudTrail event EKS's service-linked role writes when a new
+    cluster with audit logging creates its log group: what the member template's rule
+    matches, and what the auto-subscriber answers by subscribing ``prod-east``."""
+    return {
+        "version": "0",
+        "id": "6f1d5a7e-3c1b-4f0e-9d2a-7b8c9d0e1f2a",
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.logs",
+        "account": MEMBER_ACCOUNT,
+        "time": "2024-05-21T13:00:02Z",
+        "region": "eu-west-1",
+        "resources": [],
+        "detail": {
+            "eventVersion": "1.09",
+            "userIdentity": {
+                "type": "AssumedRole",
+                "principalId": "AROAEXAMPLEEKSSLR00001:aws-go-sdk-1716296400000000000",
+                "arn": f"arn:aws:sts::{MEMBER_ACCOUNT}:assumed-role/AWSServiceRoleForAmazonEKS/aws-go-sdk-1716296400000000000",
+                "accountId": MEMBER_ACCOUNT,
+                "invokedBy": "eks.amazonaws.com",
+            },
+            "eventTime": "2024-05-21T13:00:01Z",
+            "eventSource": "logs.amazonaws.com",
+            "eventName": "CreateLogGroup",
+            "awsRegion": "eu-west-1",
+            "sourceIPAddress": "eks.amazonaws.com",
+            "userAgent": "eks.amazonaws.com",
+            "requestParameters": {"logGroupName": "/aws/eks/prod-east/cluster"},
+            "responseElements": None,
+            "requestID": "0c9d8e7f-6a5b-4c3d-2e1f-0a9b8c7d6e5f",
+            "eventID": "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
+            "readOnly": False,
+            "eventType": "AwsApiCall",
+            "managementEvent": True,
+            "recipientAccountId": MEMBER_ACCOUNT,
+            "eventCategory": "Management",
+        },
+    }
+
+
+def build_scheduled_sweep() -> dict:
+    """EventBridge's scheduled event, from the member template's daily rule: the auto-subscriber
+    subscribes every ``/aws/eks/<cluster>/cluster`` group of its region again (drift repair)."""
+    return {
+        "version": "0",
+        "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": MEMBER_ACCOUNT,
+        "time": "2024-05-21T04:00:00Z",
+        "region": "eu-west-1",
+        "resources": [f"arn:aws:events:eu-west-1:{MEMBER_ACCOUNT}:rule/eks-audit-member-sweep"],
+        "detail": {},
+    }
+
+
 def check_firehose(name: str, event: dict, expected: list) -> list[str]:
     lines = [f"{name}:"]
     for i, (rec, exp) in enumerate(zip(event["records"], expected, strict=True), 1):
@@ -893,6 +953,13 @@ def main() -> int:
     ev, exp = build_firehose_malformed()
     report += check_firehose("firehose-malformed.json", ev, exp)
     outputs["firehose-malformed.json"] = ev
+
+    # EventBridge events for the auto-subscriber (a member account's function): in a folder of
+    # their own, as they need AWS (CloudWatch Logs) to run, unlike the files above.
+    outputs["eventbridge/cloudtrail-create-log-group.json"] = build_create_log_group()
+    report.append("eventbridge/cloudtrail-create-log-group.json: CreateLogGroup /aws/eks/prod-east/cluster")
+    outputs["eventbridge/scheduled-sweep.json"] = build_scheduled_sweep()
+    report.append("eventbridge/scheduled-sweep.json: Scheduled Event (drift repair)")
 
     stale = []
     for name, obj in outputs.items():

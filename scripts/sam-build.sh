@@ -12,7 +12,8 @@
 # again with the new list.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-clusters=${1:?usage: scripts/sam-build.sh CLUSTER[,CLUSTER...] [sam build args]}
+# An empty list ('') builds a stack without subscription filters (a fleet's central account).
+clusters=${1?usage: scripts/sam-build.sh CLUSTER[,CLUSTER...] [sam build args]}
 shift
 scripts/setup-tools.sh >/dev/null
 export PATH="$PWD/.venv/bin:$PATH" SAM_CLI_TELEMETRY=0

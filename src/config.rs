@@ -11,7 +11,9 @@ use clap::{Args, ValueEnum};
 
 use crate::detection::{DetectionArgs, RulesError};
 use eks_audit_core::filter::{DEFAULT_EXCLUDE_URIS, parse_uri_patterns};
-use eks_audit_core::{Filter, Format, InputLimits, ProcessOptions, Redaction, StageFilter};
+use eks_audit_core::{
+    Filter, Format, InputLimits, KeyLayout, ProcessOptions, Redaction, StageFilter,
+};
 
 /// What the objects the function writes itself (direct mode) hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
@@ -52,6 +54,12 @@ pub struct SettingsArgs {
     /// one): event keys would then read as quarantine keys.
     #[arg(long, env = "EKS_AUDIT_PREFIX", default_value = "eks-audit", value_parser = parse_prefix)]
     pub prefix: String,
+
+    /// Key layout: `cluster` (one account: `<prefix>/cluster=<c>/dt=…`) or `fleet` (many
+    /// accounts and regions: `<prefix>/cluster=<c>/account=<a>/region=<r>/dt=…`, and a `region`
+    /// Firehose partition key beside `cluster` and `account`).
+    #[arg(long, env = "EKS_AUDIT_KEY_LAYOUT", value_enum, default_value_t = KeyLayout::Cluster)]
+    pub key_layout: KeyLayout,
 
     /// Cluster name used when the log group is not `/aws/eks/<cluster>/cluster`.
     #[arg(long, env = "EKS_AUDIT_CLUSTER_NAME")]
@@ -191,6 +199,7 @@ impl SettingsArgs {
                 cluster_override: non_empty(self.cluster_name),
                 // Loaded by `Settings::with_detector`, which reads files.
                 detector: None,
+                key_layout: self.key_layout,
             },
             bucket: non_empty(self.bucket),
             prefix: self.prefix.trim_matches('/').to_owned(),

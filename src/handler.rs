@@ -17,6 +17,7 @@ use crate::config::{Output, Settings};
 use crate::sink::findings::{self, FindingsQueue, FindingsReport};
 use crate::sink::firehose::{DeliveryStream, ReingestError, Reingester};
 use crate::sink::{ObjectStore, SinkError};
+use crate::subscribe::auto::{self, AutoError, AutoSubscriber, AutoSummary};
 
 /// Handles Lambda events, Firehose or `awslogs`, with one configuration: the Lambda's, or
 /// `eks-audit invoke`'s. Build it once and reuse it across invocations.
@@ -29,6 +30,8 @@ pub struct Handler {
     reingester: Reingester,
     /// The SQS queue findings also go to, when configured.
     findings_queue: Option<FindingsQueue>,
+    /// Subscribes log groups on EventBridge events, when a destination is configured.
+    auto_subscriber: Option<AutoSubscriber>,
 }
 
 /// One handled event: the response, and the account of it for logs and metrics.
@@ -53,6 +56,9 @@ pub enum Response {
     Firehose(FirehoseResponse),
     /// The answer to a direct (`awslogs`) invocation: where the objects went, and the counters.
     Direct(DirectSummary),
+    /// The answer to an EventBridge event (CloudTrail `CreateLogGroup`, or a schedule): what
+    /// the auto-subscriber did to each cluster (contract §1.1).
+    Subscribe(AutoSummary),
 }
 
 /// The result of a direct (`awslogs`) invocation.
@@ -79,11 +85,19 @@ pub enum HandlerError {
     /// `data` that is not a string); says why.
     #[error("event is not valid JSON of a supported shape: {0}")]
     Malformed(String),
-    /// JSON, but with neither `records` nor `awslogs`.
+    /// JSON, but with neither `records` nor `awslogs` nor `detail-type`.
     #[error(
-        "unsupported event: expected a Firehose transformation event (\"records\") or a CloudWatch Logs subscription event (\"awslogs\")"
+        "unsupported event: expected a Firehose transformation event (\"records\"), a CloudWatch Logs subscription event (\"awslogs\") or an EventBridge event (\"detail-type\")"
     )]
     Unsupported,
+    /// An EventBridge event, but no `EKS_AUDIT_SUBSCRIBE_DESTINATION_ARN` to subscribe to.
+    #[error(
+        "EventBridge event received, but the auto-subscriber is off: set EKS_AUDIT_SUBSCRIBE_DESTINATION_ARN"
+    )]
+    NoAutoSubscriber,
+    /// The auto-subscriber could not do what the event asks; Lambda retries the event.
+    #[error("auto-subscribe: {0}")]
+    AutoSubscribe(#[from] AutoError),
     /// The `awslogs` data cannot be read, or breaks a record limit; nothing was written.
     #[error("awslogs event: {0}")]
     Undecodable(#[from] DecodeError),
@@ -116,7 +130,15 @@ impl Handler {
             default_region: default_region.filter(|r| !r.is_empty()),
             reingester: Reingester::none(),
             findings_queue: None,
+            auto_subscriber: None,
         }
+    }
+
+    /// Also answers EventBridge events: CloudTrail's `CreateLogGroup` of an EKS cluster's log
+    /// group, and schedules (contract §1.1).
+    pub fn with_auto_subscriber(mut self, auto_subscriber: AutoSubscriber) -> Handler {
+        self.auto_subscriber = Some(auto_subscriber);
+        self
     }
 
     /// Also sends every finding to `queue`.
@@ -177,7 +199,22 @@ impl Handler {
                 let tally = summary.tally.clone();
                 (Response::Direct(summary), tally)
             }
-            (None, None) => return Err(HandlerError::Unsupported),
+            (None, None) => {
+                let trigger = auto::trigger(event)
+                    .ok_or(HandlerError::Unsupported)?
+                    .map_err(AutoError::Unsupported)?;
+                let auto_subscriber = self
+                    .auto_subscriber
+                    .as_ref()
+                    .ok_or(HandlerError::NoAutoSubscriber)?;
+                let summary = auto_subscriber.run(trigger).await?;
+                return Ok(Invocation {
+                    response: Response::Subscribe(summary),
+                    tally: Tally::default(),
+                    clusters,
+                    findings,
+                });
+            }
         };
         log_summary(&tally, &findings);
         Ok(Invocation {
@@ -370,6 +407,8 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
             HandlerError::ResponseTooLarge(_) => "ResponseTooLarge",
             HandlerError::NoDeliveryStream => "NoDeliveryStream",
             HandlerError::Reingest(_) => "ReingestFailed",
+            HandlerError::NoAutoSubscriber => "AutoSubscriberOff",
+            HandlerError::AutoSubscribe(_) => "AutoSubscribeFailed",
             #[cfg(feature = "security-lake")]
             HandlerError::Encode(_) => "EncodeFailed",
         };

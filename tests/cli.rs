@@ -674,3 +674,83 @@ fn redaction_is_a_flag_and_a_variable_and_bad_rules_are_bad_usage() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid redaction rule"));
 }
+
+#[test]
+fn fleet_subscribe_usage_is_checked_before_any_call() {
+    // No endpoint and no credentials: each is refused before any AWS call could be tried.
+    let role_required = "arn:aws:firehose:{region}:999999999999:deliverystream/central";
+    for (args, says) in [
+        (
+            &[
+                "subscribe",
+                "--accounts",
+                "111111111111",
+                "--destination-arn",
+                "arn:aws:logs:eu-west-1:9:destination:d",
+            ][..],
+            "--role-name",
+        ),
+        (
+            &[
+                "subscribe",
+                "--accounts",
+                "111111111111",
+                "--all",
+                "--role-name",
+                "r",
+            ][..],
+            "--all",
+        ),
+        (
+            &["subscribe", "--ou", "ou-ab12-cdef3456", "--role-name", "r"][..],
+            "--org",
+        ),
+        (
+            &[
+                "subscribe",
+                "--org",
+                "--role-name",
+                "r",
+                "--concurrency",
+                "0",
+                "--check",
+            ][..],
+            "--concurrency",
+        ),
+        (
+            &[
+                "subscribe",
+                "--accounts",
+                "1,2",
+                "--role-name",
+                "r",
+                "--regions",
+                "eu-west-1",
+                "--destination-arn",
+                role_required,
+            ][..],
+            "--role-arn",
+        ),
+    ] {
+        let output = eks_audit(args, &[("AWS_EC2_METADATA_DISABLED", "true")], None);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(output.stdout.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn an_auto_subscribe_destination_subscribe_would_refuse_fails_the_cold_start() {
+    let output = lambda_cold_start(&[
+        ("EKS_AUDIT_SUBSCRIBE_DESTINATION_ARN", "not-an-arn"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_REGION", "eu-west-1"),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("invalid auto-subscribe destination") && stderr.contains("not-an-arn"),
+        "{stderr}"
+    );
+}

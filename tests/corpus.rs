@@ -403,6 +403,10 @@ async fn every_extra_lambda_event_is_answered_or_refused_with_a_reason() {
                 }
             }
             Ok(Response::Direct(summary)) => assert_events_accounted(&summary.tally, &path),
+            Ok(Response::Subscribe(summary)) => panic!(
+                "{}: answered by an auto-subscriber this handler does not have: {summary:?}",
+                path.display()
+            ),
             Err(e) => {
                 let message = e.to_string();
                 assert!(

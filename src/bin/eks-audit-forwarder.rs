@@ -9,6 +9,8 @@ use eks_audit_forwarder::handler::{Handler, HandlerError, Response};
 use eks_audit_forwarder::sink::ObjectStore;
 use eks_audit_forwarder::sink::findings::FindingsQueue;
 use eks_audit_forwarder::sink::firehose::Reingester;
+use eks_audit_forwarder::subscribe::Subscriber;
+use eks_audit_forwarder::subscribe::auto::AutoSubscriber;
 use eks_audit_forwarder::telemetry::emf;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::value::RawValue;
@@ -56,6 +58,15 @@ async fn main() -> Result<(), Error> {
         Handler::new(settings, store, region_from_env()).with_reingester(Reingester::from_env());
     if let Some(queue) = findings_queue {
         handler = handler.with_findings_queue(queue);
+    }
+    // The auto-subscriber (member accounts): on when a destination is configured.
+    if let Some(filter) = AutoSubscriber::filter_from_env() {
+        let subscriber = Subscriber::new(&aws_config::load_from_env().await);
+        if let Err(error) = subscriber.check_destination(&filter) {
+            tracing::error!(%error, "invalid auto-subscribe destination: the function cannot start");
+            return Err(format!("invalid auto-subscribe destination: {error}").into());
+        }
+        handler = handler.with_auto_subscriber(AutoSubscriber::new(subscriber, filter));
     }
     let handler = &handler;
     run(service_fn(

@@ -4,11 +4,16 @@
 //! - [`plan`]: what to do to one log group, from the filters already on it (pure).
 //! - [`check`]: whether audit logs flow, from the log group's streams and filters (pure).
 //! - [`logs`]: the CloudWatch Logs calls.
+//! - [`fleet`]: the same over several accounts (listed or an Organization) and regions.
+//! - [`auto`]: the same subscription run by the Lambda on CloudTrail's `CreateLogGroup` and on
+//!   a schedule.
 //!
 //! [`Subscriber`] ties them together for one cluster at a time and returns a report per cluster;
 //! one cluster failing never stops the others.
 
+pub mod auto;
 pub mod check;
+pub mod fleet;
 pub mod logs;
 pub mod plan;
 

@@ -89,6 +89,18 @@ impl Action {
         !matches!(self, Action::NoFreeSlot)
     }
 
+    /// The state a report or table row shows: `created`, `unchanged`, `updated`, `already
+    /// delivered` or `no free slot`.
+    pub fn state(&self) -> &'static str {
+        match self {
+            Action::Unchanged => "unchanged",
+            Action::Create => "created",
+            Action::Update { .. } => "updated",
+            Action::AlreadyDelivered { .. } => "already delivered",
+            Action::NoFreeSlot => "no free slot",
+        }
+    }
+
     /// Whether the action calls `PutSubscriptionFilter`.
     pub fn puts(&self) -> bool {
         matches!(self, Action::Create | Action::Update { .. })

@@ -1,5 +1,8 @@
 //! A tiny HTTP proxy in front of moto that fails Firehose `PutRecordBatch` calls on demand:
-//! moto itself always succeeds. Everything else passes through untouched. One request per
+//! moto itself always succeeds. It also records, and answers itself, the CloudWatch Logs
+//! `PutSubscriptionFilter` calls towards a CloudWatch Logs destination, which moto 5.x does not
+//! emulate (it answers that the log group does not exist). Everything else passes through
+//! untouched. One request per
 //! connection (`Connection: close`), which the SDK's client handles by reconnecting.
 //!
 //! moto does not check SigV4 signatures, so the proxy may rewrite a request body.
@@ -20,6 +23,13 @@ pub enum Fault {
     ServerError { calls: usize },
     /// Every call fails every record.
     FailAllRecords,
+    /// `PutRecordBatch` untouched; `PutSubscriptionFilter` towards a CloudWatch Logs destination
+    /// (`arn:…:logs:…:destination:…`) is recorded and answered as AWS does (200, empty JSON),
+    /// not forwarded.
+    RecordLogsDestinationFilters,
+    /// As [`Fault::RecordLogsDestinationFilters`], and STS `AssumeRole` into a role of this
+    /// account is refused with `AccessDenied` (moto lets every role be assumed).
+    DenyAssumeRoleInto(&'static str),
 }
 
 /// One `PutRecordBatch` call as the proxy saw it.
@@ -28,9 +38,16 @@ pub struct Call {
     pub records: usize,
 }
 
+/// One `PutSubscriptionFilter` call the proxy answered itself: its JSON body.
+#[derive(Debug, Clone)]
+pub struct FilterCall {
+    pub body: Value,
+}
+
 pub struct Proxy {
     pub endpoint: String,
     calls: Arc<Mutex<Vec<Call>>>,
+    filter_calls: Arc<Mutex<Vec<FilterCall>>>,
 }
 
 impl Proxy {
@@ -43,14 +60,27 @@ impl Proxy {
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let upstream = upstream.trim_start_matches("http://").to_owned();
         let calls = Arc::new(Mutex::new(Vec::new()));
-        let seen = calls.clone();
+        let filter_calls = Arc::new(Mutex::new(Vec::new()));
+        let (seen, seen_filters) = (calls.clone(), filter_calls.clone());
         tokio::spawn(async move {
             while let Ok((connection, _)) = listener.accept().await {
                 let (upstream, seen) = (upstream.clone(), seen.clone());
-                tokio::spawn(async move { serve(connection, &upstream, fault, &seen).await });
+                let seen_filters = seen_filters.clone();
+                tokio::spawn(async move {
+                    serve(connection, &upstream, fault, &seen, &seen_filters).await
+                });
             }
         });
-        Proxy { endpoint, calls }
+        Proxy {
+            endpoint,
+            calls,
+            filter_calls,
+        }
+    }
+
+    /// The `PutSubscriptionFilter` calls towards a CloudWatch Logs destination, in order.
+    pub fn filter_calls(&self) -> Vec<FilterCall> {
+        self.filter_calls.lock().unwrap().clone()
     }
 
     /// The `PutRecordBatch` calls made so far, in order.
@@ -98,10 +128,52 @@ impl Request {
     }
 }
 
-async fn serve(mut client: TcpStream, upstream: &str, fault: Fault, seen: &Mutex<Vec<Call>>) {
+async fn serve(
+    mut client: TcpStream,
+    upstream: &str,
+    fault: Fault,
+    seen: &Mutex<Vec<Call>>,
+    seen_filters: &Mutex<Vec<FilterCall>>,
+) {
     let Some(request) = read_request(&mut client).await else {
         return;
     };
+    if let Fault::DenyAssumeRoleInto(account) = fault {
+        let body = String::from_utf8_lossy(&request.body);
+        if body.contains("Action=AssumeRole")
+            && body.contains(&format!("iam%3A%3A{account}%3Arole"))
+        {
+            let denied = format!(
+                "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>not authorized to perform sts:AssumeRole on a role of {account}</Message></Error><RequestId>proxy</RequestId></ErrorResponse>"
+            );
+            let response = format!(
+                "HTTP/1.1 403 Forbidden\r\ncontent-type: text/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{denied}",
+                denied.len()
+            );
+            drop(client.write_all(response.as_bytes()).await);
+            drop(client.shutdown().await);
+            return;
+        }
+    }
+    if matches!(
+        fault,
+        Fault::RecordLogsDestinationFilters | Fault::DenyAssumeRoleInto(_)
+    ) && request
+        .header("x-amz-target")
+        .is_some_and(|t| t.ends_with(".PutSubscriptionFilter"))
+    {
+        let body: Value =
+            serde_json::from_slice(&request.body).expect("PutSubscriptionFilter body is JSON");
+        let to_destination = body["destinationArn"].as_str().is_some_and(|arn| {
+            arn.split(':').nth(2) == Some("logs") && arn.contains(":destination:")
+        });
+        if to_destination {
+            seen_filters.lock().unwrap().push(FilterCall { body });
+            drop(client.write_all(&http(200, &json!({}))).await);
+            drop(client.shutdown().await);
+            return;
+        }
+    }
     let is_put_batch = request
         .header("x-amz-target")
         .is_some_and(|t| t.ends_with(".PutRecordBatch"));
@@ -135,7 +207,9 @@ async fn put_record_batch(
     let failing = |index: usize| match fault {
         Fault::FailEveryOtherRecord { calls } => call <= calls && index % 2 == 1,
         Fault::FailAllRecords => true,
-        Fault::ServerError { .. } => false,
+        Fault::ServerError { .. }
+        | Fault::RecordLogsDestinationFilters
+        | Fault::DenyAssumeRoleInto(_) => false,
     };
     if let Fault::ServerError { calls } = fault
         && call <= calls

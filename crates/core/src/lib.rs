@@ -40,8 +40,10 @@ pub mod transform;
 
 pub use audit::AuditEvent;
 pub use filter::{Filter, StageFilter, UriPattern};
-pub use options::{InputLimits, ProcessOptions};
-pub use pipeline::{EventFate, Origin, Outcome, process_data, process_event, process_messages};
+pub use options::{InputLimits, KeyLayout, ProcessOptions};
+pub use pipeline::{
+    EventFate, Origin, Outcome, Partition, process_data, process_event, process_messages,
+};
 pub use redact::Redaction;
 pub use schema::{EventContext, Format};
 pub use tally::{DropReason, Tally};

@@ -24,6 +24,21 @@ pub struct ProcessOptions {
     pub cluster_override: Option<String>,
     /// Sigma rules evaluated on every kept event (contract §12); `None` for no detection.
     pub detector: Option<Arc<Detector>>,
+    /// Whether keys and partition keys also name the source account and region (contract §6.4).
+    pub key_layout: KeyLayout,
+}
+
+/// The layout of object keys and Firehose partition keys (contract §6.1, §6.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum KeyLayout {
+    /// One account: `<prefix>/cluster=<c>/dt=…`, partition keys `cluster` and `account`.
+    #[default]
+    Cluster,
+    /// A fleet of accounts and regions: `<prefix>/cluster=<c>/account=<a>/region=<r>/dt=…`,
+    /// partition keys `cluster`, `account` and `region`, so that same-named clusters of two
+    /// accounts or two regions never share a folder.
+    Fleet,
 }
 
 /// Bounds on what one record may cost, against hostile or broken input.

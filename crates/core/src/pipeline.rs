@@ -14,7 +14,7 @@ use crate::envelope::{
     DecodeBuffers, DecodeError, LogEvent, SubscriptionMessage, decode_base64, decompress,
     parse_messages,
 };
-use crate::options::ProcessOptions;
+use crate::options::{KeyLayout, ProcessOptions};
 use crate::schema::time::{event_time, from_epoch_millis};
 use crate::schema::{self, EventContext};
 use crate::tally::{DropReason, Tally};
@@ -29,6 +29,10 @@ pub struct Group {
     pub cluster: Option<String>,
     /// The AWS account id, the message's `owner`; empty when the message has none.
     pub account: String,
+    /// The source region and account in keys: `Some(region)` (empty when unknown) in the
+    /// fleet layout, which adds `account=…/region=…/` to keys (contract §6.4); `None` in the
+    /// single-account layout, whose keys stay as they were.
+    pub fleet_region: Option<String>,
     /// The CloudWatch log stream of the message.
     pub log_stream: String,
     /// UTC hour of the audit events (or, for quarantine, of their CloudWatch timestamps).
@@ -99,16 +103,18 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// The (cluster, account) pairs of the kept events, in order of first appearance, up to
-    /// the second distinct one: a Firehose record's partition keys must be true for every one
-    /// of its events, so one pair is an answer and two are already too many.
-    pub fn partitions(&self) -> Vec<(&str, &str)> {
-        let mut partitions: Vec<(&str, &str)> = Vec::new();
+    /// The partitions (cluster, account, and in the fleet layout region) of the kept events,
+    /// in order of first appearance, up to the second distinct one: a Firehose record's
+    /// partition keys must be true for every one of its events, so one is an answer and two
+    /// are already too many.
+    pub fn partitions(&self) -> Vec<Partition<'_>> {
+        let mut partitions: Vec<Partition<'_>> = Vec::new();
         for group in &self.kept_groups {
-            let partition = (
-                group.cluster.as_deref().unwrap_or(UNKNOWN_CLUSTER),
-                group.account.as_str(),
-            );
+            let partition = Partition {
+                cluster: group.cluster.as_deref().unwrap_or(UNKNOWN_CLUSTER),
+                account: group.account.as_str(),
+                region: group.fleet_region.as_deref(),
+            };
             if !partitions.contains(&partition) {
                 partitions.push(partition);
                 if partitions.len() > 1 {
@@ -120,10 +126,24 @@ impl Outcome {
     }
 }
 
+/// The Firehose partition of kept events (contract §2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Partition<'a> {
+    /// `cluster`: the events' cluster, or `_unknown`.
+    pub cluster: &'a str,
+    /// `account`: their message's `owner`, the source account.
+    pub account: &'a str,
+    /// `region`, in the fleet layout only: the source log group's region (contract §6.4).
+    pub region: Option<&'a str>,
+}
+
 /// Where a payload came from, beyond what its messages say.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Origin<'a> {
-    /// The region to report in the events (`Region`, contract §4); `None` when unknown.
+    /// The region of the source log groups, reported in the events (`Region`, contract §4)
+    /// and, in the fleet layout, in keys; `None` when unknown. A log group delivers only to a
+    /// destination of its own region, so the receiving stream's or function's region is the
+    /// source's as long as the destination and its target share a region (contract §6.4).
     pub region: Option<&'a str>,
 }
 
@@ -178,8 +198,15 @@ pub fn process_messages(
     options: &ProcessOptions,
 ) -> Outcome {
     let mut outcome = Outcome::default();
-    let (mut kept_groups, mut quarantine_groups) = (Groups::default(), Groups::default());
-    let mut finding_groups = Groups::default();
+    // In the fleet layout every group remembers the source region for its keys.
+    let fleet_region = (options.key_layout == KeyLayout::Fleet)
+        .then(|| origin.region.unwrap_or_default().to_owned());
+    let groups = || Groups {
+        fleet_region: fleet_region.clone(),
+        ..Groups::default()
+    };
+    let (mut kept_groups, mut quarantine_groups) = (groups(), groups());
+    let mut finding_groups = groups();
     let mut findings = Vec::new();
     for (index, message) in messages.iter().enumerate() {
         let events = message.log_events.len() as u64;
@@ -464,6 +491,8 @@ fn process_truncated(
 struct Groups {
     list: Vec<Group>,
     index: HashMap<(usize, OffsetDateTime), usize>,
+    /// [`Group::fleet_region`] of every group.
+    fleet_region: Option<String>,
 }
 
 impl Groups {
@@ -478,10 +507,12 @@ impl Groups {
     ) -> usize {
         let hour = truncate_to_hour(time.unwrap_or(OffsetDateTime::UNIX_EPOCH));
         let list = &mut self.list;
+        let fleet_region = &self.fleet_region;
         *self.index.entry((message_index, hour)).or_insert_with(|| {
             list.push(Group {
                 cluster: cluster.map(str::to_owned),
                 account: message.owner.to_string(),
+                fleet_region: fleet_region.clone(),
                 log_stream: message.log_stream.to_string(),
                 hour,
                 first_event_id: event.id.as_str().to_owned(),

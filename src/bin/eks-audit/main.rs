@@ -26,7 +26,8 @@ use eks_audit_forwarder::reconcile::{Reconciler, Request, Window, parse_when};
 use eks_audit_forwarder::sink::ObjectStore;
 use eks_audit_forwarder::sink::firehose::Reingester;
 use eks_audit_forwarder::subscribe::check::{Expected, parse_duration};
-use eks_audit_forwarder::subscribe::plan::{DEFAULT_FILTER_NAME, FilterSpec};
+use eks_audit_forwarder::subscribe::fleet::{self, Accounts, Fleet};
+use eks_audit_forwarder::subscribe::plan::{self, DEFAULT_FILTER_NAME, FilterSpec};
 use eks_audit_forwarder::subscribe::{Clusters, Subscriber, parse_cluster};
 
 #[derive(Parser)]
@@ -185,7 +186,7 @@ struct CollectArgs {
 }
 
 #[derive(Args)]
-#[command(group(ArgGroup::new("which").required(true).args(["clusters", "all"])))]
+#[command(group(ArgGroup::new("which").required(true).args(["clusters", "all", "accounts", "org"])))]
 struct SubscribeArgs {
     /// EKS cluster names (or their log groups, /aws/eks/<cluster>/cluster).
     #[arg(value_parser = parse_cluster)]
@@ -219,6 +220,29 @@ struct SubscribeArgs {
     /// With --check: the oldest last audit event that still counts as flowing (90s, 15m, 2h, 1d).
     #[arg(long, default_value = "15m", value_parser = parse_duration, requires = "check")]
     max_age: Duration,
+    /// Fleet: every EKS log group of these accounts (comma list), through --role-name assumed
+    /// in each. --destination-arn and --role-arn may hold `{region}`, replaced per region.
+    #[arg(long, value_delimiter = ',', requires = "role_name", conflicts_with_all = ["clusters", "all", "org"])]
+    accounts: Vec<String>,
+    /// Fleet: every active account of the AWS Organization (from its management or delegated
+    /// administrator account), or of --ou and the OUs under it.
+    #[arg(long, requires = "role_name", conflicts_with_all = ["clusters", "all"])]
+    org: bool,
+    /// With --org: the OU (ou-…) or root (r-…) to cover.
+    #[arg(long, requires = "org")]
+    ou: Option<String>,
+    /// Fleet: the IAM role assumed in each account (arn:aws:iam::<account>:role/<NAME>).
+    #[arg(long)]
+    role_name: Option<String>,
+    /// Fleet: the regions to cover in each account (comma list); default the configured one.
+    #[arg(long, value_delimiter = ',')]
+    regions: Vec<String>,
+    /// Fleet: account-region pairs worked on at once.
+    #[arg(long, default_value_t = fleet::DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=64))]
+    concurrency: u16,
+    /// Fleet: attempts per AWS call, in the SDK's standard retry mode (throttling backs off).
+    #[arg(long, default_value_t = fleet::DEFAULT_MAX_ATTEMPTS, value_parser = clap::value_parser!(u32).range(1..=20))]
+    max_attempts: u32,
 }
 
 fn main() -> ExitCode {
@@ -516,6 +540,9 @@ async fn collect(args: CollectArgs) -> Result<ExitCode> {
 
 async fn subscribe(args: SubscribeArgs) -> Result<ExitCode> {
     let aws = aws_config::load_from_env().await;
+    if !args.accounts.is_empty() || args.org {
+        return subscribe_fleet(args, aws).await;
+    }
     let subscriber = Subscriber::new(&aws);
     let which = if args.all {
         Clusters::All
@@ -563,6 +590,79 @@ async fn subscribe(args: SubscribeArgs) -> Result<ExitCode> {
         }
     }
     Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `subscribe` over accounts and regions: one table row per account, region and cluster.
+async fn subscribe_fleet(args: SubscribeArgs, aws: aws_config::SdkConfig) -> Result<ExitCode> {
+    let regions = if args.regions.is_empty() {
+        aws.region()
+            .map(|r| vec![r.to_string()])
+            .unwrap_or_default()
+    } else {
+        args.regions.clone()
+    };
+    if regions.is_empty() {
+        eprintln!("eks-audit: give --regions, or configure a region (AWS_REGION)");
+        return Ok(ExitCode::from(2));
+    }
+    let fleet = Fleet {
+        base: aws,
+        role_name: args.role_name.clone().context("--role-name is required")?,
+        regions,
+        concurrency: usize::from(args.concurrency),
+        max_attempts: args.max_attempts,
+    };
+    let accounts = if args.org {
+        Accounts::Organization {
+            ou: args.ou.clone(),
+        }
+    } else {
+        Accounts::Listed(args.accounts.clone())
+    };
+    let task = if args.check {
+        fleet::Task::Check {
+            expected: Expected {
+                filter_name: args.filter_name,
+                destination_arn: args.destination_arn,
+                max_age: args.max_age,
+            },
+            now_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+        }
+    } else {
+        let destination_arn = args
+            .destination_arn
+            .context("--destination-arn is required")?;
+        // The destination's shape is checked once, before any call, as for one account.
+        if let Err(error) = plan::check_destination(
+            &destination_arn.replace(fleet::REGION_PLACEHOLDER, "us-east-1"),
+            args.role_arn.as_deref(),
+            None,
+        ) {
+            eprintln!("eks-audit: {error}");
+            return Ok(ExitCode::from(2));
+        }
+        fleet::Task::Subscribe {
+            filter: FilterSpec {
+                name: args.filter_name,
+                destination_arn,
+                role_arn: args.role_arn,
+                pattern: args.filter_pattern,
+            },
+            dry_run: args.dry_run,
+        }
+    };
+    let accounts = fleet.accounts(&accounts).await?;
+    let rows = fleet.run(&accounts, &task).await;
+    let mut stdout = std::io::stdout().lock();
+    write!(stdout, "{}", fleet::table(&rows))?;
+    stdout.flush()?;
+    Ok(if rows.iter().all(|row| row.ok) {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -132,6 +132,8 @@ pub enum RecordFate {
         cluster: String,
         /// The `account` partition key: the `owner` of the first kept event's message.
         account: String,
+        /// The `region` partition key, in the fleet layout only (contract §6.4).
+        region: Option<String>,
     },
     /// Nothing to deliver: a control message, or every event filtered out.
     Dropped,
@@ -151,14 +153,18 @@ impl RecordFate {
                 first.reason
             ));
         }
-        match outcome.partitions()[..] {
+        let partitions = outcome.partitions();
+        match partitions[..] {
             [] => RecordFate::Dropped,
-            [(cluster, account)] => RecordFate::Ok {
-                cluster: cluster.to_owned(),
-                account: account.to_owned(),
+            [one] => RecordFate::Ok {
+                cluster: one.cluster.to_owned(),
+                account: one.account.to_owned(),
+                region: one.region.map(str::to_owned),
                 ndjson: outcome.ndjson,
             },
-            [(cluster, account), (other_cluster, other_account), ..] => {
+            [first, second, ..] => {
+                let (cluster, account) = (first.cluster, first.account);
+                let (other_cluster, other_account) = (second.cluster, second.account);
                 RecordFate::Failed(format!(
                     "the record holds events of more than one cluster or account \
                  (cluster {cluster} in account {account}, cluster {other_cluster} in account \
@@ -176,6 +182,7 @@ impl RecordFate {
                 ndjson,
                 cluster,
                 account,
+                region,
             } => FirehoseResponseRecord {
                 record_id,
                 result: FirehoseResult::Ok,
@@ -185,7 +192,16 @@ impl RecordFate {
                     partition_keys: BTreeMap::from([
                         ("cluster".into(), cluster),
                         ("account".into(), account),
-                    ]),
+                    ])
+                    .into_iter()
+                    .chain(region.map(|region| {
+                        let region = Some(region).filter(|r| !r.is_empty());
+                        (
+                            "region".into(),
+                            region.unwrap_or_else(|| UNKNOWN_CLUSTER.into()),
+                        )
+                    }))
+                    .collect(),
                 }),
             },
             RecordFate::Dropped => FirehoseResponseRecord {

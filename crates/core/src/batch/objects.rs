@@ -197,7 +197,9 @@ fn distinct_keys(keys: impl Iterator<Item = String>) -> Vec<String> {
 /// The extension of every NDJSON object.
 const EXTENSION: &str = ".json.gz";
 
-/// `<prefix>/<kind>cluster=<cluster>/dt=<YYYY-MM-DD>/hour=<HH>/<logStream>-<first event id>.json.gz`
+/// `<prefix>/<kind>cluster=<cluster>/dt=<YYYY-MM-DD>/hour=<HH>/<logStream>-<first event id>.json.gz`,
+/// with `account=<account>/region=<region>/` after the cluster in the fleet layout (contract
+/// §6.4): `cluster=` stays first so that notification filters and collectors read both layouts.
 pub fn object_key(prefix: &str, kind: &str, group: &Group) -> String {
     let date_hour = group
         .hour
@@ -205,8 +207,26 @@ pub fn object_key(prefix: &str, kind: &str, group: &Group) -> String {
         .expect("a UTC time between years 0 and 9999 always formats");
     let cluster = group.cluster.as_deref().unwrap_or(UNKNOWN_CLUSTER);
     let slash = if prefix.is_empty() { "" } else { "/" };
+    let source = group
+        .fleet_region
+        .as_deref()
+        .map(|region| {
+            let known = |part: &str| {
+                key_safe(
+                    Some(part)
+                        .filter(|p| !p.is_empty())
+                        .unwrap_or(UNKNOWN_CLUSTER),
+                )
+            };
+            format!(
+                "account={}/region={}/",
+                known(&group.account),
+                known(region)
+            )
+        })
+        .unwrap_or_default();
     format!(
-        "{prefix}{slash}{kind}cluster={}/{date_hour}/{}-{}{EXTENSION}",
+        "{prefix}{slash}{kind}cluster={}/{source}{date_hour}/{}-{}{EXTENSION}",
         key_safe(cluster),
         key_safe(&group.log_stream),
         key_safe(&group.first_event_id)

@@ -405,6 +405,7 @@ mod tests {
             ndjson: vec![b'x'; ndjson_bytes],
             cluster: "prod-east".into(),
             account: "111122223333".into(),
+            region: None,
         }
         .into_response(record)
     }
