@@ -8,13 +8,18 @@
 //! `serde_json::Value`, but for redacted bodies, which are the marker when they were there and
 //! not null; a salvaged event (cut by CloudWatch Logs) is flagged as truncated in every format,
 //! and its flat `RawEvent` is the input text as a string (unredacted) or a string that still
-//! ends with CloudWatch's marker (redacted); a kept event is never flagged.
+//! ends with CloudWatch's marker (redacted); a kept event is never flagged. With the default
+//! Sigma rule pack on, the fate and the output are the same as without, and every finding is
+//! one JSON line of an OCSF Detection Finding.
 #![no_main]
 
 use std::sync::LazyLock;
 
 use eks_audit_core::filter::{Filter, StageFilter};
-use eks_audit_core::pipeline::{EventFate, process_event};
+use std::sync::Arc;
+
+use eks_audit_core::detect::{Detector, rules};
+use eks_audit_core::pipeline::{EventFate, process_event, process_event_detecting};
 use eks_audit_core::redact::Redaction;
 use eks_audit_core::schema::EventContext;
 use eks_audit_core::{Format, ProcessOptions};
@@ -53,6 +58,23 @@ static SETTINGS: LazyLock<Vec<ProcessOptions>> = LazyLock::new(|| {
         .collect()
 });
 
+/// Keeping every event, flat, with and without the default rule pack.
+static DETECTING: LazyLock<[ProcessOptions; 2]> = LazyLock::new(|| {
+    let plain = ProcessOptions {
+        filter: Filter {
+            stages: StageFilter::All,
+            exclude_uris: Vec::new(),
+        },
+        ..ProcessOptions::default()
+    };
+    let detector = Detector::load(&rules::default_pack()).expect("the default pack loads");
+    let detecting = ProcessOptions {
+        detector: Some(Arc::new(detector)),
+        ..plain.clone()
+    };
+    [plain, detecting]
+});
+
 const BODIES: [&str; 2] = ["requestObject", "responseObject"];
 
 const CONTEXT: EventContext<'static> = EventContext {
@@ -69,6 +91,17 @@ fuzz_target!(|input: &[u8]| {
     let Ok(text) = std::str::from_utf8(input) else {
         return;
     };
+    let [plain, detecting] = &*DETECTING;
+    let (mut plain_out, mut out, mut findings) = (Vec::new(), Vec::new(), Vec::new());
+    let plain_fate = process_event(text, &CONTEXT, plain, &mut plain_out);
+    let fate = process_event_detecting(text, &CONTEXT, detecting, &mut out, &mut findings);
+    assert_eq!(fate, plain_fate, "rules changed the fate");
+    assert_eq!(out, plain_out, "rules changed the output");
+    for finding in &findings {
+        assert!(finding.line.ends_with(b"\n"));
+        let value: Value = serde_json::from_slice(&finding.line).expect("a finding is JSON");
+        assert_eq!(value["class_uid"], 2004);
+    }
     for settings in SETTINGS.iter() {
         let mut out = b"previous line\n".to_vec();
         let fate = process_event(text, &CONTEXT, settings, &mut out);
