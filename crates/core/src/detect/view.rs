@@ -1,8 +1,9 @@
 //! The audit event as Sigma rules see it: the fields the engine asks for most are answered from
 //! the parsed [`AuditEvent`], which borrows from the message. A path into `requestObject` or
-//! `responseObject` parses that body alone into a JSON tree, once, from the text the event
-//! kept unread; anything else (`user.extra`, annotations by key, a body as a whole) parses the
-//! whole event, once. Events without bodies, most of a cluster's log, build no tree at all.
+//! `responseObject` is read in place from the body's text, which the event kept unread; only a
+//! path that crosses an array parses that body into a JSON tree, once. Anything else
+//! (`user.extra`, annotations by key, a body as a whole) parses the whole event, once. On the
+//! typical workload no event builds a tree.
 
 use std::borrow::Cow;
 use std::cell::OnceCell;
