@@ -34,7 +34,7 @@ pub enum Fault {
 }
 
 /// Random faults: each call fails with probability `rate`, of a kind drawn among those that
-/// apply to it. Draws are a hash of the seed, the request (method, path, target, body) and
+/// apply to it (evenly; for `PutRecordBatch`, half of them partial failures). Draws are a hash of the seed, the request (method, path, target, body) and
 /// how often that same request came before, so a run's faults do not depend on the order in
 /// which concurrent calls arrive.
 #[derive(Debug, Clone, Copy)]
@@ -42,6 +42,10 @@ pub struct Chaos {
     pub seed: u64,
     /// 0 to 1.
     pub rate: f64,
+    /// The probability, 0 to 1, that a call made again after a fault (the same request: a
+    /// retry) fails too: faults come in bursts, as a throttled partition stays throttled for a
+    /// moment. The rate applies when it is lower.
+    pub burst: f64,
     /// How long a [`Kind::Timeout`] holds the answer before closing the connection without
     /// it: longer than the client's attempt timeout, if it has one.
     pub stall: Duration,
@@ -114,8 +118,8 @@ pub struct OperationStats {
 struct State {
     calls: Vec<Call>,
     operations: BTreeMap<String, OperationStats>,
-    /// How often each request was seen, by fingerprint.
-    seen: HashMap<u64, u64>,
+    /// How often each request was seen, by fingerprint, and whether its last call was failed.
+    seen: HashMap<u64, (u64, bool)>,
 }
 
 pub struct Proxy {
@@ -362,7 +366,7 @@ fn draw(chaos: &Chaos, request: &Request, is_put_batch: bool, state: &mut State)
             .as_bytes(),
         &request.body,
     ]);
-    let seen = state.seen.entry(fingerprint).or_insert(0);
+    let (seen, last_failed) = state.seen.entry(fingerprint).or_insert((0, false));
     *seen += 1;
     let draw = hash(&[
         &chaos.seed.to_le_bytes(),
@@ -371,11 +375,26 @@ fn draw(chaos: &Chaos, request: &Request, is_put_batch: bool, state: &mut State)
     ]);
     // The top 53 bits as a uniform number in [0, 1).
     let uniform = (draw >> 11) as f64 / (1u64 << 53) as f64;
-    if uniform >= chaos.rate {
+    let rate = if *last_failed {
+        chaos.rate.max(chaos.burst)
+    } else {
+        chaos.rate
+    };
+    *last_failed = uniform < rate;
+    if !*last_failed {
         return Action::Forward;
     }
+    // Half of the faults of a PutRecordBatch call are partial failures: the kind that only it
+    // has.
     let kinds: &[Kind] = if is_put_batch {
-        &Kind::ALL
+        &[
+            Kind::Throttle,
+            Kind::ServerError,
+            Kind::Timeout,
+            Kind::PartialBatch,
+            Kind::PartialBatch,
+            Kind::PartialBatch,
+        ]
     } else {
         &Kind::ALL[..3]
     };
