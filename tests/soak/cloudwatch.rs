@@ -69,29 +69,33 @@ pub async fn put(
             start = end;
         }
     }
-    // The ids, by stream, timestamp and message (equal events get theirs in order).
+    // The ids, by stream, timestamp and message (equal events get theirs in order), read
+    // stream by stream: moto filters a whole group's events for every page.
     let mut ids: HashMap<(String, i64, String), VecDeque<String>> = HashMap::new();
-    let mut token = None;
-    loop {
-        let page = logs
-            .filter_log_events()
-            .log_group_name(&name)
-            .set_next_token(token)
-            .send()
-            .await
-            .expect("read the events back");
-        for event in page.events() {
-            ids.entry((
-                event.log_stream_name().unwrap_or_default().to_owned(),
-                event.timestamp().unwrap_or_default(),
-                event.message().unwrap_or_default().to_owned(),
-            ))
-            .or_default()
-            .push_back(event.event_id().unwrap_or_default().to_owned());
-        }
-        token = page.next_token().map(str::to_owned);
-        if token.is_none() {
-            break;
+    for (stream, _) in &streams {
+        let mut token = None;
+        loop {
+            let page = logs
+                .filter_log_events()
+                .log_group_name(&name)
+                .log_stream_names(stream)
+                .set_next_token(token)
+                .send()
+                .await
+                .expect("read the events back");
+            for event in page.events() {
+                ids.entry((
+                    event.log_stream_name().unwrap_or_default().to_owned(),
+                    event.timestamp().unwrap_or_default(),
+                    event.message().unwrap_or_default().to_owned(),
+                ))
+                .or_default()
+                .push_back(event.event_id().unwrap_or_default().to_owned());
+            }
+            token = page.next_token().map(str::to_owned);
+            if token.is_none() {
+                break;
+            }
         }
     }
     let streams = streams

@@ -4,13 +4,14 @@
 //! bucket's event objects, read line by line to compare with what `collect` wrote.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
 use crate::moto;
 
@@ -45,7 +46,10 @@ impl CollectRuns {
 fn eks_audit() -> tokio::process::Command {
     let binary = std::env::var_os("EKS_AUDIT_SOAK_BIN")
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_eks-audit").into());
-    tokio::process::Command::new(binary)
+    let mut command = tokio::process::Command::new(binary);
+    // A soak that fails stops its collectors.
+    command.kill_on_drop(true);
+    command
 }
 
 /// Messages in `queue_url`, visible or in flight.
@@ -73,18 +77,19 @@ pub async fn depth(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> usize {
     .sum()
 }
 
-/// Runs `eks-audit collect --once` through `endpoint` again and again, appending to `output`,
-/// until `writing` is over and the queue is empty, or `deadline` passes.
+/// Runs `eks-audit collect --once` through `endpoint` again and again, until `writing` is over
+/// and the queue is empty, or `deadline` passes. What it writes is read from its stdout as it
+/// comes and only counted, so a long soak keeps nothing on disk.
 pub async fn collect(
     queue_url: &str,
     endpoint: &str,
-    output: &Path,
     writing: Arc<AtomicBool>,
     deadline: Instant,
-) -> CollectRuns {
+) -> (CollectRuns, Events) {
     let sqs = moto::sqs().await;
     let started = Instant::now();
     let mut runs = CollectRuns::default();
+    let mut events = Events::new();
     loop {
         let done_writing = !writing.load(Ordering::SeqCst);
         if done_writing && depth(&sqs, queue_url).await == 0 {
@@ -98,28 +103,33 @@ pub async fn collect(
         let mut command = eks_audit();
         command
             .args(["collect", "--queue-url", queue_url, "--once"])
-            .args([
-                "--wait-seconds",
-                "1",
-                "--visibility-timeout",
-                "5",
-                "--max-messages",
-                "5",
-            ])
-            .args(["--concurrency", "4", "--output"])
-            .arg(output)
+            .args(["--wait-seconds", "1", "--visibility-timeout", "5"])
+            .args(["--max-messages", "5", "--concurrency", "4"])
             .env_remove("AWS_PROFILE")
-            .env("RUST_LOG", "error");
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         for (name, value) in moto::env() {
             command.env(name, value);
         }
         command.env("AWS_ENDPOINT_URL", endpoint);
-        let ran = command.output().await.expect("eks-audit collect runs");
+        let mut child = command.spawn().expect("eks-audit collect runs");
+        let mut stderr = child.stderr.take().expect("piped stderr");
+        let logged = tokio::spawn(async move {
+            let mut text = String::new();
+            drop(stderr.read_to_string(&mut text).await);
+            text
+        });
+        let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        while let Some(line) = lines.next_line().await.expect("collect's output") {
+            count_line(&line, &mut events);
+        }
+        let status = child.wait().await.expect("collect ends");
+        let stderr = logged.await.unwrap_or_default();
         runs.runs += 1;
-        let code = ran.status.code().unwrap_or(-1);
+        let code = status.code().unwrap_or(-1);
         *runs.exit_codes.entry(code).or_insert(0) += 1;
         if code != 0 {
-            let stderr = String::from_utf8_lossy(&ran.stderr);
             runs.last_error = stderr.lines().rev().take(3).collect::<Vec<_>>().join(" | ");
         }
         if code == 0 && !done_writing {
@@ -128,7 +138,7 @@ pub async fn collect(
         }
     }
     runs.took = started.elapsed();
-    runs
+    (runs, events)
 }
 
 /// One cluster's `reconcile --json` totals.
@@ -187,13 +197,18 @@ pub type Events = HashMap<(String, String), u64>;
 /// Counts each line's event.
 pub fn count_lines(ndjson: &str, events: &mut Events) {
     for line in ndjson.lines() {
-        let value: Value = serde_json::from_str(line).expect("every line is JSON");
-        let key = (
-            value["LogGroup"].as_str().unwrap_or_default().to_owned(),
-            value["EventId"].as_str().unwrap_or_default().to_owned(),
-        );
-        *events.entry(key).or_insert(0) += 1;
+        count_line(line, events);
     }
+}
+
+/// Counts a line's event.
+fn count_line(line: &str, events: &mut Events) {
+    let value: Value = serde_json::from_str(line).expect("every line is JSON");
+    let key = (
+        value["LogGroup"].as_str().unwrap_or_default().to_owned(),
+        value["EventId"].as_str().unwrap_or_default().to_owned(),
+    );
+    *events.entry(key).or_insert(0) += 1;
 }
 
 /// The events of every event object in `bucket` (quarantine left out, as `collect` leaves it).

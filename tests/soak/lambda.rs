@@ -23,6 +23,7 @@
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::io::Read;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,12 +37,13 @@ use serde_json::{Value, json};
 use crate::events::Random;
 use crate::moto::REGION;
 
-/// One event for the handler, as its caller sends it, and how often the caller tries it.
+/// One event for the handler, as its caller sends it.
 pub struct Invocation {
     pub mode: Mode,
     pub event: String,
 }
 
+/// Who calls: CloudWatch Logs (direct mode) or Firehose; it decides the retries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Mode {
     Direct,
@@ -305,68 +307,105 @@ fn kind(error: &HandlerError) -> String {
     }
 }
 
-/// Runs `invocations` on the handlers, one task per handler, until each succeeded or was
-/// parked; then redrives the parked ones, up to ten times. Firehose responses go to
-/// `firehose`. Returns the invocations still parked.
-pub async fn run(
-    handlers: &[Arc<Handler>],
-    invocations: Vec<Invocation>,
-    firehose: &Arc<Firehose>,
-    counts: &Arc<Mutex<Counts>>,
-) -> Vec<Invocation> {
-    let mut parked = run_once(handlers, invocations, firehose, counts, true).await;
-    for _ in 0..10 {
-        if parked.is_empty() {
-            break;
-        }
-        counts.lock().unwrap().redrives += parked.len() as u64;
-        parked = run_once(handlers, parked, firehose, counts, false).await;
-    }
-    parked
+/// How many notifications wait in the queue, as last measured, and the most the forwarder
+/// lets wait: moto's SQS scans every message of a queue on each call, so a backlog of
+/// thousands slows it to a halt, and clients that time out and retry then bury it. Real SQS
+/// does not care; the soak paces its forwarder to its collectors instead.
+pub struct Backlog {
+    messages: AtomicUsize,
+    limit: usize,
+    /// Time the environments spent waiting, in all, in milliseconds.
+    waited_ms: AtomicU64,
 }
 
-async fn run_once(
-    handlers: &[Arc<Handler>],
-    invocations: Vec<Invocation>,
-    firehose: &Arc<Firehose>,
-    counts: &Arc<Mutex<Counts>>,
-    first: bool,
-) -> Vec<Invocation> {
-    let queue = Arc::new(Mutex::new(VecDeque::from(invocations)));
-    let parked = Arc::new(Mutex::new(Vec::new()));
-    let mut tasks = Vec::new();
-    for handler in handlers {
-        let (handler, queue, firehose, counts, parked) = (
-            handler.clone(),
-            queue.clone(),
-            firehose.clone(),
-            counts.clone(),
-            parked.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let Some(invocation) = queue.lock().unwrap().pop_front() else {
-                    return;
-                };
-                if first {
-                    *counts
-                        .lock()
-                        .unwrap()
-                        .invocations
-                        .entry(invocation.mode)
-                        .or_insert(0) += 1;
-                }
-                if !invoke(&handler, &invocation, &firehose, &counts).await {
-                    counts.lock().unwrap().parked += 1;
-                    parked.lock().unwrap().push(invocation);
-                }
+impl Backlog {
+    pub fn new(limit: usize) -> Backlog {
+        Backlog {
+            messages: AtomicUsize::new(0),
+            limit,
+            waited_ms: AtomicU64::new(0),
+        }
+    }
+
+    pub fn set(&self, messages: usize) {
+        self.messages.store(messages, Ordering::Relaxed);
+    }
+
+    /// Total time the environments waited.
+    pub fn waited(&self) -> Duration {
+        Duration::from_millis(self.waited_ms.load(Ordering::Relaxed))
+    }
+
+    async fn wait(&self) {
+        let started = std::time::Instant::now();
+        while self.messages.load(Ordering::Relaxed) > self.limit {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let waited = started.elapsed().as_millis() as u64;
+        self.waited_ms.fetch_add(waited, Ordering::Relaxed);
+    }
+}
+
+/// The Lambda execution environments and the Firehose they answer to.
+pub struct Environments {
+    pub handlers: Vec<Arc<Handler>>,
+    pub firehose: Arc<Firehose>,
+    pub counts: Arc<Mutex<Counts>>,
+    pub backlog: Arc<Backlog>,
+}
+
+impl Environments {
+    /// Runs `invocations`, one task per handler, until each succeeded or was parked; then
+    /// redrives the parked ones, up to ten times. Returns the invocations still parked.
+    pub async fn run(&self, invocations: Vec<Invocation>) -> Vec<Invocation> {
+        let mut parked = self.run_once(invocations, true).await;
+        for _ in 0..10 {
+            if parked.is_empty() {
+                break;
             }
-        }));
+            self.counts.lock().unwrap().redrives += parked.len() as u64;
+            parked = self.run_once(parked, false).await;
+        }
+        parked
     }
-    for task in tasks {
-        task.await.expect("a worker panicked");
+
+    async fn run_once(&self, invocations: Vec<Invocation>, first: bool) -> Vec<Invocation> {
+        let queue = Arc::new(Mutex::new(VecDeque::from(invocations)));
+        let parked = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for handler in &self.handlers {
+            let (handler, queue, parked) = (handler.clone(), queue.clone(), parked.clone());
+            let (firehose, counts, backlog) = (
+                self.firehose.clone(),
+                self.counts.clone(),
+                self.backlog.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    backlog.wait().await;
+                    let Some(invocation) = queue.lock().unwrap().pop_front() else {
+                        return;
+                    };
+                    if first {
+                        *counts
+                            .lock()
+                            .unwrap()
+                            .invocations
+                            .entry(invocation.mode)
+                            .or_insert(0) += 1;
+                    }
+                    if !invoke(&handler, &invocation, &firehose, &counts).await {
+                        counts.lock().unwrap().parked += 1;
+                        parked.lock().unwrap().push(invocation);
+                    }
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.expect("a worker panicked");
+        }
+        std::mem::take(&mut *parked.lock().unwrap())
     }
-    std::mem::take(&mut *parked.lock().unwrap())
 }
 
 /// One invocation, tried as its caller tries it; whether it succeeded.

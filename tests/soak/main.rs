@@ -54,7 +54,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::corpus::{Generator, Logged};
 use crate::events::Random;
-use crate::lambda::{Firehose, Invocation, Mode};
+use crate::lambda::{Backlog, Environments, Firehose, Invocation, Mode};
 use crate::moto::{ACCOUNT, REGION, unique};
 use crate::proxy::{Chaos, Kind, Proxy};
 
@@ -104,6 +104,8 @@ const LARGE_ONE_IN: usize = 5;
 const AUDIT_STREAMS: usize = 3;
 /// `eks-audit collect` processes polling the queue at once.
 const COLLECTORS: usize = 8;
+/// Notifications the queue may hold before the forwarder waits for the collectors.
+const BACKLOG: usize = 400;
 /// Longer than the handlers' attempt timeout ([`ATTEMPT_TIMEOUT`]).
 const STALL: Duration = Duration::from_millis(1_300);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -412,28 +414,30 @@ async fn invocations(
 /// back from the delivery stream; then Firehose delivers what it buffers. Returns the
 /// invocations still parked.
 async fn forward(
-    handlers: &[Arc<Handler>],
+    environments: &Environments,
     invocations: Vec<Invocation>,
-    firehose: &Arc<Firehose>,
-    counts: &Arc<Mutex<lambda::Counts>>,
     random: &mut Random,
 ) -> Vec<Invocation> {
-    let mut parked = lambda::run(handlers, invocations, firehose, counts).await;
+    let mut parked = environments.run(invocations).await;
     loop {
-        let records = firehose.reingested().await;
+        let records = environments.firehose.reingested().await;
         if records.is_empty() {
             break;
         }
         {
-            let mut counts = counts.lock().unwrap();
+            let mut counts = environments.counts.lock().unwrap();
             counts.rounds += 1;
             counts.records_from_stream += records.len() as u64;
         }
-        let again =
-            lambda::firehose_invocations(firehose, &records, random, RECORDS_PER_INVOCATION);
-        parked.extend(lambda::run(handlers, again, firehose, counts).await);
+        let again = lambda::firehose_invocations(
+            &environments.firehose,
+            &records,
+            random,
+            RECORDS_PER_INVOCATION,
+        );
+        parked.extend(environments.run(again).await);
     }
-    firehose.flush(counts).await;
+    environments.firehose.flush(&environments.counts).await;
     parked
 }
 
@@ -487,31 +491,55 @@ async fn a_soak_under_faults_loses_no_event() {
     for _ in 0..plan.workers {
         handlers.push(handler(&proxy.endpoint, &bucket).await);
     }
+    let environments = Environments {
+        handlers,
+        firehose: firehose.clone(),
+        counts: Arc::new(Mutex::new(lambda::Counts::default())),
+        backlog: Arc::new(Backlog::new(BACKLOG)),
+    };
 
     // Collectors run while the forwarder writes, as they would, through the same faults: a
     // few of them, as a queue's consumers are scaled out.
-    let dir = tempfile::tempdir().unwrap();
     let writing = Arc::new(AtomicBool::new(true));
     let deadline = Instant::now() + Duration::from_secs(3_600);
     let collectors: Vec<_> = (0..COLLECTORS)
-        .map(|i| {
+        .map(|_| {
             let (queue_url, endpoint, writing) =
                 (queue_url.clone(), proxy.endpoint.clone(), writing.clone());
-            let file = dir.path().join(format!("collected-{i}.ndjson"));
             tokio::spawn(async move {
-                downstream::collect(&queue_url, &endpoint, &file, writing, deadline).await
+                downstream::collect(&queue_url, &endpoint, writing, deadline).await
             })
         })
         .collect();
 
-    let counts = Arc::new(Mutex::new(lambda::Counts::default()));
+    // The queue's backlog, measured straight from moto, paces the forwarder.
+    let measuring = tokio::spawn({
+        let (backlog, queue_url, writing) = (
+            environments.backlog.clone(),
+            queue_url.clone(),
+            writing.clone(),
+        );
+        async move {
+            let sqs = moto::sqs().await;
+            while writing.load(Ordering::SeqCst) {
+                backlog.set(downstream::depth(&sqs, &queue_url).await);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    });
     let forwarding = Instant::now();
-    let parked = forward(&handlers, invocations, &firehose, &counts, &mut random).await;
+    let parked = forward(&environments, invocations, &mut random).await;
     let forwarded_in = forwarding.elapsed();
     writing.store(false, Ordering::SeqCst);
+    measuring.await.expect("the backlog's measure");
     let mut collect_runs = downstream::CollectRuns::default();
+    let mut collected = downstream::Events::new();
     for collector in collectors {
-        collect_runs.add(collector.await.expect("a collector loop"));
+        let (runs, events) = collector.await.expect("a collector loop");
+        collect_runs.add(runs);
+        for (event, count) in events {
+            *collected.entry(event).or_insert(0) += count;
+        }
     }
     let collected_in = forwarding.elapsed();
 
@@ -524,18 +552,13 @@ async fn a_soak_under_faults_loses_no_event() {
         downstream::reconcile(&through_firehose.name, &bucket, &since_text, &until_text),
         downstream::bucket_events(&s3, &bucket),
     );
-    let mut collected = downstream::Events::new();
-    for i in 0..COLLECTORS {
-        let file = dir.path().join(format!("collected-{i}.ndjson"));
-        let text = std::fs::read_to_string(&file).unwrap_or_default();
-        downstream::count_lines(&text, &mut collected);
-    }
     let dead_letters = downstream::depth(&moto::sqs().await, &dlq_url).await;
 
     let report = report::Report {
         plan,
         still_parked: parked.len(),
-        counts: counts.lock().unwrap().clone(),
+        counts: environments.counts.lock().unwrap().clone(),
+        paced: environments.backlog.waited() / plan.workers as u32,
         groups: [
             (direct.group.audit_events() as u64, direct_reconciled),
             (

@@ -55,6 +55,8 @@ pub struct Times {
 
 pub struct Report {
     pub plan: Plan,
+    /// How long each environment waited, on average, for the collectors to catch up.
+    pub paced: Duration,
     /// Invocations still parked after their redrives.
     pub still_parked: usize,
     pub counts: Counts,
@@ -258,10 +260,11 @@ impl fmt::Display for Report {
         )?;
         write!(
             f,
-            "wall time: {:.1} s (events into CloudWatch {:.1} s, forwarding {:.1} s, collect drained at {:.1} s, then reconcile)",
+            "wall time: {:.1} s (events into CloudWatch {:.1} s, forwarding {:.1} s of which {:.1} s waiting for the collectors, collect drained at {:.1} s, then reconcile)",
             self.times.total.as_secs_f64(),
             self.times.logged.as_secs_f64(),
             self.times.forwarded.as_secs_f64(),
+            self.paced.as_secs_f64(),
             self.times.collected.as_secs_f64()
         )
     }
