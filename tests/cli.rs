@@ -626,6 +626,29 @@ fn limits_out_of_range_are_bad_usage_naming_the_variable_and_the_range() {
         stderr.contains("--max-object-bytes must be a whole number from 1 to 4294967296"),
         "{stderr}"
     );
+
+    for concurrency in ["0", "65"] {
+        let collect = eks_audit(
+            &[
+                "collect",
+                "--queue-url",
+                "http://127.0.0.1:9/q",
+                "--concurrency",
+                concurrency,
+            ],
+            &[],
+            None,
+        );
+        let stderr = String::from_utf8_lossy(&collect.stderr);
+        assert_eq!(collect.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("--concurrency"), "{stderr}");
+    }
+    let help = eks_audit(&["collect", "--help"], &[], None);
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("--concurrency") && help.contains("N x --max-object-bytes"),
+        "the memory bound is stated: {help}"
+    );
 }
 
 #[test]

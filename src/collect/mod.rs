@@ -6,15 +6,19 @@
 //! (and flushed): a crash in between sends the message again, so the output is at least once.
 //! A message is all or nothing: if one of its objects cannot be read or decoded, none of its
 //! events are written and the message is left in the queue. An object named several times in
-//! a message is collected once, and objects are handled one at a time, so memory is bounded by
-//! one object (`--max-object-bytes`) whatever the number of records. After the queue's
-//! `maxReceiveCount` its redrive policy moves it to the dead-letter queue, where an operator
-//! finds it, rather than it being silently lost. While a message is handled, a heartbeat
-//! extends its visibility, so that it is not delivered again meanwhile. An object already
-//! written in the run (same bucket, key and ETag, among the last [`SEEN_OBJECTS`]) is not
-//! written again; with `--dedup`, neither is an event repeating an audit id and stage among
-//! the last [`DEDUP_WINDOW`]. Bodies are S3 notifications, SNS envelopes of them, or
-//! EventBridge S3 events ([`notification`]). What is done with each kind of message:
+//! a message is collected once. The objects of a receive (up to ten messages) are downloaded
+//! up to [`Options::concurrency`] at a time, ahead of the writer ([`downloads`]), and written
+//! in order: message by message as received, each message's objects in the order it names
+//! them. At most that many objects are held at once, so memory is bounded by
+//! `concurrency` objects (`--max-object-bytes` each), whatever the number of records. After
+//! the queue's `maxReceiveCount` its redrive policy moves a failing message to the dead-letter
+//! queue, where an operator finds it, rather than it being silently lost. While a message is
+//! handled, a heartbeat extends its visibility, so that it is not delivered again meanwhile.
+//! An object already written in the run (same bucket, key and ETag, among the last
+//! [`SEEN_OBJECTS`]) is not written again; with `--dedup`, neither is an event repeating an
+//! audit id and stage among the last [`DEDUP_WINDOW`]. Bodies are S3 notifications, SNS
+//! envelopes of them, or EventBridge S3 events ([`notification`]). What is done with each
+//! kind of message:
 //!
 //! | message | action |
 //! |---|---|
@@ -27,21 +31,24 @@
 //! | a body that is not an S3 notification | logged, left for the redrive policy |
 
 pub(crate) mod dedup;
+mod downloads;
 pub mod notification;
 pub(crate) mod object;
 
 use std::future::Future;
 use std::io::Write;
-
 use std::time::Duration;
 
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::fingerprint::key_of;
 use crate::sink::describe_sdk_error;
 use dedup::Window;
 pub use dedup::{DEDUP_WINDOW, SEEN_OBJECTS};
+use downloads::Ordered;
 use eks_audit_core::batch::objects::{is_findings_key, is_quarantine_key};
+use eks_audit_core::envelope::DecodeError;
 use notification::{Notification, NotificationError};
 use object::ObjectError;
 
@@ -58,8 +65,12 @@ pub struct Options {
     /// How long received messages stay hidden from other consumers; the queue's own setting
     /// when `None`.
     pub visibility_timeout: Option<i32>,
-    /// Largest decompressed object accepted (gzip bomb guard).
+    /// Largest decompressed object accepted (gzip bomb guard); a download longer than this is
+    /// refused too.
     pub max_object_bytes: usize,
+    /// Objects downloaded (and held) at once, at least 1: memory is bounded by about this many
+    /// times `max_object_bytes`.
+    pub concurrency: usize,
     /// Stop at the first receive that brings nothing new, instead of polling until stopped.
     pub once: bool,
     /// `--dedup`: drop events whose audit id and stage were among the last [`DEDUP_WINDOW`]
@@ -302,12 +313,13 @@ impl Collector {
             if self.options.once && !messages.iter().any(is_new) {
                 break;
             }
-            for message in &messages {
-                let _heartbeat = self.heartbeat(message, visibility);
-                self.handle(message, out, &mut totals, &mut failed_ids, &mut memory)
-                    .await?;
-                progress(&totals);
-            }
+            let mut state = RunState {
+                totals: &mut totals,
+                failed_ids: &mut failed_ids,
+                memory: &mut memory,
+            };
+            self.handle_all(&messages, visibility, out, &mut state, &mut progress)
+                .await?;
         }
         Ok(totals)
     }
@@ -330,37 +342,99 @@ impl Collector {
         Ok(output.messages.unwrap_or_default())
     }
 
-    /// Collects one message, writes its events and deletes it; or leaves it, logged.
-    async fn handle<W: Write>(
+    /// Handles the messages of one receive, in order: their objects are downloaded ahead,
+    /// [`Options::concurrency`] at a time, while earlier messages are written. Every message is
+    /// kept hidden by its heartbeat until it is done.
+    async fn handle_all<W: Write>(
+        &self,
+        messages: &[Message],
+        visibility: Option<i32>,
+        out: &mut W,
+        state: &mut RunState<'_>,
+        progress: &mut impl FnMut(&Progress),
+    ) -> Result<(), CollectError> {
+        let mut heartbeats: Vec<Option<Heartbeat>> = messages
+            .iter()
+            .map(|message| self.heartbeat(message, visibility))
+            .collect();
+        // Planned before any is written: an object that a later message of the receive repeats
+        // is downloaded again, and skipped when it is written (same key and ETag).
+        let plans: Vec<Result<Plan, MessageError>> = messages
+            .iter()
+            .map(|message| plan(message.body().unwrap_or_default(), state.memory))
+            .collect();
+        let limit = self.options.concurrency.max(1);
+        let jobs: Vec<(usize, Job)> = plans
+            .iter()
+            .enumerate()
+            .filter_map(|(index, plan)| Some((index, plan.as_ref().ok()?)))
+            .flat_map(|(index, plan)| jobs(plan, limit).map(move |job| (index, job)))
+            .collect();
+        let (s3, max_bytes) = (self.s3.clone(), self.options.max_object_bytes);
+        let mut downloads = Ordered::new(limit, jobs, move |job: Job, permit| {
+            let s3 = s3.clone();
+            async move {
+                let fetched = fetch(&s3, &job.object, max_bytes).await;
+                match job.pass {
+                    // Checked and dropped, the permit with it: the events are not kept.
+                    Pass::Check => {
+                        drop(permit);
+                        Download {
+                            fetched: fetched.map(|_| None),
+                            _permit: None,
+                        }
+                    }
+                    Pass::Keep => Download {
+                        fetched: fetched.map(Some),
+                        _permit: Some(permit),
+                    },
+                }
+            }
+        });
+        for (index, (message, plan)) in messages.iter().zip(plans).enumerate() {
+            let mut collected = Collected::default();
+            let result = match plan {
+                Ok(plan) => {
+                    let written = Written {
+                        out: &mut *out,
+                        collected: &mut collected,
+                        memory: state.memory,
+                    };
+                    collect(&plan, limit, (&mut downloads, index), written).await?
+                }
+                Err(error) => Err(error),
+            };
+            downloads.drop_group(index);
+            self.finish(message, result, collected, state).await;
+            heartbeats[index] = None;
+            progress(state.totals);
+        }
+        Ok(())
+    }
+
+    /// Deletes a collected message and counts it; or leaves a failed one, logged with the
+    /// reason.
+    async fn finish(
         &self,
         message: &Message,
-        out: &mut W,
-        totals: &mut Progress,
-        failed_ids: &mut std::collections::HashSet<String>,
-        memory: &mut Memory,
-    ) -> Result<(), CollectError> {
+        result: Result<(), MessageError>,
+        collected: Collected,
+        state: &mut RunState<'_>,
+    ) {
         let message_id = message.message_id().unwrap_or_default();
-        let mut collected = Collected::default();
-        let result = self
-            .collect(
-                message.body().unwrap_or_default(),
-                out,
-                &mut collected,
-                memory,
-            )
-            .await;
+        let totals = &mut *state.totals;
         // Written is written, even when the message is left (see `collect`).
         totals.bytes += collected.bytes;
-        if let Err(error) = result? {
+        if let Err(error) = result {
             let receive_count = message
                 .attributes()
                 .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
                 .map_or("?", String::as_str);
             tracing::error!(message_id, receive_count, %error, "message left in the queue for its redrive policy (dead-letter queue after maxReceiveCount)");
-            if failed_ids.insert(message_id.to_owned()) {
+            if state.failed_ids.insert(message_id.to_owned()) {
                 totals.left += 1;
             }
-            return Ok(());
+            return;
         }
         totals.objects += collected.objects;
         totals.events += collected.events;
@@ -380,131 +454,255 @@ impl Collector {
                 tracing::error!(message_id, error = %describe_sdk_error(&e), "cannot delete a collected message; it will be delivered again");
             }
         }
-        Ok(())
     }
+}
 
-    /// Reads, checks and writes (then flushes) every distinct object a message names, one
-    /// object at a time, so memory is bounded by one object (`--max-object-bytes`), not by the
-    /// message's records. All or nothing: with several objects, each is first downloaded and
-    /// checked, then downloaded again and written, so a bad object leaves the message before any
-    /// of its events are written. (S3 sends one record per message: this costs nothing on real
-    /// notifications.) Only an object that turns bad between its check and its second download
-    /// leaves events of the message written; they are written again when it comes back, as
-    /// after a crash. The inner error leaves the message; the outer one stops the run.
-    async fn collect<W: Write>(
-        &self,
-        body: &str,
-        out: &mut W,
-        collected: &mut Collected,
-        memory: &mut Memory,
-    ) -> Result<Result<(), MessageError>, CollectError> {
-        let plan = match plan(body, memory) {
-            Ok(plan) => plan,
-            Err(error) => return Ok(Err(error)),
-        };
-        collected.skipped = plan.skipped;
-        if plan.objects.len() > 1 {
-            for Planned { object, .. } in &plan.objects {
-                // Checked and dropped: the events are not kept.
-                if let Err(error) = self.fetch(object).await {
-                    return Ok(Err(error));
-                }
+/// Writes (then flushes) every distinct object of a message's plan, taking the message's
+/// downloads in order. All or nothing: a message naming at most `limit` objects has them all
+/// downloaded and checked, and held, before any is written. One naming more has each first
+/// downloaded and checked, then downloaded again and written, so that memory stays bounded by
+/// `limit` objects while a bad object still leaves the message before any of its events are
+/// written. (S3 sends one record per message: this costs nothing on real notifications.) Only
+/// an object that turns bad between its check and its second download leaves events of the
+/// message written; they are written again when it comes back, as after a crash. The inner
+/// error leaves the message; the outer one stops the run.
+async fn collect<W: Write, F, Fut>(
+    plan: &Plan,
+    limit: usize,
+    (downloads, message): (&mut Ordered<Job, Download, F>, usize),
+    written: Written<'_, W>,
+) -> Result<Result<(), MessageError>, CollectError>
+where
+    F: FnMut(Job, OwnedSemaphorePermit) -> Fut,
+    Fut: Future<Output = Download> + Send + 'static,
+{
+    let Written {
+        out,
+        collected,
+        memory,
+    } = written;
+    collected.skipped = plan.skipped;
+    if plan.objects.len() > limit {
+        for _ in &plan.objects {
+            if let Err(error) = take(downloads, message).await {
+                return Ok(Err(error));
             }
         }
-        for (index, Planned { object, etag }) in plan.objects.iter().enumerate() {
-            let (mut events, fetched_etag) = match self.fetch(object).await {
-                Ok(fetched) => fetched,
+        for (index, planned) in plan.objects.iter().enumerate() {
+            match take(downloads, message).await {
+                Ok(Some(fetched)) => write_object(planned, fetched, out, collected, memory)?,
+                Ok(None) => unreachable!("a checked download was taken as kept"),
                 Err(error) => {
                     if index > 0 {
                         tracing::warn!(
-                            bucket = object.bucket,
-                            key = object.key,
+                            bucket = planned.object.bucket,
+                            key = planned.object.key,
                             "object changed after it was checked; the events of the message's earlier objects are written and will be written again"
                         );
+                        out.flush()?;
                     }
-                    out.flush()?;
                     return Ok(Err(error));
                 }
-            };
-            // The ETag of what was read, else the notification's.
-            let seen = fetched_etag
-                .as_deref()
-                .or(etag.as_deref())
-                .map(|etag| memory.object(object, etag));
-            if seen.is_some_and(|seen| memory.objects.contains(seen)) {
-                tracing::info!(
-                    bucket = object.bucket,
-                    key = object.key,
-                    "object already collected (same key and ETag); not written again"
-                );
-                collected.skipped += 1;
-                continue;
-            }
-            if let Some(ids) = &mut memory.ids {
-                let dropped = dedup::retain_lines(&mut events.ndjson, |line| {
-                    dedup::event_id(line).is_none_or(|(id, stage)| {
-                        ids.insert(key_of(&[id.as_bytes(), stage.as_bytes()]))
-                    })
-                });
-                events.count -= dropped as usize;
-                collected.duplicates += dropped;
-            }
-            out.write_all(&events.ndjson)?;
-            collected.bytes += events.ndjson.len() as u64;
-            collected.objects += 1;
-            collected.events += events.count as u64;
-            if let Some(seen) = seen {
-                memory.objects.insert(seen);
             }
         }
-        out.flush()?;
-        Ok(Ok(()))
-    }
-
-    /// Downloads and checks one object; its events and its ETag (unquoted).
-    async fn fetch(
-        &self,
-        object: &ObjectRef,
-    ) -> Result<(object::Events, Option<String>), MessageError> {
-        let (body, etag) = self.get(&object.bucket, &object.key).await?;
-        let events = object::decode(body, self.options.max_object_bytes).map_err(|source| {
-            MessageError::Object {
-                bucket: object.bucket.clone(),
-                key: object.key.clone(),
-                source,
+    } else {
+        let mut held = Vec::with_capacity(plan.objects.len());
+        for _ in &plan.objects {
+            match take(downloads, message).await {
+                Ok(Some(fetched)) => held.push(fetched),
+                Ok(None) => unreachable!("a checked download was taken as kept"),
+                Err(error) => return Ok(Err(error)),
             }
-        })?;
-        Ok((events, etag))
+        }
+        for (planned, fetched) in plan.objects.iter().zip(held) {
+            write_object(planned, fetched, out, collected, memory)?;
+        }
     }
+    out.flush()?;
+    Ok(Ok(()))
+}
 
-    async fn get(
-        &self,
-        bucket: &str,
-        key: &str,
-    ) -> Result<(Vec<u8>, Option<String>), MessageError> {
-        let error = |message: String| MessageError::Get {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            message,
-        };
-        let object = self
-            .s3
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| error(describe_sdk_error(&e)))?;
-        let etag = object
-            .e_tag()
-            .map(|e| notification::normalize_etag(e).to_owned());
-        let body = object
-            .body
-            .collect()
-            .await
-            .map_err(|e| error(e.to_string()))?;
-        Ok((body.into_bytes().into(), etag))
+/// Where a message's objects are written, and what is counted and remembered of them.
+struct Written<'a, W> {
+    out: &'a mut W,
+    collected: &'a mut Collected,
+    memory: &'a mut Memory,
+}
+
+/// What a run keeps across messages.
+struct RunState<'a> {
+    totals: &'a mut Progress,
+    failed_ids: &'a mut std::collections::HashSet<String>,
+    memory: &'a mut Memory,
+}
+
+/// Writes one downloaded object's events, unless the run already wrote the object (same key
+/// and ETag); with `--dedup`, without the events already written.
+fn write_object<W: Write>(
+    planned: &Planned,
+    fetched: Fetched,
+    out: &mut W,
+    collected: &mut Collected,
+    memory: &mut Memory,
+) -> Result<(), CollectError> {
+    let Planned { object, etag } = planned;
+    let (mut events, fetched_etag) = fetched;
+    // The ETag of what was read, else the notification's.
+    let seen = fetched_etag
+        .as_deref()
+        .or(etag.as_deref())
+        .map(|etag| memory.object(object, etag));
+    if seen.is_some_and(|seen| memory.objects.contains(seen)) {
+        tracing::info!(
+            bucket = object.bucket,
+            key = object.key,
+            "object already collected (same key and ETag); not written again"
+        );
+        collected.skipped += 1;
+        return Ok(());
     }
+    if let Some(ids) = &mut memory.ids {
+        let dropped = dedup::retain_lines(&mut events.ndjson, |line| {
+            dedup::event_id(line)
+                .is_none_or(|(id, stage)| ids.insert(key_of(&[id.as_bytes(), stage.as_bytes()])))
+        });
+        events.count -= dropped as usize;
+        collected.duplicates += dropped;
+    }
+    out.write_all(&events.ndjson)?;
+    collected.bytes += events.ndjson.len() as u64;
+    collected.objects += 1;
+    collected.events += events.count as u64;
+    if let Some(seen) = seen {
+        memory.objects.insert(seen);
+    }
+    Ok(())
+}
+
+/// Which pass of a message a download is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// Downloaded and checked, then dropped (a message of more objects than the limit).
+    Check,
+    /// Downloaded, checked and kept to be written.
+    Keep,
+}
+
+/// One download of a message's plan.
+#[derive(Debug)]
+struct Job {
+    object: ObjectRef,
+    pass: Pass,
+}
+
+/// The downloads of a plan, in the order [`Collector::collect`] takes them: each object kept,
+/// or, past `limit` objects, each checked and then each kept.
+fn jobs(plan: &Plan, limit: usize) -> impl Iterator<Item = Job> + '_ {
+    let check = plan.objects.len() > limit;
+    let checks = plan
+        .objects
+        .iter()
+        .filter(move |_| check)
+        .map(|planned| Job {
+            object: planned.object.clone(),
+            pass: Pass::Check,
+        });
+    let keeps = plan.objects.iter().map(|planned| Job {
+        object: planned.object.clone(),
+        pass: Pass::Keep,
+    });
+    checks.chain(keeps)
+}
+
+/// A checked object: its events and its ETag (unquoted).
+type Fetched = (object::Events, Option<String>);
+
+/// A finished download: the object (none for a check), and the permit it holds until the
+/// object is dropped.
+struct Download {
+    fetched: Result<Option<Fetched>, MessageError>,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+/// The next download of the receive, which must be `message`'s: [`jobs`] and
+/// [`Collector::collect`] follow the same plan. A slip is a bug, and panics rather than write
+/// or delete the wrong message (nothing is deleted, so nothing is lost).
+async fn take<F, Fut>(
+    downloads: &mut Ordered<Job, Download, F>,
+    message: usize,
+) -> Result<Option<Fetched>, MessageError>
+where
+    F: FnMut(Job, OwnedSemaphorePermit) -> Fut,
+    Fut: Future<Output = Download> + Send + 'static,
+{
+    match downloads.next().await {
+        Some((of, download)) if of == message => download.fetched,
+        _ => unreachable!("downloads are taken in the order of the plan"),
+    }
+}
+
+/// Downloads and checks one object; its events and its ETag (unquoted).
+async fn fetch(
+    s3: &aws_sdk_s3::Client,
+    object: &ObjectRef,
+    max_bytes: usize,
+) -> Result<Fetched, MessageError> {
+    let (body, etag) = get(s3, &object.bucket, &object.key, max_bytes).await?;
+    let events = object::decode(body, max_bytes).map_err(|source| MessageError::Object {
+        bucket: object.bucket.clone(),
+        key: object.key.clone(),
+        source,
+    })?;
+    Ok((events, etag))
+}
+
+/// An object's bytes, read no further than `max_bytes` (a gzip object over the limit would
+/// inflate past it anyway), and its ETag.
+async fn get(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    max_bytes: usize,
+) -> Result<(Vec<u8>, Option<String>), MessageError> {
+    let error = |message: String| MessageError::Get {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        message,
+    };
+    let mut object = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| error(describe_sdk_error(&e)))?;
+    let etag = object
+        .e_tag()
+        .map(|e| notification::normalize_etag(e).to_owned());
+    let too_large = || MessageError::Object {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        source: ObjectError::Gzip(DecodeError::TooLarge { limit: max_bytes }),
+    };
+    let length = object
+        .content_length()
+        .and_then(|l| usize::try_from(l).ok());
+    if length.is_some_and(|length| length > max_bytes) {
+        return Err(too_large());
+    }
+    let mut body = Vec::with_capacity(length.unwrap_or(0));
+    while let Some(chunk) = object
+        .body
+        .try_next()
+        .await
+        .map_err(|e| error(e.to_string()))?
+    {
+        if body.len() + chunk.len() > max_bytes {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, etag))
 }
 
 /// The objects a message names, each once, in order of first mention; test events, other S3

@@ -179,6 +179,12 @@ struct CollectArgs {
     #[arg(long, default_value_t = InputLimits::default().max_payload_bytes,
           value_parser = limit("--max-object-bytes", BYTES_CEILING))]
     max_object_bytes: usize,
+    /// Objects downloaded at once (1-64), ahead of the writer; output order stays that of the
+    /// messages and their records. Memory: each object is held whole until written, so about
+    /// N x --max-object-bytes at most (the download is capped at that size too: 2 x N x
+    /// --max-object-bytes for an object that does not compress).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    concurrency: u16,
     /// Drop events whose audit id and stage repeat one of the last 1,000,000 written (for
     /// consumers that cannot take re-ingestion's at-least-once); about 52 MB.
     #[arg(long)]
@@ -480,6 +486,7 @@ async fn collect(args: CollectArgs) -> Result<ExitCode> {
         wait_seconds: args.wait_seconds,
         visibility_timeout: args.visibility_timeout,
         max_object_bytes: args.max_object_bytes,
+        concurrency: usize::from(args.concurrency),
         once: args.once,
         dedup: args.dedup,
     };
