@@ -469,28 +469,111 @@ fn a_prefix_that_climbs_out_of_the_output_directory_is_bad_usage() {
     assert!(String::from_utf8_lossy(&cold.stderr).contains("`..` segment"));
 }
 
+/// The `EKS_AUDIT_*` names in `text`, each once.
+fn variables_in(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("EKS_AUDIT_") {
+        let name: String = rest[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+            .collect();
+        rest = &rest[at + name.len()..];
+        names.insert(name);
+    }
+    names
+}
+
+/// A table row's first cell, where the README names its variables.
+fn first_cell(row: &str) -> &str {
+    row.split('|').nth(1).unwrap_or_default()
+}
+
 #[test]
-fn help_documents_every_variable() {
-    let help = eks_audit(&["invoke", "--help"], &[], None);
-    assert_exit(&help, 0);
-    let text = String::from_utf8_lossy(&help.stdout);
+fn the_readme_configuration_table_and_help_name_the_same_variables() {
+    let readme = std::fs::read_to_string(repo_file("README.md")).unwrap();
+    let section = readme
+        .split("\n## Configuration\n")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("README has a Configuration section");
+    let rows: Vec<&str> = section.lines().filter(|l| l.starts_with("| `")).collect();
+    let documented = variables_in(&rows.iter().map(|r| first_cell(r)).collect::<String>());
+    let lambda_only = variables_in(
+        &rows
+            .iter()
+            .filter(|row| row.contains("| Lambda only |"))
+            .map(|r| first_cell(r))
+            .collect::<String>(),
+    );
+
+    let mut in_help = std::collections::BTreeSet::new();
+    for command in ["invoke", "transform", "detect", "reconcile", "collect"] {
+        let help = eks_audit(&[command, "--help"], &[], None);
+        assert_exit(&help, 0);
+        in_help.extend(variables_in(&String::from_utf8_lossy(&help.stdout)));
+    }
+    // Every flag's variable has its row, and every row is a flag's variable or the Lambda's own.
+    let undocumented: Vec<_> = in_help.difference(&documented).collect();
+    assert!(
+        undocumented.is_empty(),
+        "missing from the README table: {undocumented:?}"
+    );
+    let unknown: Vec<_> = documented
+        .difference(&in_help)
+        .filter(|v| !lambda_only.contains(*v))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "in the README table but no command takes them: {unknown:?}"
+    );
     for variable in [
         "EKS_AUDIT_FORMAT",
-        "EKS_AUDIT_STAGES",
-        "EKS_AUDIT_EXCLUDE_URIS",
         "EKS_AUDIT_BUCKET",
-        "EKS_AUDIT_PREFIX",
-        "EKS_AUDIT_CLUSTER_NAME",
-        "EKS_AUDIT_SSE_KMS_KEY_ID",
-        "EKS_AUDIT_MAX_EVENT_BYTES",
-        "EKS_AUDIT_MAX_PAYLOAD_BYTES",
-        "EKS_AUDIT_MAX_DEPTH",
-        "EKS_AUDIT_MAX_EVENTS_PER_RECORD",
-        "EKS_AUDIT_REDACT",
-        "EKS_AUDIT_OUT_DIR",
+        "EKS_AUDIT_RULES",
+        "EKS_AUDIT_FINDINGS_QUEUE_URL",
+        "EKS_AUDIT_QUEUE_URL",
     ] {
-        assert!(text.contains(variable), "--help names {variable}");
+        assert!(in_help.contains(variable), "--help names {variable}");
     }
+}
+
+/// Every `EKS_AUDIT_*` variable named anywhere in the code has its row in the README's table.
+#[test]
+fn every_variable_the_code_names_is_in_the_readme_table() {
+    fn sources(dir: &std::path::Path, into: &mut String) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                sources(&path, into);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                into.push_str(&std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+    let mut code = String::new();
+    sources(&repo_file("src"), &mut code);
+    sources(&repo_file("crates/core/src"), &mut code);
+    let readme = std::fs::read_to_string(repo_file("README.md")).unwrap();
+    let table: String = readme
+        .lines()
+        .filter(|l| l.starts_with("| `EKS_AUDIT_"))
+        .map(first_cell)
+        .collect();
+    // `EKS_AUDIT_SUBSCRIBE_*` in prose ends in `_`: a family, not a variable.
+    let named: Vec<String> = variables_in(&code)
+        .into_iter()
+        .filter(|v| !v.ends_with('_'))
+        .collect();
+    assert!(named.len() >= 25, "{named:?}");
+    let missing: Vec<_> = named
+        .iter()
+        .filter(|v| !table.contains(&format!("`{v}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "named in the code, not in the README table: {missing:?}"
+    );
 }
 
 #[test]
