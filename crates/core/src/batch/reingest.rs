@@ -140,6 +140,11 @@ pub fn plan(
     if sum_with_wrapper(sizes.iter().copied()) <= limits.max_response_bytes {
         return Ok(plan);
     }
+    // Measuring a piece's output needs no rules: its findings come when the piece returns.
+    let options = &ProcessOptions {
+        detector: None,
+        ..options.clone()
+    };
     let dropped_sizes: Vec<usize> = records
         .iter()
         .map(|record| entry_size(&RecordFate::Dropped.into_response(record)))
@@ -600,6 +605,30 @@ mod tests {
             );
         }
         assert_eq!(ids_in(&plan.payloads).len(), 24);
+    }
+
+    #[test]
+    fn measuring_pieces_evaluates_no_rule() {
+        let text = event_json(&[gz_b64(&message(0, 24, 200))]);
+        let event: IncomingEvent = serde_json::from_str(&text).unwrap();
+        let records = event.records.unwrap();
+        let detector = std::sync::Arc::new(
+            crate::detect::Detector::load(&crate::detect::rules::default_pack()).unwrap(),
+        );
+        let options = ProcessOptions {
+            detector: Some(detector.clone()),
+            ..ProcessOptions::default()
+        };
+        // An output far over a piece's room: every piece is measured by transforming it.
+        let mut entries = vec![ok_entry(&records[0], 200_000)];
+        let limits = FirehoseLimits {
+            max_response_bytes: 20_000,
+            max_piece_entry_bytes: 10_000,
+            ..FirehoseLimits::default()
+        };
+        let plan = plan(&records, &mut entries, Origin::default(), &options, &limits).unwrap();
+        assert!(plan.payloads.len() >= 2, "{} pieces", plan.payloads.len());
+        assert_eq!(detector.stats().events, 0);
     }
 
     #[test]
