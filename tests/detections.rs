@@ -76,14 +76,7 @@ fn schema_errors(validator: &jsonschema::Validator, finding: &Value) -> Vec<Stri
 fn every_default_rule_passes_its_own_test_pair() {
     let detector = default_detector();
     let results = testing::run(&detector, &rules::default_tests());
-    let failures: Vec<String> = results
-        .iter()
-        .filter_map(|r| {
-            r.failure
-                .as_ref()
-                .map(|f| format!("{}/{}: {f}", r.rule, r.file))
-        })
-        .collect();
+    let failures = failed_rule_tests(&results);
     assert!(failures.is_empty(), "{failures:#?}");
     // Two tests per rule at least: one that fires, one near miss.
     assert!(results.len() >= 2 * detector.rule_count());

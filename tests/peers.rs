@@ -427,14 +427,7 @@ fn sigmahq_kubernetes_rules_load_unmodified_and_pass_their_test_pairs() {
         }
     }
     let results = testing::run(&detector, &tests);
-    let failures: Vec<String> = results
-        .iter()
-        .filter_map(|r| {
-            r.failure
-                .as_ref()
-                .map(|f| format!("{}/{}: {f}", r.rule, r.file))
-        })
-        .collect();
+    let failures = failed_rule_tests(&results);
     assert!(failures.is_empty(), "{failures:#?}");
     assert_eq!(results.len(), 32);
 

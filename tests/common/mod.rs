@@ -39,6 +39,18 @@ pub fn corpus_event(relative: &str, line: usize) -> String {
     value.to_string()
 }
 
+/// The rule tests that failed, as `rule/file: why`, for an assertion message.
+pub fn failed_rule_tests(results: &[eks_audit_core::detect::testing::TestResult]) -> Vec<String> {
+    results
+        .iter()
+        .filter_map(|r| {
+            r.failure
+                .as_ref()
+                .map(|f| format!("{}/{}: {f}", r.rule, r.file))
+        })
+        .collect()
+}
+
 pub fn repo_file(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
