@@ -123,7 +123,6 @@ impl Fleet {
     }
 
     async fn organization_accounts(&self, ou: Option<&str>) -> Result<Vec<String>, FleetError> {
-        use aws_sdk_organizations::types::AccountState;
         let client = aws_sdk_organizations::Client::new(&self.with_retries(self.base.clone()));
         let error = |e: &dyn std::fmt::Display| FleetError::Organizations(e.to_string());
         let mut ids = Vec::new();
@@ -132,12 +131,7 @@ impl Fleet {
                 let mut pages = client.list_accounts().into_paginator().send();
                 while let Some(page) = pages.next().await {
                     let page = page.map_err(|e| error(&describe_sdk_error(&e)))?;
-                    ids.extend(
-                        page.accounts()
-                            .iter()
-                            .filter(|a| a.state() == Some(&AccountState::Active))
-                            .filter_map(|a| a.id().map(str::to_owned)),
-                    );
+                    ids.extend(active_ids(page.accounts()));
                 }
             }
             Some(ou) => {
@@ -151,12 +145,7 @@ impl Fleet {
                         .send();
                     while let Some(page) = pages.next().await {
                         let page = page.map_err(|e| error(&describe_sdk_error(&e)))?;
-                        ids.extend(
-                            page.accounts()
-                                .iter()
-                                .filter(|a| a.state() == Some(&AccountState::Active))
-                                .filter_map(|a| a.id().map(str::to_owned)),
-                        );
+                        ids.extend(active_ids(page.accounts()));
                     }
                     let mut pages = client
                         .list_organizational_units_for_parent()
@@ -381,6 +370,17 @@ pub fn table(rows: &[Row]) -> String {
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 /// The default `--concurrency`: account-region pairs worked on at once.
 pub const DEFAULT_CONCURRENCY: u16 = 8;
+
+/// The ids of the active accounts among `accounts`: suspended ones have no clusters to subscribe.
+fn active_ids(
+    accounts: &[aws_sdk_organizations::types::Account],
+) -> impl Iterator<Item = String> + '_ {
+    use aws_sdk_organizations::types::AccountState;
+    accounts
+        .iter()
+        .filter(|a| a.state() == Some(&AccountState::Active))
+        .filter_map(|a| a.id().map(str::to_owned))
+}
 
 #[cfg(test)]
 mod tests {
