@@ -731,21 +731,12 @@ fn plan(body: &str, memory: &Memory) -> Result<Plan, MessageError> {
             plan.skipped += 1;
             continue;
         }
-        if is_quarantine_key(&record.key) {
-            tracing::warn!(
-                bucket = record.bucket,
-                key = record.key,
-                "quarantine object (not audit events) skipped; inspect it in S3"
-            );
-            plan.skipped += 1;
-            continue;
-        }
-        if is_findings_key(&record.key) {
-            tracing::info!(
-                bucket = record.bucket,
-                key = record.key,
-                "findings object (detections, not audit events) skipped"
-            );
+        if let Some(skip) = NotEvents::of(&record.key) {
+            let (bucket, key) = (&record.bucket, &record.key);
+            match skip {
+                NotEvents::Quarantine => tracing::warn!(bucket, key, "{}", skip.reason()),
+                NotEvents::Findings => tracing::info!(bucket, key, "{}", skip.reason()),
+            }
             plan.skipped += 1;
             continue;
         }
@@ -783,6 +774,36 @@ fn plan(body: &str, memory: &Memory) -> Result<Plan, MessageError> {
         plan.skipped += repeated;
     }
     Ok(plan)
+}
+
+/// The objects of the forwarder's own layout that hold no audit events: `collect` leaves them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NotEvents {
+    /// Original bytes of what could not be normalized: for a person to inspect (a warning).
+    Quarantine,
+    /// Detection findings, OCSF 2004: read by their own consumers.
+    Findings,
+}
+
+impl NotEvents {
+    fn of(key: &str) -> Option<NotEvents> {
+        if is_quarantine_key(key) {
+            Some(NotEvents::Quarantine)
+        } else if is_findings_key(key) {
+            Some(NotEvents::Findings)
+        } else {
+            None
+        }
+    }
+
+    fn reason(self) -> &'static str {
+        match self {
+            NotEvents::Quarantine => {
+                "quarantine object (not audit events) skipped; inspect it in S3"
+            }
+            NotEvents::Findings => "findings object (detections, not audit events) skipped",
+        }
+    }
 }
 
 #[cfg(test)]
