@@ -134,7 +134,7 @@ async fn create_log_group_event_subscribes_the_new_cluster_once() {
     let region = "eu-north-1";
     let logs = logs_in(region).await;
     create_group(&logs, "prod-east").await;
-    let stream = crate::reingest::new_stream_in(region).await.arn;
+    let stream = crate::resources::new_stream_in(region).await.arn;
     let (handler, _dir) = handler(moto::endpoint(), region, &stream, Some(ROLE)).await;
     let event = sample("eventbridge/cloudtrail-create-log-group.json");
 
@@ -160,7 +160,7 @@ async fn create_log_group_event_subscribes_the_new_cluster_once() {
 #[tokio::test]
 async fn a_log_group_not_visible_yet_fails_the_invocation_so_lambda_retries_it() {
     let region = "eu-south-1";
-    let stream = crate::reingest::new_stream_in(region).await.arn;
+    let stream = crate::resources::new_stream_in(region).await.arn;
     let (handler, _dir) = handler(moto::endpoint(), region, &stream, Some(ROLE)).await;
     let cluster = unique("eks");
     let event = sample("eventbridge/cloudtrail-create-log-group.json")
@@ -176,7 +176,7 @@ async fn a_log_group_not_visible_yet_fails_the_invocation_so_lambda_retries_it()
 #[tokio::test]
 async fn create_log_group_of_another_kind_of_group_is_ignored() {
     let region = "eu-south-2";
-    let stream = crate::reingest::new_stream_in(region).await.arn;
+    let stream = crate::resources::new_stream_in(region).await.arn;
     let (handler, _dir) = handler(moto::endpoint(), region, &stream, Some(ROLE)).await;
     let event = sample("eventbridge/cloudtrail-create-log-group.json")
         .replace("/aws/eks/prod-east/cluster", "/aws/lambda/other");
@@ -189,8 +189,8 @@ async fn create_log_group_of_another_kind_of_group_is_ignored() {
 async fn the_scheduled_sweep_repairs_drift_and_reports_every_cluster() {
     let region = "ap-northeast-3";
     let logs = logs_in(region).await;
-    let stream = crate::reingest::new_stream_in(region).await.arn;
-    let other = crate::reingest::new_stream_in(region).await.arn;
+    let stream = crate::resources::new_stream_in(region).await.arn;
+    let other = crate::resources::new_stream_in(region).await.arn;
     let (fresh, drifted, full) = ("sweep-a", "sweep-b", "sweep-c");
     for cluster in [fresh, drifted, full] {
         create_group(&logs, cluster).await;
@@ -237,7 +237,7 @@ async fn the_scheduled_sweep_repairs_drift_and_reports_every_cluster() {
 #[tokio::test]
 async fn a_sweep_of_a_region_without_clusters_does_nothing() {
     let region = "ca-west-1";
-    let stream = crate::reingest::new_stream_in(region).await.arn;
+    let stream = crate::resources::new_stream_in(region).await.arn;
     let (handler, _dir) = handler(moto::endpoint(), region, &stream, Some(ROLE)).await;
     let summary = run(&handler, &sample("eventbridge/scheduled-sweep.json")).await;
     assert_eq!(summary.trigger, "sweep");

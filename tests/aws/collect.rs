@@ -7,9 +7,11 @@ use std::time::{Duration, Instant};
 use eks_audit_forwarder::collect::{Collector, Options, Progress};
 
 use crate::events::sample;
-use crate::notifications::{Queue, depth, drain, new_queue, notify};
+use crate::notifications::{depth, drain};
 use crate::proxy::{Delay, Options as ProxyOptions, Proxy};
-use crate::s3_objects::{direct, keys, lines, new_bucket, s3_handler};
+use crate::resources::new_bucket;
+use crate::resources::{Queue, new_queue, notify};
+use crate::s3_objects::{direct, keys, lines, s3_handler};
 use crate::{moto, peak};
 
 fn options(queue: &Queue, visibility_timeout: Option<i32>) -> Options {

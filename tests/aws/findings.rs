@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 
 use crate::common::{GROUP, STREAM, awslogs_event, data_message};
 use crate::moto::{self, unique};
-use crate::s3_objects::{keys, new_bucket};
+use crate::resources::new_bucket;
+use crate::s3_objects::keys;
 
 fn exec_in_kube_system(audit_id: &str) -> String {
     json!({

@@ -30,5 +30,6 @@ mod peak;
 mod proxy;
 mod reconcile;
 mod reingest;
+mod resources;
 mod s3_objects;
 mod subscribe;

@@ -1,65 +1,14 @@
 //! S3 → SQS: the bucket's `ObjectCreated` notifications for the objects the handler writes,
 //! as downstream collectors receive them.
 
-use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
 use aws_sdk_sqs::types::QueueAttributeName;
 use eks_audit_forwarder::collect::notification::{self, Notification};
 
 use crate::events::sample;
-use crate::moto::{self, unique};
-use crate::s3_objects::{direct, new_bucket, s3_handler};
-
-/// A queue, optionally with a dead-letter queue after `max_receive_count` receives.
-pub struct Queue {
-    pub url: String,
-    pub arn: String,
-}
-
-pub async fn new_queue(sqs: &aws_sdk_sqs::Client, redrive: Option<(&Queue, u32)>) -> Queue {
-    let mut request = sqs.create_queue().queue_name(unique("audit-objects"));
-    if let Some((dlq, max_receive_count)) = redrive {
-        let policy = serde_json::json!({"deadLetterTargetArn": dlq.arn, "maxReceiveCount": max_receive_count});
-        request = request.attributes(QueueAttributeName::RedrivePolicy, policy.to_string());
-    }
-    let url = request
-        .send()
-        .await
-        .expect("create queue")
-        .queue_url
-        .expect("a queue URL");
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("queue attributes");
-    let arn = attributes
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
-        .expect("a queue ARN")
-        .clone();
-    Queue { url, arn }
-}
-
-/// Sends the bucket's `ObjectCreated` events to `queue` (S3 then sends `s3:TestEvent`).
-pub async fn notify(s3: &aws_sdk_s3::Client, bucket: &str, queue: &Queue) {
-    let configuration = QueueConfiguration::builder()
-        .queue_arn(&queue.arn)
-        .events(Event::from("s3:ObjectCreated:*"))
-        .build()
-        .unwrap();
-    s3.put_bucket_notification_configuration()
-        .bucket(bucket)
-        .notification_configuration(
-            NotificationConfiguration::builder()
-                .queue_configurations(configuration)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("put bucket notification configuration");
-}
+use crate::moto;
+use crate::resources::new_bucket;
+use crate::resources::{Queue, new_queue, notify};
+use crate::s3_objects::{direct, s3_handler};
 
 /// Messages in the queue, visible or in flight.
 pub async fn depth(sqs: &aws_sdk_sqs::Client, queue: &Queue) -> usize {

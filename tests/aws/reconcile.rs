@@ -24,7 +24,8 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::common::{ACCOUNT, awslogs_event, firehose_event, gzip, gzip_record, ok_text};
 use crate::moto::{self, unique};
-use crate::s3_objects::{direct, new_bucket};
+use crate::resources::new_bucket;
+use crate::s3_objects::direct;
 
 /// One audit event as logged: its name in the test, CloudWatch timestamp and message; the
 /// CloudWatch id once put.

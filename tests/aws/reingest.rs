@@ -4,9 +4,6 @@
 
 use std::time::Duration;
 
-use aws_sdk_firehose::types::{
-    BufferingHints, CompressionFormat, DeliveryStreamType, ExtendedS3DestinationConfiguration,
-};
 use eks_audit_core::batch::reingest::FirehoseLimits;
 use eks_audit_core::envelope::models::{FirehoseResponse, FirehoseResult};
 use eks_audit_core::envelope::{decompress, parse_messages};
@@ -19,50 +16,10 @@ use crate::common::{TestHandler, control_message, firehose_event_for, gzip_recor
 use crate::events::Traffic;
 use crate::moto::{self, ACCOUNT, REGION, unique};
 use crate::proxy::{Fault, Proxy};
-use crate::s3_objects::new_bucket;
-
-/// A delivery stream writing to its own bucket, as moto delivers: one object per call.
-pub(crate) struct Stream {
-    name: String,
-    pub(crate) arn: String,
-    bucket: String,
-}
+use crate::resources::{Stream, new_stream_in};
 
 async fn new_stream() -> Stream {
     new_stream_in(REGION).await
-}
-
-/// A delivery stream in `region` (its bucket is global, in moto's default region).
-pub(crate) async fn new_stream_in(region: &str) -> Stream {
-    let s3 = moto::s3().await;
-    let bucket = new_bucket(&s3).await;
-    let name = unique("eks-audit");
-    let destination = ExtendedS3DestinationConfiguration::builder()
-        .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/firehose-delivery"))
-        .bucket_arn(format!("arn:aws:s3:::{bucket}"))
-        .prefix("delivered/")
-        .compression_format(CompressionFormat::Uncompressed)
-        .buffering_hints(
-            BufferingHints::builder()
-                .size_in_mbs(1)
-                .interval_in_seconds(60)
-                .build(),
-        )
-        .build()
-        .unwrap();
-    let config = aws_sdk_firehose::config::Builder::from(&moto::config().await)
-        .region(aws_sdk_firehose::config::Region::new(region.to_owned()))
-        .build();
-    aws_sdk_firehose::Client::from_conf(config)
-        .create_delivery_stream()
-        .delivery_stream_name(&name)
-        .delivery_stream_type(DeliveryStreamType::DirectPut)
-        .extended_s3_destination_configuration(destination)
-        .send()
-        .await
-        .expect("create delivery stream");
-    let arn = format!("arn:aws:firehose:{region}:{ACCOUNT}:deliverystream/{name}");
-    Stream { name, arn, bucket }
 }
 
 /// Fast retries for tests.

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::events::{awslogs_message, expected_objects, sample};
 use crate::moto::{self, unique};
+use crate::resources::new_bucket;
 
 /// A handler writing to `bucket` through the library's own S3 client set-up.
 pub async fn s3_handler(bucket: &str, kms_key: Option<&str>) -> Handler {
@@ -26,16 +27,6 @@ pub async fn s3_handler(bucket: &str, kms_key: Option<&str>) -> Handler {
         kms_key.map(str::to_owned),
     ));
     Handler::new(settings, store, Some("eu-west-1".into()))
-}
-
-pub async fn new_bucket(s3: &aws_sdk_s3::Client) -> String {
-    let bucket = unique("audit");
-    s3.create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("create bucket");
-    bucket
 }
 
 pub async fn direct(handler: &Handler, event: &str) -> DirectSummary {

@@ -31,7 +31,7 @@ async fn logs() -> aws_sdk_cloudwatchlogs::Client {
 /// A Firehose delivery stream in `region` writing to a bucket of its own; its ARN. moto checks
 /// that a subscription's Firehose destination exists.
 async fn delivery_stream_in(region: &str) -> String {
-    crate::reingest::new_stream_in(region).await.arn
+    crate::resources::new_stream_in(region).await.arn
 }
 
 async fn delivery_stream() -> String {

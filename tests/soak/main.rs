@@ -26,6 +26,8 @@ mod events;
 mod moto;
 #[path = "../aws/proxy.rs"]
 mod proxy;
+#[path = "../aws/resources.rs"]
+mod resources;
 
 mod cloudwatch;
 mod corpus;
@@ -38,11 +40,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_config::timeout::TimeoutConfig;
-use aws_sdk_firehose::types::{
-    BufferingHints, CompressionFormat, DeliveryStreamType, ExtendedS3DestinationConfiguration,
-};
-use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
-use aws_sdk_sqs::types::QueueAttributeName;
 use eks_audit_forwarder::config::Settings;
 use eks_audit_forwarder::handler::Handler;
 use eks_audit_forwarder::sink::ObjectStore;
@@ -55,8 +52,9 @@ use time::format_description::well_known::Rfc3339;
 use crate::corpus::{Generator, Logged};
 use crate::events::Random;
 use crate::lambda::{Backlog, Environments, Firehose, Invocation, Mode};
-use crate::moto::{ACCOUNT, REGION, unique};
+use crate::moto::{REGION, unique};
 use crate::proxy::{Chaos, Kind, Proxy};
+use crate::resources::{new_bucket, new_queue, new_stream_in, notify};
 
 /// How big and how hostile.
 #[derive(Debug, Clone, Copy)]
@@ -213,92 +211,16 @@ async fn handler(endpoint: &str, bucket: &str) -> Arc<Handler> {
 }
 
 /// The bucket, its notifications to a queue (dead-letter queue after 10 receives), and the
-/// delivery stream re-ingested records go to, with its own bucket. Returns (queue URL, DLQ URL,
-/// stream ARN, stream bucket).
-async fn infrastructure(bucket: &str) -> (String, String, String, String) {
+/// delivery stream re-ingested records go to, with its own bucket. Returns (bucket, queue URL,
+/// DLQ URL, stream ARN, stream bucket).
+async fn infrastructure() -> (String, String, String, String, String) {
     let (s3, sqs) = (moto::s3().await, moto::sqs().await);
-    for name in [bucket] {
-        s3.create_bucket()
-            .bucket(name)
-            .send()
-            .await
-            .expect("create bucket");
-    }
-    let queue = |name: String, redrive: Option<String>| {
-        let sqs = sqs.clone();
-        async move {
-            let mut request = sqs.create_queue().queue_name(name);
-            if let Some(policy) = redrive {
-                request = request.attributes(QueueAttributeName::RedrivePolicy, policy);
-            }
-            let url = request
-                .send()
-                .await
-                .expect("create queue")
-                .queue_url
-                .unwrap();
-            let arn = sqs
-                .get_queue_attributes()
-                .queue_url(&url)
-                .attribute_names(QueueAttributeName::QueueArn)
-                .send()
-                .await
-                .expect("queue attributes")
-                .attributes()
-                .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-                .expect("a queue ARN");
-            (url, arn)
-        }
-    };
-    let (dlq_url, dlq_arn) = queue(unique("soak-dlq"), None).await;
-    let redrive = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 10}).to_string();
-    let (queue_url, queue_arn) = queue(unique("soak-objects"), Some(redrive)).await;
-    let configuration = QueueConfiguration::builder()
-        .queue_arn(queue_arn)
-        .events(Event::from("s3:ObjectCreated:*"))
-        .build()
-        .unwrap();
-    s3.put_bucket_notification_configuration()
-        .bucket(bucket)
-        .notification_configuration(
-            NotificationConfiguration::builder()
-                .queue_configurations(configuration)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("bucket notifications");
-
-    let stream_bucket = unique("soak-stream");
-    s3.create_bucket()
-        .bucket(&stream_bucket)
-        .send()
-        .await
-        .expect("create the stream's bucket");
-    let name = unique("soak-stream");
-    let destination = ExtendedS3DestinationConfiguration::builder()
-        .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/firehose-delivery"))
-        .bucket_arn(format!("arn:aws:s3:::{stream_bucket}"))
-        .prefix("delivered/")
-        .compression_format(CompressionFormat::Uncompressed)
-        .buffering_hints(
-            BufferingHints::builder()
-                .size_in_mbs(1)
-                .interval_in_seconds(60)
-                .build(),
-        )
-        .build()
-        .unwrap();
-    aws_sdk_firehose::Client::new(&moto::config().await)
-        .create_delivery_stream()
-        .delivery_stream_name(&name)
-        .delivery_stream_type(DeliveryStreamType::DirectPut)
-        .extended_s3_destination_configuration(destination)
-        .send()
-        .await
-        .expect("create the delivery stream");
-    let stream_arn = format!("arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/{name}");
-    (queue_url, dlq_url, stream_arn, stream_bucket)
+    let bucket = new_bucket(&s3).await;
+    let dlq = new_queue(&sqs, None).await;
+    let queue = new_queue(&sqs, Some((&dlq, 10))).await;
+    notify(&s3, &bucket, &queue).await;
+    let stream = new_stream_in(REGION).await;
+    (bucket, queue.url, dlq.url, stream.arn, stream.bucket)
 }
 
 /// Records per Firehose invocation: 1 to 6, 8 to 16 for one in five (those overflow the
@@ -461,8 +383,7 @@ async fn a_soak_under_faults_loses_no_event() {
     let since = floor_hour(OffsetDateTime::now_utc()) - time::Duration::hours(3);
     let until = since + time::Duration::hours(2);
 
-    let bucket = unique("soak");
-    let (queue_url, dlq_url, stream_arn, stream_bucket) = infrastructure(&bucket).await;
+    let (bucket, queue_url, dlq_url, stream_arn, stream_bucket) = infrastructure().await;
     let firehose = Arc::new(Firehose::new(
         s3.clone(),
         &bucket,
