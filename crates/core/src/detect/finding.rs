@@ -8,6 +8,7 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
 use super::RuleInfo;
+use super::correlate::Fired;
 use crate::audit::AuditEvent;
 use crate::schema::EventContext;
 use crate::schema::ocsf::{CLOUD_PROVIDER, OCSF_VERSION, PROFILES};
@@ -146,6 +147,64 @@ pub fn render(
     }
     line.insert("unmapped".into(), Value::Object(unmapped));
     Value::Object(line)
+}
+
+/// A correlation rule's finding: [`render`]'s, with the event it fired on as the evidence, and
+/// besides: `finding_info.related_events` lists the auditIDs of the events in the window (at
+/// most [`super::correlate::MAX_RELATED_EVENTS`], the latest), `first_seen_time` is the
+/// earliest of their times, `count` (for `event_count`) the number of events counted, and `unmapped.correlation`
+/// says what was counted: the type, the `group-by` values, the value compared with the
+/// condition, and the timespan.
+pub fn render_correlation(
+    rule: &RuleInfo,
+    event: &AuditEvent<'_>,
+    context: &EventContext<'_>,
+    time: OffsetDateTime,
+    fired: &Fired,
+) -> Value {
+    let mut line = render(rule, event, context, Some(time), &[]);
+    let mut ids: Vec<&str> = Vec::new();
+    for id in fired.events.iter().filter_map(|(_, id)| id.as_deref()) {
+        if fits(id) && !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    let finding = &mut line["finding_info"];
+    if !ids.is_empty() {
+        finding["related_events"] = Value::Array(
+            ids.iter()
+                .map(|id| {
+                    json!({"uid": id, "type_uid": RELATED_EVENT_TYPE_UID, "product_uid": "Amazon EKS"})
+                })
+                .collect(),
+        );
+    }
+    if let Some(first) = fired.events.iter().map(|(seconds, _)| *seconds).min() {
+        let first_ms = first.saturating_mul(1000);
+        if finding["first_seen_time"]
+            .as_i64()
+            .is_some_and(|t| first_ms < t)
+        {
+            finding["first_seen_time"] = json!(first_ms);
+        }
+    }
+    if fired.kind == "event_count" && fired.value >= 1.0 {
+        // A count of events, so a whole number: exact far beyond any window's size.
+        line["count"] = json!(fired.value as u64);
+    }
+    let group: Map<String, Value> = fired
+        .group
+        .iter()
+        .map(|(field, value)| (clip(field), json!(clip(value))))
+        .collect();
+    line["unmapped"]["correlation"] = json!({
+        "type": fired.kind,
+        "group_by": group,
+        "value": fired.value,
+        "timespan_seconds": fired.timespan_secs,
+        "events": fired.events.len(),
+    });
+    line
 }
 
 /// The Sigma level's name, as rules write it.

@@ -3,9 +3,11 @@
 //! answers the common fields from the already parsed event and parses the rest only when a rule
 //! reaches it. A match becomes an OCSF Detection Finding ([`finding`]).
 //!
-//! Rules are stateless here: Sigma correlation rules are refused at load (see
-//! `docs/detections.md`).
+//! Sigma correlation rules ([`correlate`]) count the matches of detection rules over the events
+//! of one invocation: each invocation asks for fresh state ([`Detector::correlations`]) and
+//! hands it to [`Detector::findings_correlating`] with every event.
 
+pub mod correlate;
 pub mod finding;
 pub mod ip_list;
 pub mod rules;
@@ -23,6 +25,8 @@ use time::OffsetDateTime;
 
 use crate::audit::AuditEvent;
 use crate::schema::EventContext;
+use correlate::Compiled;
+pub use correlate::{Correlations, Fired};
 pub use rules::{RuleError, RuleFile, RuleTest};
 pub use view::AuditView;
 
@@ -45,6 +49,13 @@ pub struct RuleInfo {
     pub references: Vec<String>,
     /// The file the rule came from.
     pub file: String,
+    /// A correlation rule, whose findings come from counting other rules' matches.
+    pub correlation: bool,
+    /// How correlation rules refer to this rule (its id, its name), when some count it.
+    pub counted_as: Vec<String>,
+    /// A rule that makes no finding of its own: one a correlation of its own file counts with
+    /// `generate: false` (the Sigma default), and none with `generate: true`.
+    pub silent: bool,
 }
 
 /// One rule that matched one event.
@@ -67,10 +78,24 @@ pub struct Finding {
     pub severity: &'static str,
 }
 
+impl Finding {
+    fn new(rule: &RuleInfo, value: &serde_json::Value) -> Finding {
+        let mut line = serde_json::to_vec(value).expect("a JSON tree always serializes");
+        line.push(b'\n');
+        Finding {
+            line,
+            rule: rule.key.clone(),
+            severity: finding::severity(rule.level).1,
+        }
+    }
+}
+
 /// Compiled rules, ready for every event of the process's life.
 pub struct Detector {
     engine: Engine,
     rules: HashMap<String, RuleInfo>,
+    /// The correlation rules; `None` when none is loaded, so that nothing is spent on them.
+    correlations: Option<Compiled>,
     explain: bool,
     stats: Counters,
 }
@@ -110,6 +135,8 @@ impl Detector {
         let mapping = rules::field_mapping();
         let mut engine = Engine::new_with_pipeline(mapping.clone());
         let mut infos = HashMap::new();
+        let mut names = HashMap::new();
+        let mut correlations = Vec::new();
         let mut errors = Vec::new();
         for file in files {
             let collection = match rules::parse(file, &mapping) {
@@ -124,14 +151,11 @@ impl Detector {
                 line: None,
                 message,
             };
-            if let Some(correlation) = collection.correlations.first() {
-                errors.push(error(format!(
-                    "correlation rule `{}`: correlation rules are not supported \
-                     (docs/detections.md)",
-                    correlation.title
-                )));
-                continue;
-            }
+            // Checked once every file's detection rules are known: one may count another's.
+            correlations.extend(collection.correlations.iter().map(|rule| correlate::Found {
+                file,
+                rule: rule.clone(),
+            }));
             for rule in &collection.rules {
                 let key = rule.id.clone().unwrap_or_else(|| rule.title.clone());
                 if let Some(other) = infos.get(&key).map(|i: &RuleInfo| i.file.clone()) {
@@ -145,6 +169,9 @@ impl Detector {
                     errors.push(error(format!("rule `{}`: {e}", rule.title)));
                     continue;
                 }
+                if let Some(name) = &rule.name {
+                    names.entry(name.clone()).or_insert_with(|| key.clone());
+                }
                 infos.insert(
                     key.clone(),
                     RuleInfo {
@@ -156,14 +183,19 @@ impl Detector {
                         tags: rule.tags.clone(),
                         references: rule.references.clone(),
                         file: file.name.clone(),
+                        correlation: false,
+                        counted_as: Vec::new(),
+                        silent: false,
                     },
                 );
             }
         }
+        let correlations = correlate::load(correlations, &mut infos, &names, &mapping, &mut errors);
         if errors.is_empty() {
             Ok(Detector {
                 engine,
                 rules: infos,
+                correlations,
                 explain: false,
                 stats: Counters::default(),
             })
@@ -231,7 +263,20 @@ impl Detector {
             .collect()
     }
 
-    /// The findings of `event`, one per matching rule, as OCSF lines.
+    /// Whether correlation rules are loaded.
+    pub fn has_correlations(&self) -> bool {
+        self.correlations.is_some()
+    }
+
+    /// Fresh correlation state for one invocation, to hand to
+    /// [`findings_correlating`](Self::findings_correlating) with each of its events; `None`
+    /// when no correlation rule is loaded.
+    pub fn correlations(&self) -> Option<Correlations> {
+        self.correlations.as_ref().map(Compiled::session)
+    }
+
+    /// The findings of `event`, one per matching rule, as OCSF lines. Correlation rules are not
+    /// evaluated: see [`findings_correlating`](Self::findings_correlating).
     pub fn findings(
         &self,
         event: &AuditEvent<'_>,
@@ -239,18 +284,44 @@ impl Detector {
         context: &EventContext<'_>,
         time: Option<OffsetDateTime>,
     ) -> Vec<Finding> {
-        self.matches(event, text)
-            .into_iter()
-            .map(|m| {
+        self.findings_correlating(None, event, text, context, time)
+    }
+
+    /// [`findings`](Self::findings), and with `correlations`, the event also counts for the
+    /// correlation rules, at its `time` (an event without one is not counted), and a correlation
+    /// that fires on it makes a finding whose evidence is this event.
+    pub fn findings_correlating(
+        &self,
+        correlations: Option<&mut Correlations>,
+        event: &AuditEvent<'_>,
+        text: &str,
+        context: &EventContext<'_>,
+        time: Option<OffsetDateTime>,
+    ) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        let mut counted: Vec<&str> = Vec::new();
+        for m in self.matches(event, text) {
+            counted.extend(m.rule.counted_as.iter().map(String::as_str));
+            if !m.rule.silent {
                 let value = finding::render(m.rule, event, context, time, &m.selections);
-                let mut line = serde_json::to_vec(&value).expect("a JSON tree always serializes");
-                line.push(b'\n');
-                Finding {
-                    line,
-                    rule: m.rule.key.clone(),
-                    severity: finding::severity(m.rule.level).1,
-                }
-            })
-            .collect()
+                findings.push(Finding::new(m.rule, &value));
+            }
+        }
+        let (Some(correlations), Some(time)) = (correlations, time) else {
+            return findings;
+        };
+        if counted.is_empty() {
+            return findings;
+        }
+        let view = AuditView::new(event, text);
+        let audit_id = event.audit_id.non_empty();
+        for fired in correlations.observe(&view, audit_id, &counted, time.unix_timestamp()) {
+            let Some(rule) = self.rules.get(&fired.rule).filter(|r| !r.silent) else {
+                continue;
+            };
+            let value = finding::render_correlation(rule, event, context, time, &fired);
+            findings.push(Finding::new(rule, &value));
+        }
+        findings
     }
 }

@@ -210,7 +210,7 @@ fn join(prefix: &str, name: &str) -> String {
     }
 }
 
-fn is_event_path(path: &str) -> bool {
+pub(super) fn is_event_path(path: &str) -> bool {
     let mut parts = path.split('.');
     let head = parts.next().unwrap_or_default();
     let head = head.split('[').next().unwrap_or_default();
@@ -231,7 +231,7 @@ fn is_event_path(path: &str) -> bool {
 
 /// The line an error message points at: `line N` when the message gives it, else the first line
 /// holding a token the message quotes.
-fn locate(text: &str, message: &str) -> Option<usize> {
+pub(super) fn locate(text: &str, message: &str) -> Option<usize> {
     if let Some(at) = message.find("line ") {
         let digits: String = message[at + 5..]
             .chars()
