@@ -8,7 +8,7 @@ use std::ops::Range;
 use time::OffsetDateTime;
 
 use crate::audit::AuditEvent;
-use crate::detect::Finding;
+use crate::detect::{Correlations, Finding};
 use crate::eks::{UNKNOWN_CLUSTER, cluster_from_log_group, is_audit_stream};
 use crate::envelope::{
     DecodeBuffers, DecodeError, LogEvent, SubscriptionMessage, decode_base64, decompress,
@@ -158,25 +158,39 @@ pub fn process_data(
 }
 
 /// [`process_data`] into decode buffers reused across the records of one invocation, so that
-/// decoding allocates nothing once they have grown to the largest record.
+/// decoding allocates nothing once they have grown to the largest record. The events count for
+/// the correlation rules in `correlations`, the state of the whole invocation.
 pub fn process_data_into(
     data: &str,
     origin: Origin<'_>,
     options: &ProcessOptions,
     buffers: &mut DecodeBuffers,
+    correlations: Option<&mut Correlations>,
 ) -> Result<Outcome, DecodeError> {
     let payload = buffers.decode(data, options.limits.max_payload_bytes)?;
-    process_decompressed(payload, origin, options)
+    process_decompressed(payload, origin, options, correlations)
 }
 
-/// [`process_data`] after base64: gzip or plain JSON subscription messages.
+/// [`process_data`] after base64: gzip or plain JSON subscription messages. The payload is an
+/// invocation of its own for the correlation rules.
 pub fn process_payload(
     bytes: Vec<u8>,
     origin: Origin<'_>,
     options: &ProcessOptions,
 ) -> Result<Outcome, DecodeError> {
+    let mut correlations = options.detector.as_ref().and_then(|d| d.correlations());
+    process_payload_correlating(bytes, origin, options, correlations.as_mut())
+}
+
+/// [`process_payload`], its events counting for the correlation rules in `correlations`.
+pub fn process_payload_correlating(
+    bytes: Vec<u8>,
+    origin: Origin<'_>,
+    options: &ProcessOptions,
+    correlations: Option<&mut Correlations>,
+) -> Result<Outcome, DecodeError> {
     let payload = decompress(bytes, options.limits.max_payload_bytes)?;
-    process_decompressed(&payload, origin, options)
+    process_decompressed(&payload, origin, options, correlations)
 }
 
 /// The decompressed payload's subscription messages, filtered and normalized.
@@ -184,18 +198,31 @@ fn process_decompressed(
     payload: &[u8],
     origin: Origin<'_>,
     options: &ProcessOptions,
+    correlations: Option<&mut Correlations>,
 ) -> Result<Outcome, DecodeError> {
     let messages = parse_messages(payload, options.limits.max_events_per_record)?;
-    let mut outcome = process_messages(&messages, origin, options);
+    let mut outcome = process_messages_correlating(&messages, origin, options, correlations);
     outcome.tally.bytes_in = payload.len() as u64;
     Ok(outcome)
 }
 
-/// Filters and normalizes every log event of `messages`.
+/// Filters and normalizes every log event of `messages`. The messages are an invocation of
+/// their own for the correlation rules.
 pub fn process_messages(
     messages: &[SubscriptionMessage<'_>],
     origin: Origin<'_>,
     options: &ProcessOptions,
+) -> Outcome {
+    let mut correlations = options.detector.as_ref().and_then(|d| d.correlations());
+    process_messages_correlating(messages, origin, options, correlations.as_mut())
+}
+
+/// [`process_messages`], the events counting for the correlation rules in `correlations`.
+pub fn process_messages_correlating(
+    messages: &[SubscriptionMessage<'_>],
+    origin: Origin<'_>,
+    options: &ProcessOptions,
+    mut correlations: Option<&mut Correlations>,
 ) -> Outcome {
     let mut outcome = Outcome::default();
     // In the fleet layout every group remembers the source region for its keys.
@@ -237,12 +264,13 @@ pub fn process_messages(
                 event_id: Some(log_event.id.as_str()),
                 cloudwatch_timestamp: Some(log_event.timestamp),
             };
-            let fate = process_event_detecting(
+            let fate = process_event_correlating(
                 &log_event.message,
                 &context,
                 options,
                 &mut outcome.ndjson,
                 &mut findings,
+                correlations.as_deref_mut(),
             );
             if !findings.is_empty() {
                 let time = match &fate {
@@ -353,13 +381,27 @@ pub fn process_event(
 }
 
 /// [`process_event`], also appending to `findings` what the rules of `options.detector` find in
-/// the event when the filter keeps it. A rule never changes the event's fate.
+/// the event when the filter keeps it. A rule never changes the event's fate. Correlation rules
+/// are not evaluated: see [`process_event_correlating`].
 pub fn process_event_detecting(
     text: &str,
     context: &EventContext<'_>,
     options: &ProcessOptions,
     out: &mut Vec<u8>,
     findings: &mut Vec<Finding>,
+) -> EventFate {
+    process_event_correlating(text, context, options, out, findings, None)
+}
+
+/// [`process_event_detecting`], the event also counting for the correlation rules in
+/// `correlations`, the state of the invocation it belongs to.
+pub fn process_event_correlating(
+    text: &str,
+    context: &EventContext<'_>,
+    options: &ProcessOptions,
+    out: &mut Vec<u8>,
+    findings: &mut Vec<Finding>,
+    correlations: Option<&mut Correlations>,
 ) -> EventFate {
     if text.len() > options.limits.max_event_bytes {
         return EventFate::Quarantined(format!(
@@ -369,7 +411,7 @@ pub fn process_event_detecting(
         ));
     }
     if let Some(cut) = salvage::cut_text(text) {
-        return process_truncated(text, cut, context, options, out, findings);
+        return process_truncated(text, cut, context, options, out, findings, correlations);
     }
     if let Err(rejection) = strict_json::check(text, options.limits.max_depth) {
         return EventFate::Quarantined(rejection.to_string());
@@ -387,7 +429,7 @@ pub fn process_event_detecting(
     };
     let time = event_time(&event, context.cloudwatch_timestamp);
     if let Some(detector) = &options.detector {
-        findings.extend(detector.findings(&event, text, context, time));
+        findings.extend(detector.findings_correlating(correlations, &event, text, context, time));
     }
     let start = out.len();
     if let Err(unmappable) = schema::write_line(options.format, &event, &raw, time, context, out) {
@@ -410,6 +452,7 @@ fn process_truncated(
     options: &ProcessOptions,
     out: &mut Vec<u8>,
     findings: &mut Vec<Finding>,
+    correlations: Option<&mut Correlations>,
 ) -> EventFate {
     let unsalvaged =
         |why: &dyn std::fmt::Display| EventFate::Quarantined(format!("{TRUNCATED}; {why}"));
@@ -468,7 +511,13 @@ fn process_truncated(
     let time = event_time(&event, context.cloudwatch_timestamp);
     if let Some(detector) = &options.detector {
         // The members before the cut, unredacted: rules see what the API server logged.
-        findings.extend(detector.findings(&event, salvage.json(), context, time));
+        findings.extend(detector.findings_correlating(
+            correlations,
+            &event,
+            salvage.json(),
+            context,
+            time,
+        ));
     }
     let start = out.len();
     if let Err(unmappable) =

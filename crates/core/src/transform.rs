@@ -5,11 +5,11 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::detect::Finding;
+use crate::detect::{Correlations, Finding};
 use crate::envelope::models::IncomingEvent;
 use crate::envelope::{DecodeError, decode_base64, decompress, is_gzip};
 use crate::options::ProcessOptions;
-use crate::pipeline::{EventFate, Origin, process_event_detecting, process_payload};
+use crate::pipeline::{EventFate, Origin, process_event_correlating, process_payload_correlating};
 use crate::schema::EventContext;
 use crate::tally::Tally;
 
@@ -22,8 +22,11 @@ pub struct Transformed {
     pub tally: Tally,
     /// One line per record or event that could not be processed, saying which and why.
     pub problems: Vec<String>,
-    /// What the rules of `options.detector` found in the kept events, in input order.
+    /// What the rules of `options.detector` found in the kept events, in input order. The
+    /// whole input is one invocation for the correlation rules.
     pub findings: Vec<Finding>,
+    /// The correlation state of the input.
+    correlations: Option<Correlations>,
 }
 
 /// Why the input as a whole could not be read; problems with single records or events go to
@@ -71,7 +74,10 @@ pub fn transform(
     if text.trim().is_empty() {
         return Err(DecodeError::Empty.into());
     }
-    let mut out = Transformed::default();
+    let mut out = Transformed {
+        correlations: options.detector.as_ref().and_then(|d| d.correlations()),
+        ..Transformed::default()
+    };
     match json_values(text) {
         Ok(values) => {
             for value in values {
@@ -243,7 +249,8 @@ fn payload(
     region: Option<&str>,
     out: &mut Transformed,
 ) {
-    match process_payload(bytes.to_vec(), Origin { region }, options) {
+    let correlations = out.correlations.as_mut();
+    match process_payload_correlating(bytes.to_vec(), Origin { region }, options, correlations) {
         Ok(outcome) => {
             for q in &outcome.quarantined {
                 out.problems.push(format!("{what}: {}", q.reason));
@@ -268,7 +275,15 @@ fn audit_event(text: &str, options: &ProcessOptions, region: Option<&str>, out: 
     };
     out.tally.events += 1;
     out.tally.bytes_in += text.len() as u64;
-    match process_event_detecting(text, &context, options, &mut out.ndjson, &mut out.findings) {
+    let fate = process_event_correlating(
+        text,
+        &context,
+        options,
+        &mut out.ndjson,
+        &mut out.findings,
+        out.correlations.as_mut(),
+    );
+    match fate {
         EventFate::Kept { .. } => out.tally.kept += 1,
         EventFate::Dropped(reason) => out.tally.dropped.add(reason, 1),
         EventFate::Quarantined(reason) => {

@@ -53,30 +53,34 @@ pub fn process_records(
     };
     // Decode buffers reused across the records of the invocation.
     let mut buffers = DecodeBuffers::default();
+    // Correlation rules count over the whole batch (contract §12).
+    let mut correlations = options.detector.as_ref().and_then(|d| d.correlations());
     for (index, record) in records.iter().enumerate() {
-        let (fate, tally) = match process_data_into(&record.data, origin, options, &mut buffers) {
-            Ok(mut outcome) => {
-                if let Some(prefix) = quarantine_prefix {
-                    processed
-                        .quarantine
-                        .extend(objects::quarantine_objects(&outcome, prefix));
+        let data = &record.data;
+        let (fate, tally) =
+            match process_data_into(data, origin, options, &mut buffers, correlations.as_mut()) {
+                Ok(mut outcome) => {
+                    if let Some(prefix) = quarantine_prefix {
+                        processed
+                            .quarantine
+                            .extend(objects::quarantine_objects(&outcome, prefix));
+                    }
+                    if let Some(prefix) = findings_prefix {
+                        processed
+                            .findings
+                            .extend(objects::finding_objects(&outcome, prefix));
+                        processed.finding_lines.append(&mut outcome.findings);
+                    }
+                    note_clusters(&outcome, &mut processed.clusters);
+                    let mut tally = outcome.tally.clone();
+                    let fate = RecordFate::of(outcome, quarantine_prefix.is_some());
+                    if let RecordFate::Ok { ndjson, .. } = &fate {
+                        tally.bytes_out = ndjson.len() as u64;
+                    }
+                    (fate, tally)
                 }
-                if let Some(prefix) = findings_prefix {
-                    processed
-                        .findings
-                        .extend(objects::finding_objects(&outcome, prefix));
-                    processed.finding_lines.append(&mut outcome.findings);
-                }
-                note_clusters(&outcome, &mut processed.clusters);
-                let mut tally = outcome.tally.clone();
-                let fate = RecordFate::of(outcome, quarantine_prefix.is_some());
-                if let RecordFate::Ok { ndjson, .. } = &fate {
-                    tally.bytes_out = ndjson.len() as u64;
-                }
-                (fate, tally)
-            }
-            Err(e) => (RecordFate::Failed(e.to_string()), Tally::default()),
-        };
+                Err(e) => (RecordFate::Failed(e.to_string()), Tally::default()),
+            };
         if let RecordFate::Failed(reason) = &fate {
             processed.failures.push((index, reason.clone()));
         }
