@@ -82,6 +82,12 @@ pub(super) fn load(
         line: locate(&file.text, &message),
         message,
     };
+    // An error about `token` of the correlation titled `title`: at the line that names it.
+    let error_at = |file: &RuleFile, title: &str, token: &str, message: String| RuleError {
+        file: file.name.clone(),
+        line: line_after(&file.text, title, token).or_else(|| locate(&file.text, &message)),
+        message,
+    };
     // The correlations' keys and names first: one may count another.
     let mut correlation_of: HashMap<String, usize> = HashMap::new();
     let mut keys = Vec::with_capacity(found.len());
@@ -143,8 +149,10 @@ pub(super) fn load(
                 }
                 counts[index].push(other);
             } else {
-                errors.push(error(
+                errors.push(error_at(
                     file,
+                    title,
+                    reference,
                     format!(
                         "correlation rule `{title}`: rule `{reference}` is not loaded (no rule \
                          or correlation has this id or name)"
@@ -159,8 +167,10 @@ pub(super) fn load(
         }
         for field in fields(&mapped) {
             if !is_event_path(&field) {
-                errors.push(error(
+                errors.push(error_at(
                     file,
+                    title,
+                    &field,
                     format!(
                         "correlation rule `{title}`: unknown field `{field}`: not a path of an \
                          audit.k8s.io Event (see docs/detections.md)"
@@ -219,6 +229,19 @@ pub(super) fn load(
         );
     }
     (!rules.is_empty()).then_some(Compiled { rules })
+}
+
+/// The first line holding `token` after the line titling the correlation `title` (1-based).
+fn line_after(text: &str, title: &str, token: &str) -> Option<usize> {
+    let start = text
+        .lines()
+        .position(|line| line.starts_with("title:") && line.contains(title))
+        .unwrap_or(0);
+    text.lines()
+        .enumerate()
+        .skip(start)
+        .find(|(_, line)| line.contains(token))
+        .map(|(index, _)| index + 1)
 }
 
 /// The event fields a correlation rule reads: `group-by` (through its aliases) and the
