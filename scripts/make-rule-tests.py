@@ -14,7 +14,10 @@ Outputs (run from the repository root):
   SigmaHQ Kubernetes audit rules, matched after rules/pipelines/sigmahq-kubernetes.yml.
 
 Every file holds one `audit.k8s.io/v1` Event as EKS writes it to CloudWatch Logs (stage
-ResponseComplete, which is the only stage the forwarder evaluates). The events are written
+ResponseComplete, which is the only stage the forwarder evaluates), except the tests of a
+correlation rule: each holds a JSON array of such events, one invocation's worth, in order, at
+the offsets the case gives from a start derived from the path (so a case says plainly how far
+apart its events are). The events are written
 for this project; their shapes follow the real EKS events of the third-party corpus
 (`eks:k8s-metrics`'s list, the `aws-iam-authenticator` identities of
 tests/fixtures/third-party) and Kubernetes' audit types. Identifiers are deterministic:
@@ -1158,6 +1161,116 @@ def sigmahq_fixtures():
 
 
 # ---------------------------------------------------------------------------------------
+# Correlation rules: sequences of (event, seconds after the sequence's start).
+
+def correlation_rules():
+    out = {}
+
+    def probe(verb, resource, namespace=None, name=None, group="", user=APP_SA):
+        base = f"/apis/{group}/v1" if group else "/api/v1"
+        where = f"/namespaces/{namespace}" if namespace else ""
+        uri = f"{base}{where}/{resource}" + (f"/{name}" if name else "")
+        ref = {"resource": resource, "apiVersion": "v1"}
+        if group:
+            ref["apiGroup"] = group
+        if namespace:
+            ref["namespace"] = namespace
+        if name:
+            ref["name"] = name
+        agent = "python-requests/2.32.3"
+        return forbidden(simple(verb, uri, ref, 200, user=user, reason="", source=ATTACKER,
+                                agent=agent, level="Metadata"), resource, name)
+
+    # What a stolen payments/api token is tried against, one request each.
+    targets = [("list", "secrets", "kube-system", None, ""), ("list", "pods", "kube-system", None, ""),
+               ("list", "nodes", None, None, ""), ("list", "namespaces", None, None, ""),
+               ("get", "secrets", "payments", "db-credentials", ""),
+               ("list", "clusterroles", None, None, "rbac.authorization.k8s.io"),
+               ("list", "clusterrolebindings", None, None, "rbac.authorization.k8s.io"),
+               ("create", "pods", "kube-system", None, ""),
+               ("list", "configmaps", "kube-system", None, ""),
+               ("get", "configmaps", "kube-system", "aws-auth", ""),
+               ("list", "serviceaccounts", "kube-system", None, ""),
+               ("list", "secrets", "monitoring", None, ""),
+               ("list", "daemonsets", "kube-system", None, "apps"),
+               ("list", "deployments", "kube-system", None, "apps"),
+               ("create", "clusterrolebindings", None, None, "rbac.authorization.k8s.io"),
+               ("list", "persistentvolumes", None, None, ""),
+               ("list", "secrets", "default", None, ""),
+               ("list", "mutatingwebhookconfigurations", None, None, "admissionregistration.k8s.io"),
+               ("list", "customresourcedefinitions", None, None, "apiextensions.k8s.io"),
+               ("list", "roles", "kube-system", None, "rbac.authorization.k8s.io")]
+    probes = [probe(v, r, ns, n, g) for v, r, ns, n, g in targets]
+    other = service_account("monitoring", "agent", "agent-5d8f7c6b9-q4w2e")
+    other_probes = [probe(v, r, ns, n, g, user=other) for v, r, ns, n, g in targets]
+    eks = [probe(v, r, ns, n, g, user=ADDON_MANAGER) for v, r, ns, n, g in targets]
+    allowed = simple("list", "/api/v1/namespaces/payments/pods", {"resource": "pods", "namespace": "payments",
+                                                                  "apiVersion": "v1"}, 200,
+                     user=APP_SA, reason=APP_SA_REASON, source=ATTACKER, level="Metadata")
+    out["forbidden_requests_burst"] = {
+        # 20 refusals in 190 s: the threshold.
+        "fires.json": [(ev, 10 * i) for i, ev in enumerate(probes)],
+        # 19 refusals (and an allowed request among them): one below it.
+        "misses.json": [(ev, 10 * i) for i, ev in enumerate(probes[:19])] + [(allowed, 195)],
+        # 10 refusals each for two principals: they do not add up.
+        "misses-two-principals.json": [(ev, 10 * i) for i, ev in enumerate(
+            x for pair in zip(probes[:10], other_probes[:10]) for x in pair)],
+        # 10 refusals, then 10 more 15 minutes later: no 10-minute window holds 20.
+        "misses-outside-timespan.json": [(ev, 10 * i) for i, ev in enumerate(probes[:10])]
+        + [(ev, 900 + 10 * i) for i, ev in enumerate(probes[10:])],
+        # EKS's own identities are not counted.
+        "misses-eks.json": [(ev, 10 * i) for i, ev in enumerate(eks)],
+    }
+
+    def read_secret(namespace, name=None, user=APP_SA, reason=APP_SA_REASON):
+        uri = f"/api/v1/namespaces/{namespace}/secrets" + (f"/{name}" if name else "")
+        ref = {"resource": "secrets", "namespace": namespace, "apiVersion": "v1"}
+        if name:
+            ref["name"] = name
+        return simple("get" if name else "list", uri, ref, 200, user=user, reason=reason,
+                      source=ATTACKER, level="Metadata")
+
+    harvester_reason = rbac_reason("ClusterRoleBinding", "api-secrets-reader", "secrets-reader",
+                                   "ServiceAccount", "api/payments")
+    namespaces = ["payments", "checkout", "monitoring", "ingress-nginx", "argocd"]
+    reads = [read_secret(ns, user=APP_SA, reason=harvester_reason) for ns in namespaces]
+    dev_reads = [read_secret(ns, user=DEV, reason=DEV_REASON) for ns in namespaces]
+    node_reads = [read_secret(ns, name="registry-credentials", user=NODE,
+                              reason="") for ns in namespaces]
+    out["secrets_read_across_namespaces"] = {
+        # Secrets of 5 namespaces in 4 minutes.
+        "fires.json": [(ev, 60 * i) for i, ev in enumerate(reads)],
+        # 7 reads, but in 4 namespaces: one below the threshold of distinct namespaces.
+        "misses.json": [(ev, 30 * i) for i, ev in enumerate(reads[:4] + [
+            read_secret("payments", "db-credentials", user=APP_SA, reason=harvester_reason),
+            read_secret("checkout", "stripe-key", user=APP_SA, reason=harvester_reason),
+            read_secret("payments", "tls", user=APP_SA, reason=harvester_reason)])],
+        # 3 namespaces each for two principals: they do not add up.
+        "misses-two-principals.json": [(ev, 30 * i) for i, ev in enumerate(reads[:3] + dev_reads[2:])],
+        # 5 namespaces over 48 minutes: no 10-minute window holds more than one.
+        "misses-outside-timespan.json": [(ev, 720 * i) for i, ev in enumerate(reads)],
+        # A kubelet fetching its pods' secrets is not counted.
+        "misses-node.json": [(ev, 20 * i) for i, ev in enumerate(node_reads)],
+    }
+    return out
+
+
+def sequence(steps, key):
+    """Events at their offsets from a start derived from `key`, each finished as its own."""
+    start = BASE + timedelta(seconds=int.from_bytes(_digest(key)[16:20], "big") % 80000)
+    events = []
+    for index, (ev, offset) in enumerate(steps):
+        ev = finish(ev, f"{key}#{index}")
+        d = _digest(f"{key}#{index}")
+        at = start + timedelta(seconds=offset, microseconds=int.from_bytes(d[20:23], "big") % 1000000)
+        took = timedelta(microseconds=2000 + int.from_bytes(d[23:26], "big") % 40000)
+        ev["requestReceivedTimestamp"] = _stamp(at)
+        ev["stageTimestamp"] = _stamp(at + took)
+        events.append(ev)
+    return events
+
+
+# ---------------------------------------------------------------------------------------
 
 def all_files():
     files = {}
@@ -1168,6 +1281,10 @@ def all_files():
         for name, ev in cases.items():
             rel = f"rules/tests/{stem}/{name}"
             files[rel] = finish(ev, rel)
+    for stem, cases in correlation_rules().items():
+        for name, steps in cases.items():
+            rel = f"rules/tests/{stem}/{name}"
+            files[rel] = sequence(steps, rel)
     for stem, cases in sigmahq_fixtures().items():
         for name, ev in cases.items():
             rel = f"tests/fixtures/sigma-tests/{stem}/{name}"
