@@ -196,6 +196,41 @@ fn firehose_handler_with_rules(bencher: Bencher, size: &str) {
     });
 }
 
+/// `firehose_handler_with_rules` without the pack's correlation rules: what counting over the
+/// batch costs is the difference between the two rows.
+#[divan::bench(args = sizes())]
+fn firehose_handler_with_rules_no_correlations(bencher: Bencher, size: &str) {
+    let workload = workload(size);
+    let detector = Detector::load(&without_correlations()).expect("the default pack loads");
+    assert!(!detector.has_correlations());
+    let settings = ProcessOptions {
+        detector: Some(Arc::new(detector)),
+        ..settings(Format::default())
+    };
+    counted(bencher, workload).bench_local(|| {
+        let response = firehose_response(&workload.event, &settings);
+        serde_json::to_vec(&response)
+            .expect("responses serialize")
+            .len()
+    });
+}
+
+/// The default pack without its files holding correlation rules.
+fn without_correlations() -> Vec<rules::RuleFile> {
+    rules::default_pack()
+        .into_iter()
+        .filter(|f| !f.text.contains("\ncorrelation:"))
+        .collect()
+}
+
+/// Fresh correlation state for one invocation, as every invocation makes when correlation
+/// rules are loaded.
+#[divan::bench]
+fn new_correlation_state(bencher: Bencher) {
+    let detector = Detector::load(&rules::default_pack()).expect("the default pack loads");
+    bencher.bench_local(|| detector.correlations().map(|c| c.groups()));
+}
+
 /// Compiling the default pack, as each cold start does.
 #[divan::bench]
 fn compile_default_rules() -> usize {
