@@ -32,6 +32,18 @@ impl RuleTest {
     pub fn must_fire(&self) -> bool {
         self.file.starts_with("fires")
     }
+
+    /// The JSON text of each audit event of the test: the one event, or each of a correlation
+    /// rule's sequence (a JSON array). Empty when the text is neither.
+    pub fn events(&self) -> Vec<&str> {
+        if self.text.trim_start().starts_with('[') {
+            serde_json::from_str::<Vec<&serde_json::value::RawValue>>(&self.text)
+                .map(|events| events.into_iter().map(|e| e.get()).collect())
+                .unwrap_or_default()
+        } else {
+            vec![self.text.as_str()]
+        }
+    }
 }
 
 mod pack {

@@ -352,14 +352,16 @@ mod tests {
         let tests = default_tests();
         assert!(!tests.is_empty());
         for test in &tests {
-            for path in PATHS {
-                assert_eq!(
-                    view_answer(&test.text, path),
-                    reference(&test.text, path),
-                    "{}/{}: {path}",
-                    test.rule,
-                    test.file
-                );
+            for text in test.events() {
+                for path in PATHS {
+                    assert_eq!(
+                        view_answer(text, path),
+                        reference(text, path),
+                        "{}/{}: {path}",
+                        test.rule,
+                        test.file
+                    );
+                }
             }
         }
     }
