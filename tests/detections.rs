@@ -87,10 +87,25 @@ fn findings_of_every_test_event_validate_as_ocsf_detection_findings() {
     let validator = finding_validator();
     let detector = default_detector();
     let mut checked = 0;
+    let mut correlated = 0;
     for test in rules::default_tests().iter().filter(|t| t.must_fire()) {
-        let event = eks_audit_core::AuditEvent::parse(&test.text).unwrap();
-        let time = eks_audit_core::schema::time::event_time(&event, CONTEXT.cloudwatch_timestamp);
-        for finding in detector.findings(&event, &test.text, &CONTEXT, time) {
+        // A correlation's test is a sequence, one invocation: one state for its events.
+        let mut correlations = detector.correlations();
+        let mut findings = Vec::new();
+        for text in test.events() {
+            let event = eks_audit_core::AuditEvent::parse(text).unwrap();
+            let time =
+                eks_audit_core::schema::time::event_time(&event, CONTEXT.cloudwatch_timestamp);
+            findings.extend(detector.findings_correlating(
+                correlations.as_mut(),
+                &event,
+                text,
+                &CONTEXT,
+                time,
+            ));
+        }
+        correlated += usize::from(test.events().len() > 1 && !findings.is_empty());
+        for finding in findings {
             let value: Value = serde_json::from_slice(&finding.line).unwrap();
             let errors = schema_errors(&validator, &value);
             assert!(
@@ -105,9 +120,14 @@ fn findings_of_every_test_event_validate_as_ocsf_detection_findings() {
             checked += 1;
         }
     }
+    let silent = detector.rules().filter(|r| r.silent).count();
     assert!(
-        checked >= detector.rule_count(),
-        "every rule fired at least once"
+        checked >= detector.rule_count() - silent,
+        "every rule that makes findings fired at least once"
+    );
+    assert!(
+        correlated >= 2,
+        "the correlation rules' findings were checked"
     );
 }
 
@@ -478,4 +498,339 @@ fn rules_test_runs_a_directory_of_rules_and_fails_a_rule_without_a_near_miss() {
     let output = eks_audit(&["rules", "test", &path], &[]);
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stdout).contains("FAIL  gets/misses-2.json"));
+}
+
+// Correlation rules: counted over the events of one invocation, by each event's own time.
+
+/// A request by `user` refused as forbidden, `second` seconds after 10:00:00 on 2024-05-21.
+fn forbidden_by(user: &str, audit_id: &str, second: i64) -> String {
+    let at = time::OffsetDateTime::from_unix_timestamp(1_716_285_600 + second).unwrap();
+    let stamp = eks_audit_core::schema::time::rfc3339_utc(at);
+    json!({
+        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata",
+        "auditID": audit_id, "stage": "ResponseComplete",
+        "requestURI": "/api/v1/namespaces/kube-system/secrets", "verb": "list",
+        "user": {"username": user, "groups": ["system:serviceaccounts", "system:authenticated"]},
+        "sourceIPs": ["198.51.100.77"], "userAgent": "python-requests/2.32.3",
+        "objectRef": {"resource": "secrets", "namespace": "kube-system", "apiVersion": "v1"},
+        "responseStatus": {"metadata": {}, "status": "Failure", "reason": "Forbidden", "code": 403},
+        "requestReceivedTimestamp": stamp, "stageTimestamp": stamp
+    })
+    .to_string()
+}
+
+const PROBER: &str = "system:serviceaccount:payments:api";
+const BURST: &str = "Many Forbidden Requests From One Principal";
+
+/// The findings of `events` counted as one invocation, as JSON.
+fn correlate(detector: &Detector, events: &[String]) -> Vec<Value> {
+    let mut correlations = detector.correlations();
+    let mut findings = Vec::new();
+    for text in events {
+        let event = eks_audit_core::AuditEvent::parse(text).unwrap();
+        let time = eks_audit_core::schema::time::event_time(&event, None);
+        for finding in
+            detector.findings_correlating(correlations.as_mut(), &event, text, &CONTEXT, time)
+        {
+            findings.push(serde_json::from_slice::<Value>(&finding.line).unwrap());
+        }
+    }
+    findings
+}
+
+fn titles(findings: &[Value]) -> Vec<&str> {
+    findings
+        .iter()
+        .map(|f| f["finding_info"]["title"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn the_forbidden_burst_fires_at_twenty_in_ten_minutes_and_not_at_nineteen() {
+    let detector = default_detector();
+    // 20 refusals 15 s apart: the 20th (at 285 s) reaches the threshold.
+    let twenty: Vec<String> = (0..20)
+        .map(|i| forbidden_by(PROBER, &format!("p-{i}"), 15 * i))
+        .collect();
+    let findings = correlate(&detector, &twenty);
+    assert_eq!(titles(&findings), [BURST], "one finding, no per-event one");
+    let finding = &findings[0];
+    assert_eq!(
+        finding["finding_info"]["uid"],
+        format!("c2430c17-d7a9-4a76-8358-3aa86cb631e7:p-19")
+    );
+    assert_eq!(finding["count"], 20);
+    assert_eq!(finding["severity"], "Medium");
+    let related: Vec<&str> = finding["finding_info"]["related_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["uid"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = (0..20).map(|i| format!("p-{i}")).collect();
+    assert_eq!(related, expected, "every contributing event, oldest first");
+    assert_eq!(
+        finding["finding_info"]["first_seen_time"],
+        1_716_285_600_000_i64
+    );
+    assert_eq!(
+        finding["finding_info"]["last_seen_time"],
+        1_716_285_885_000_i64
+    );
+    assert_eq!(
+        finding["evidences"][0]["actor"]["user"]["name"], PROBER,
+        "the evidence is the event that reached the threshold"
+    );
+    assert_eq!(
+        finding["unmapped"]["correlation"],
+        json!({"type": "event_count", "group_by": {"user.username": PROBER}, "value": 20.0,
+               "timespan_seconds": 600, "events": 20})
+    );
+    let errors = schema_errors(&finding_validator(), finding);
+    assert!(errors.is_empty(), "{errors:#?}");
+
+    assert!(
+        correlate(&detector, &twenty[..19]).is_empty(),
+        "19 is one below"
+    );
+    // 30 refusals: still one finding for the burst (quiet for the timespan after it).
+    let thirty: Vec<String> = (0..30)
+        .map(|i| forbidden_by(PROBER, &format!("q-{i}"), 10 * i))
+        .collect();
+    assert_eq!(titles(&correlate(&detector, &thirty)), [BURST]);
+}
+
+#[test]
+fn events_of_two_principals_or_beyond_the_timespan_do_not_add_up() {
+    let detector = default_detector();
+    // 10 refusals each for two principals, interleaved within 3 minutes: 20 in all.
+    let two: Vec<String> = (0..20)
+        .map(|i| {
+            let user = if i % 2 == 0 {
+                PROBER
+            } else {
+                "system:serviceaccount:monitoring:agent"
+            };
+            forbidden_by(user, &format!("t-{i}"), 10 * i)
+        })
+        .collect();
+    assert!(correlate(&detector, &two).is_empty());
+    // 10 refusals, then 10 more starting 11 minutes after the first batch ended: no
+    // 10-minute window holds more than 10.
+    let spread: Vec<String> = (0..20)
+        .map(|i| {
+            let second = if i < 10 {
+                10 * i
+            } else {
+                90 + 660 + 10 * (i - 10)
+            };
+            forbidden_by(PROBER, &format!("s-{i}"), second)
+        })
+        .collect();
+    assert!(correlate(&detector, &spread).is_empty());
+    // The same 20 events closer together (the second half 5 minutes after the first) fire.
+    let close: Vec<String> = (0..20)
+        .map(|i| {
+            let second = if i < 10 {
+                10 * i
+            } else {
+                90 + 300 + 10 * (i - 10)
+            };
+            forbidden_by(PROBER, &format!("c-{i}"), second)
+        })
+        .collect();
+    assert_eq!(titles(&correlate(&detector, &close)), [BURST]);
+}
+
+#[test]
+fn state_is_per_invocation_and_events_are_placed_by_their_own_time() {
+    let detector = default_detector();
+    let events: Vec<String> = (0..20)
+        .map(|i| forbidden_by(PROBER, &format!("i-{i}"), 15 * i))
+        .collect();
+    // Two invocations of 10 events each: nothing carries from one to the next.
+    assert!(correlate(&detector, &events[..10]).is_empty());
+    assert!(correlate(&detector, &events[10..]).is_empty());
+    // The same events a year later are the same finding, but for their times: the clock
+    // plays no part.
+    let later: Vec<String> = events
+        .iter()
+        .map(|e| e.replace("2024-05-21", "2025-05-21"))
+        .collect();
+    let (a, b) = (correlate(&detector, &events), correlate(&detector, &later));
+    assert_eq!(titles(&a), titles(&b));
+    assert_eq!(
+        a[0]["finding_info"]["related_events"],
+        b[0]["finding_info"]["related_events"]
+    );
+    // Without correlation state (findings()), the silent base rule makes nothing.
+    let text = &events[0];
+    let event = eks_audit_core::AuditEvent::parse(text).unwrap();
+    assert!(detector.findings(&event, text, &CONTEXT, None).is_empty());
+}
+
+#[tokio::test]
+async fn firehose_counts_across_the_batch_writes_the_finding_beside_the_data_and_answers_the_same()
+{
+    // 12 refusals in one record and 8 in the next, from another log stream: 20 in the batch.
+    let events: Vec<String> = (0..20)
+        .map(|i| forbidden_by(PROBER, &format!("f-{i}"), 15 * i))
+        .collect();
+    let texts: Vec<&str> = events.iter().map(String::as_str).collect();
+    let other_stream = STREAM.replace("0123", "4567");
+    let records = [
+        gzip_record(&data_message(GROUP, STREAM, &texts[..12])),
+        gzip_record(&data_message(GROUP, &other_stream, &texts[12..])),
+    ];
+    let event = firehose_event(&records);
+    let without_rules = handler(keep_all());
+    let no_correlations = {
+        let files: Vec<RuleFile> = rules::default_pack()
+            .into_iter()
+            .filter(|f| !f.text.contains("\ncorrelation:"))
+            .collect();
+        let mut settings = keep_all();
+        settings.process.detector = Some(Arc::new(Detector::load(&files).unwrap()));
+        handler(settings)
+    };
+    let with = handler(with_default_rules(keep_all()));
+    let plain = serde_json::to_vec(&without_rules.firehose(&event).await).unwrap();
+    let uncorrelated = serde_json::to_vec(&no_correlations.firehose(&event).await).unwrap();
+    let correlated = serde_json::to_vec(&with.firehose(&event).await).unwrap();
+    assert_eq!(plain, correlated, "the response is byte for byte the same");
+    assert_eq!(uncorrelated, correlated);
+    assert!(
+        no_correlations.objects().is_empty(),
+        "no other rule fires on these events"
+    );
+    let objects = with.objects();
+    assert_eq!(objects.len(), 1, "{objects:?}");
+    let (key, body) = &objects[0];
+    // Keyed like the event that reached the threshold: the 8th of the second record.
+    assert!(
+        key.starts_with("eks-audit/findings/cluster=prod-east/dt=2024-05-21/hour=10/"),
+        "{key}"
+    );
+    assert!(key.contains(&other_stream), "{key}");
+    let findings: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(titles(&findings), [BURST]);
+    assert_eq!(
+        findings[0]["finding_info"]["related_events"]
+            .as_array()
+            .unwrap()
+            .len(),
+        20,
+        "events of both records"
+    );
+    // The records one invocation each: 12 and 8 do not add up.
+    let apart = handler(with_default_rules(keep_all()));
+    apart.firehose(&firehose_event(&records[..1])).await;
+    apart.firehose(&firehose_event(&records[1..])).await;
+    assert!(apart.objects().is_empty());
+}
+
+const BASE_RULE: &str = "title: Deletes\nname: deletes\nid: 51111111-2222-4333-8444-555555555555\nlogsource:\n  product: kubernetes\n  service: audit\ndetection:\n  selection:\n    verb: delete\n  condition: selection\nlevel: informational\n";
+
+fn correlation_over(rules: &str, group_by: &str) -> String {
+    format!(
+        "{BASE_RULE}---\ntitle: Many Deletes\nid: 61111111-2222-4333-8444-555555555555\ncorrelation:\n  type: event_count\n  rules:\n    - {rules}\n  group-by:\n    - {group_by}\n  timespan: 5m\n  condition:\n    gte: 3\nlevel: high\n"
+    )
+}
+
+#[test]
+fn a_broken_correlation_rule_fails_the_load_with_its_file_and_line() {
+    let load = |text: String| {
+        Detector::load(&[RuleFile {
+            name: "corr.yml".into(),
+            text,
+        }])
+        .err()
+        .expect("the load fails")
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+    };
+    assert!(
+        Detector::load(&[RuleFile {
+            name: "corr.yml".into(),
+            text: correlation_over("deletes", "user.username"),
+        }])
+        .is_ok_and(|d| d.has_correlations())
+    );
+
+    let errors = load(correlation_over("delets", "user.username"));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].starts_with("corr.yml:18: "), "{errors:?}");
+    assert!(
+        errors[0].contains("rule `delets` is not loaded"),
+        "{errors:?}"
+    );
+
+    let errors = load(correlation_over("deletes", "user.nickname"));
+    assert!(errors[0].starts_with("corr.yml:20: "), "{errors:?}");
+    assert!(
+        errors[0].contains("unknown field `user.nickname`"),
+        "{errors:?}"
+    );
+
+    let errors = load(correlation_over("deletes", "user.username").replace("5m", "5 minutes"));
+    assert!(errors[0].starts_with("corr.yml:21: "), "{errors:?}");
+}
+
+#[test]
+fn rules_test_runs_the_sequences_of_a_correlation_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "deletes.yml",
+        &correlation_over("deletes", "user.username"),
+    );
+    let tests = dir.path().join("tests/deletes");
+    std::fs::create_dir_all(&tests).unwrap();
+    let delete = |id: usize, second: i64| {
+        forbidden_by("alice", &format!("d-{id}"), second)
+            .replace("\"list\"", "\"delete\"")
+            .replace("403", "200")
+    };
+    let sequence = |events: &[String]| format!("[{}]", events.join(","));
+    write(
+        &tests,
+        "fires.json",
+        &sequence(&[delete(0, 0), delete(1, 60), delete(2, 120)]),
+    );
+    write(
+        &tests,
+        "misses.json",
+        &sequence(&[delete(3, 0), delete(4, 60)]),
+    );
+    // Three deletes over 10 minutes: not within 5; this near miss is mislabelled as firing.
+    write(
+        &tests,
+        "fires-spread.json",
+        &sequence(&[delete(5, 0), delete(6, 300), delete(7, 600)]),
+    );
+    let path = dir.path().display().to_string();
+    let output = eks_audit(&["rules", "test", &path], &[]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("ok    deletes/fires.json"), "{stdout}");
+    assert!(stdout.contains("ok    deletes/misses.json"), "{stdout}");
+    assert!(
+        stdout.contains("FAIL  deletes/fires-spread.json: the correlation did not fire"),
+        "{stdout}"
+    );
+    std::fs::rename(
+        tests.join("fires-spread.json"),
+        tests.join("misses-spread.json"),
+    )
+    .unwrap();
+    let output = eks_audit(&["rules", "test", &path], &[]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
 }
