@@ -747,8 +747,7 @@ fn a_broken_correlation_rule_fails_the_load_with_its_file_and_line() {
             name: "corr.yml".into(),
             text,
         }])
-        .err()
-        .expect("the load fails")
+        .expect_err("the load fails")
         .iter()
         .map(ToString::to_string)
         .collect::<Vec<_>>()
