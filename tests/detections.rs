@@ -833,3 +833,50 @@ fn rules_test_runs_the_sequences_of_a_correlation_rule() {
         String::from_utf8_lossy(&output.stdout)
     );
 }
+
+#[tokio::test]
+async fn in_direct_mode_one_subscription_message_is_the_invocation() {
+    let events: Vec<String> = (0..20)
+        .map(|i| forbidden_by(PROBER, &format!("m-{i}"), 15 * i))
+        .collect();
+    let texts: Vec<&str> = events.iter().map(String::as_str).collect();
+    let whole = handler(with_default_rules(keep_all()));
+    let message = data_message(GROUP, STREAM, &texts);
+    let Response::Direct(summary) = whole
+        .handler
+        .handle(&awslogs_event(&message))
+        .await
+        .unwrap()
+    else {
+        panic!("direct response")
+    };
+    assert_eq!((summary.tally.kept, summary.findings), (20, 1));
+    let objects = whole.objects();
+    let (key, body) = objects
+        .iter()
+        .find(|(key, _)| key.starts_with("eks-audit/findings/"))
+        .expect("a findings object");
+    // Keyed by the event that reached the threshold, the 20th: log event `id-19`.
+    assert!(key.ends_with(&format!("{STREAM}-id-19.json.gz")), "{key}");
+    assert_eq!(
+        titles(&[serde_json::from_str(body.trim()).unwrap()]),
+        [BURST]
+    );
+
+    // The same events in two messages are two invocations: 10 and 10 do not add up.
+    let split = handler(with_default_rules(keep_all()));
+    for half in [&texts[..10], &texts[10..]] {
+        let message = data_message(GROUP, STREAM, half);
+        split
+            .handler
+            .handle(&awslogs_event(&message))
+            .await
+            .unwrap();
+    }
+    assert!(
+        split
+            .objects()
+            .iter()
+            .all(|(key, _)| !key.starts_with("eks-audit/findings/"))
+    );
+}
