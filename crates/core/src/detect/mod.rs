@@ -7,6 +7,7 @@
 //! `docs/detections.md`).
 
 pub mod finding;
+mod gate;
 pub mod ip_list;
 pub mod rules;
 pub mod testing;
@@ -17,7 +18,6 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rsigma_eval::Engine;
-use rsigma_eval::result::MatchDetailLevel;
 use rsigma_parser::Level;
 use time::OffsetDateTime;
 
@@ -70,6 +70,7 @@ pub struct Finding {
 /// Compiled rules, ready for every event of the process's life.
 pub struct Detector {
     engine: Engine,
+    gates: gate::Gates,
     rules: HashMap<String, RuleInfo>,
     explain: bool,
     stats: Counters,
@@ -162,6 +163,7 @@ impl Detector {
         }
         if errors.is_empty() {
             Ok(Detector {
+                gates: gate::Gates::new(engine.rules()),
                 engine,
                 rules: infos,
                 explain: false,
@@ -175,7 +177,7 @@ impl Detector {
     /// Records which detections matched, in [`Match::selections`] and the findings'
     /// `unmapped.matched_selections` (`eks-audit detect --explain`).
     pub fn explain(mut self) -> Detector {
-        self.engine.set_match_detail(MatchDetailLevel::Summary);
+        // The per-rule evaluator records the matched detections at every detail level.
         self.explain = true;
         self
     }
@@ -202,7 +204,17 @@ impl Detector {
     /// The rules that match `event`, whose JSON text is `text`.
     pub fn matches(&self, event: &AuditEvent<'_>, text: &str) -> Vec<Match<'_>> {
         let view = AuditView::new(event, text);
-        let results = self.engine.evaluate(&view);
+        // The engine's own per-rule evaluation, on the rules whose gate admits the event, in
+        // the engine's order (`Engine::evaluate` answers in rule order too).
+        let mut verdicts = self.gates.verdicts();
+        let results: Vec<_> = self
+            .engine
+            .rules()
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| self.gates.admits(*index, &view, &mut verdicts))
+            .filter_map(|(_, rule)| rsigma_eval::evaluate_rule(rule, &view))
+            .collect();
         self.stats.events.fetch_add(1, Ordering::Relaxed);
         self.stats
             .trees

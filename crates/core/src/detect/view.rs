@@ -120,6 +120,40 @@ impl<'e, 'a> AuditView<'e, 'a> {
     }
 }
 
+/// Whether [`AuditView`] answers `path` from the parsed event, without reading the JSON text:
+/// the paths of its flat match, but not those into a body.
+pub(super) fn is_parsed_field(path: &str) -> bool {
+    matches!(
+        path,
+        "verb"
+            | "objectRef.resource"
+            | "objectRef.subresource"
+            | "objectRef.namespace"
+            | "objectRef.name"
+            | "objectRef.apiGroup"
+            | "objectRef.apiVersion"
+            | "objectRef.uid"
+            | "responseStatus.code"
+            | "responseStatus.reason"
+            | "responseStatus.status"
+            | "user.username"
+            | "user.uid"
+            | "user.groups"
+            | "impersonatedUser.username"
+            | "impersonatedUser.uid"
+            | "impersonatedUser.groups"
+            | "stage"
+            | "requestURI"
+            | "auditID"
+            | "level"
+            | "userAgent"
+            | "sourceIPs"
+            | "requestReceivedTimestamp"
+            | "stageTimestamp"
+            | "timestamp"
+    )
+}
+
 /// A path [`scalar_in_place`] cannot follow without a tree.
 struct NeedsTree;
 
