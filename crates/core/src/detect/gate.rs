@@ -14,7 +14,8 @@
 
 use std::collections::HashMap;
 
-use rsigma_eval::event::Event;
+use rsigma_eval::event::{Event, EventValue};
+use rsigma_eval::matcher::ascii_lowercase_cow;
 use rsigma_eval::{CompiledDetection, CompiledDetectionItem, CompiledMatcher, CompiledRule};
 use rsigma_parser::{ConditionExpr, Quantifier, SelectorPattern};
 
@@ -116,6 +117,17 @@ fn item_matches(item: &CompiledDetectionItem, event: &impl Event) -> bool {
         return exists == expect_exists;
     }
     match event.get_field(field) {
+        // rsigma's case-insensitive `Exact` lowercases into a new `String` for every
+        // comparison; `ascii_lowercase_cow` lowercases the same way (`to_lowercase`, which is
+        // ASCII lowercasing on ASCII) and borrows a string that is already lowercase, as the
+        // parsed fields the gates read almost always are.
+        Some(EventValue::Str(text)) => match &item.matcher {
+            CompiledMatcher::Exact {
+                value,
+                case_insensitive: true,
+            } => ascii_lowercase_cow(&text) == value.as_str(),
+            matcher => matcher.matches(&EventValue::Str(text), event),
+        },
         Some(value) => item.matcher.matches(&value, event),
         None => matches!(item.matcher, CompiledMatcher::Null),
     }
