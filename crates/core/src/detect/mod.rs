@@ -9,6 +9,7 @@
 
 pub mod correlate;
 pub mod finding;
+mod gate;
 pub mod ip_list;
 pub mod rules;
 pub mod testing;
@@ -19,7 +20,6 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rsigma_eval::Engine;
-use rsigma_eval::result::MatchDetailLevel;
 use rsigma_parser::Level;
 use time::OffsetDateTime;
 
@@ -93,6 +93,7 @@ impl Finding {
 /// Compiled rules, ready for every event of the process's life.
 pub struct Detector {
     engine: Engine,
+    gates: gate::Gates,
     rules: HashMap<String, RuleInfo>,
     /// The correlation rules; `None` when none is loaded, so that nothing is spent on them.
     correlations: Option<Compiled>,
@@ -193,6 +194,7 @@ impl Detector {
         let correlations = correlate::load(correlations, &mut infos, &names, &mapping, &mut errors);
         if errors.is_empty() {
             Ok(Detector {
+                gates: gate::Gates::new(engine.rules()),
                 engine,
                 rules: infos,
                 correlations,
@@ -207,7 +209,7 @@ impl Detector {
     /// Records which detections matched, in [`Match::selections`] and the findings'
     /// `unmapped.matched_selections` (`eks-audit detect --explain`).
     pub fn explain(mut self) -> Detector {
-        self.engine.set_match_detail(MatchDetailLevel::Summary);
+        // The per-rule evaluator records the matched detections at every detail level.
         self.explain = true;
         self
     }
@@ -234,7 +236,17 @@ impl Detector {
     /// The rules that match `event`, whose JSON text is `text`.
     pub fn matches(&self, event: &AuditEvent<'_>, text: &str) -> Vec<Match<'_>> {
         let view = AuditView::new(event, text);
-        let results = self.engine.evaluate(&view);
+        // The engine's own per-rule evaluation, on the rules whose gate admits the event, in
+        // the engine's order (`Engine::evaluate` answers in rule order too).
+        let mut verdicts = self.gates.verdicts();
+        let results: Vec<_> = self
+            .engine
+            .rules()
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| self.gates.admits(*index, &view, &mut verdicts))
+            .filter_map(|(_, rule)| rsigma_eval::evaluate_rule(rule, &view))
+            .collect();
         self.stats.events.fetch_add(1, Ordering::Relaxed);
         self.stats
             .trees

@@ -54,7 +54,7 @@ impl<'e, 'a> AuditView<'e, 'a> {
     fn body_field<'s>(
         &'s self,
         cell: &'s OnceCell<JsonEvent<'static>>,
-        body: Option<&RawValue>,
+        body: Option<&'s RawValue>,
         rest: &str,
     ) -> Option<EventValue<'s>> {
         let body = body?;
@@ -120,32 +120,102 @@ impl<'e, 'a> AuditView<'e, 'a> {
     }
 }
 
+/// Whether [`AuditView`] answers `path` from the parsed event, without reading the JSON text:
+/// the paths of its flat match, but not those into a body.
+pub(super) fn is_parsed_field(path: &str) -> bool {
+    matches!(
+        path,
+        "verb"
+            | "objectRef.resource"
+            | "objectRef.subresource"
+            | "objectRef.namespace"
+            | "objectRef.name"
+            | "objectRef.apiGroup"
+            | "objectRef.apiVersion"
+            | "objectRef.uid"
+            | "responseStatus.code"
+            | "responseStatus.reason"
+            | "responseStatus.status"
+            | "user.username"
+            | "user.uid"
+            | "user.groups"
+            | "impersonatedUser.username"
+            | "impersonatedUser.uid"
+            | "impersonatedUser.groups"
+            | "stage"
+            | "requestURI"
+            | "auditID"
+            | "level"
+            | "userAgent"
+            | "sourceIPs"
+            | "requestReceivedTimestamp"
+            | "stageTimestamp"
+            | "timestamp"
+    )
+}
+
 /// A path [`scalar_in_place`] cannot follow without a tree.
 struct NeedsTree;
 
-/// The scalar at dotted `path` in the JSON object `json`, read with sonic-rs's lazy getter: the
-/// members off the path are skipped, not parsed. Answers as [`JsonEvent`] would: `None` when a
-/// key is missing or a scalar stands where the path goes on.
-fn scalar_in_place(json: &str, path: &str) -> Result<Option<EventValue<'static>>, NeedsTree> {
+/// The scalar at dotted `path` in the JSON object `json`, read in place with sonic-rs's lazy
+/// object iterator: the members off the path are skipped, not parsed. Answers as [`JsonEvent`]
+/// would: `None` when a key is missing or a scalar stands where the path goes on; of duplicate
+/// keys, the last (serde_json's map keeps the last).
+///
+/// Only iteration is used, never sonic-rs's `get`: a `get` that misses builds an error that
+/// counts lines up to the miss, tens of microseconds on a large body.
+fn scalar_in_place<'j>(json: &'j str, path: &str) -> Result<Option<EventValue<'j>>, NeedsTree> {
     if path.contains(['[', '\\']) {
         return Err(NeedsTree);
     }
-    let keys: Vec<&str> = path.split('.').collect();
     // Most probes ask for keys the body does not have (the index probes every rule's fields on
-    // every body), and sonic-rs builds a costly error for each miss: a key whose quoted name is
-    // nowhere in the text is not there. Only a `\u` escape could spell a key otherwise.
+    // every body): a key whose quoted name is nowhere in the text is not there. Only a `\u`
+    // escape could spell a key otherwise.
     if memchr::memmem::find(json.as_bytes(), b"\\u").is_none()
-        && keys.iter().any(|key| !holds_quoted(json, key))
+        && path.split('.').any(|key| !holds_quoted(json, key))
     {
         return Ok(None);
     }
-    let (first, rest) = keys.split_first().ok_or(NeedsTree)?;
-    match sonic_rs::get_from_str(json, [first]) {
-        Ok(value) => walk(&value, rest),
-        Err(e) if e.is_not_found() => Ok(None),
-        // Not an object at the top (JsonEvent fans out over an array).
-        Err(_) => Err(NeedsTree),
+    // Not an object at the top: JsonEvent fans out over an array, and a scalar body has no
+    // members.
+    if json.trim_start().as_bytes().first() != Some(&b'{') {
+        return Err(NeedsTree);
     }
+    let mut keys = path.split('.');
+    let first = keys.next().ok_or(NeedsTree)?;
+    let Some(mut value) = member(sonic_rs::to_object_iter(json), first)? else {
+        return Ok(None);
+    };
+    for key in keys {
+        use sonic_rs::JsonValueTrait;
+        if value.is_array() {
+            return Err(NeedsTree);
+        }
+        let Some(members) = value.into_object_iter() else {
+            // A scalar where the path goes on.
+            return Ok(None);
+        };
+        match member(members, key)? {
+            Some(next) => value = next,
+            None => return Ok(None),
+        }
+    }
+    scalar(&value)
+}
+
+/// The value of the last member named `key`, if any.
+fn member<'j>(
+    members: sonic_rs::ObjectJsonIter<'j>,
+    key: &str,
+) -> Result<Option<sonic_rs::LazyValue<'j>>, NeedsTree> {
+    let mut found = None;
+    for entry in members {
+        let (name, value) = entry.map_err(|_| NeedsTree)?;
+        if name == key {
+            found = Some(value);
+        }
+    }
+    Ok(found)
 }
 
 /// Whether `key` is a member name somewhere in `json`: `"key"` then `:`, the opening quote not
@@ -162,38 +232,29 @@ fn holds_quoted(json: &str, key: &str) -> bool {
     })
 }
 
-fn walk(
-    value: &sonic_rs::LazyValue<'_>,
-    keys: &[&str],
-) -> Result<Option<EventValue<'static>>, NeedsTree> {
+/// A scalar as [`JsonEvent`] answers it; a string without escapes borrowed from the text.
+fn scalar<'j>(value: &sonic_rs::LazyValue<'j>) -> Result<Option<EventValue<'j>>, NeedsTree> {
     use sonic_rs::{JsonType, JsonValueTrait};
-    let Some((key, rest)) = keys.split_first() else {
-        let raw = value.as_raw_str();
-        return Ok(Some(match value.get_type() {
-            JsonType::String => {
-                EventValue::Str(Cow::Owned(value.as_str().ok_or(NeedsTree)?.to_owned()))
+    let raw = value.as_raw_cow();
+    Ok(Some(match value.get_type() {
+        JsonType::String => match raw {
+            Cow::Borrowed(raw) if !raw.contains('\\') => {
+                EventValue::Str(Cow::Borrowed(&raw[1..raw.len() - 1]))
             }
-            // serde_json's own reading (`-0` is a float, past i64 a float), as the tree would.
-            JsonType::Number => match serde_json::from_str::<Value>(raw) {
-                Ok(Value::Number(n)) => match n.as_i64() {
-                    Some(int) => EventValue::Int(int),
-                    None => EventValue::Float(n.as_f64().unwrap_or(f64::NAN)),
-                },
-                _ => return Err(NeedsTree),
-            },
-            JsonType::Boolean => EventValue::Bool(raw == "true"),
-            JsonType::Null => EventValue::Null,
-            JsonType::Object | JsonType::Array => return Err(NeedsTree),
-        }));
-    };
-    match value.get_type() {
-        JsonType::Object => match value.get(*key) {
-            Some(next) => walk(&next, rest),
-            None => Ok(None),
+            _ => EventValue::Str(Cow::Owned(value.as_str().ok_or(NeedsTree)?.to_owned())),
         },
-        JsonType::Array => Err(NeedsTree),
-        _ => Ok(None),
-    }
+        // serde_json's own reading (`-0` is a float, past i64 a float), as the tree would.
+        JsonType::Number => match serde_json::from_str::<Value>(&raw) {
+            Ok(Value::Number(n)) => match n.as_i64() {
+                Some(int) => EventValue::Int(int),
+                None => EventValue::Float(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            _ => return Err(NeedsTree),
+        },
+        JsonType::Boolean => EventValue::Bool(&*raw == "true"),
+        JsonType::Null => EventValue::Null,
+        JsonType::Object | JsonType::Array => return Err(NeedsTree),
+    }))
 }
 
 /// The tree of a JSON text. The pipeline only hands over text that passed strict_json, so this
@@ -382,6 +443,12 @@ mod tests {
             r#"null"#,
             r#"{"kind":"Role","rules":[{"verbs":["*"],"resources":["pods/exec"]}]}"#,
             r#"{"spec" : { "type" : "LoadBalancer" } }"#,
+            // Duplicate keys: serde_json's map keeps the last.
+            r#"{"spec":{"type":"first"},"spec":{"type":"last","type":"later"}}"#,
+            // Strings with escapes, and one only borrowed.
+            r#"{"spec":{"type":"a\"b\u00e9\\"},"metadata":{"name":"plain"}}"#,
+            // The path's keys in the text, but not on the path.
+            r#"{"metadata":{"roleRef":"x","name":{"roleRef":1}},"rules":"resources"}"#,
         ];
         let extra = [
             "requestObject.spec.ports.port",
