@@ -286,9 +286,11 @@ mod tests {
             "most rules have a gate"
         );
         let mut texts = Vec::new();
-        for test in default_tests() {
-            let event: Value = serde_json::from_str(&test.text).unwrap();
-            texts.push(test.text.clone());
+        let tests = default_tests();
+        // A correlation's test is a sequence: each of its events is a case of its own.
+        for text in tests.iter().flat_map(|test| test.events()) {
+            let event: Value = serde_json::from_str(text).unwrap();
+            texts.push(text.to_owned());
             let verbs = [
                 "get", "list", "watch", "create", "update", "patch", "delete",
             ];
