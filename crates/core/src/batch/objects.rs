@@ -2,13 +2,11 @@
 //! retried invocation overwrites its own objects instead of duplicating data.
 
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
 
-use flate2::Compression;
-use flate2::write::GzEncoder;
 use time::OffsetDateTime;
 use time::macros::format_description;
 
+use crate::batch::gzip;
 use crate::eks::UNKNOWN_CLUSTER;
 use crate::pipeline::{Group, Outcome};
 use crate::schema::time::rfc3339_utc;
@@ -106,13 +104,13 @@ pub fn finding_objects(outcome: &Outcome, prefix: &str) -> Vec<Object> {
         .findings
         .iter()
         .map(|f| (f.group, f.finding.line.as_slice(), f.time));
-    build_at(
+    // A few findings per object: a reused level-1 state, set up once per thread.
+    build_with(
         &outcome.finding_groups,
         lines,
         prefix,
         FINDINGS,
-        // A few findings per object: level 1 spends less setting up than level 6 saves.
-        Compression::fast(),
+        gzip::gzip_small,
     )
 }
 
@@ -124,16 +122,16 @@ fn build<'l>(
     prefix: &str,
     kind: &str,
 ) -> Vec<Object> {
-    build_at(groups, lines, prefix, kind, Compression::default())
+    build_with(groups, lines, prefix, kind, gzip::gzip)
 }
 
-/// [`build`] at a given gzip level.
-fn build_at<'l>(
+/// [`build`] with the given gzip of a body's lines.
+fn build_with<'l>(
     groups: &[Group],
     lines: impl Iterator<Item = (usize, &'l [u8], Option<OffsetDateTime>)>,
     prefix: &str,
     kind: &str,
-    level: Compression,
+    gzip: fn(&[&[u8]]) -> Vec<u8>,
 ) -> Vec<Object> {
     let mut lines_of: Vec<Vec<&[u8]>> = vec![Vec::new(); groups.len()];
     let mut times_of: Vec<Vec<Option<OffsetDateTime>>> = vec![Vec::new(); groups.len()];
@@ -148,13 +146,7 @@ fn build_at<'l>(
         .zip(times_of)
         .zip(keys)
         .map(|(((_, lines), times), key)| {
-            let mut encoder = GzEncoder::new(Vec::new(), level);
-            for line in &lines {
-                encoder
-                    .write_all(line)
-                    .expect("writing into a Vec cannot fail");
-            }
-            let body = encoder.finish().expect("writing into a Vec cannot fail");
+            let body = gzip(&lines);
             let (first_event_time, last_event_time) = time_span(times);
             Object {
                 key,
