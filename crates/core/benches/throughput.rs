@@ -167,10 +167,13 @@ fn record_data(workload: &Workload) -> Vec<String> {
 
 #[divan::bench(args = sizes())]
 fn firehose_handler(bencher: Bencher, size: &str) {
-    let workload = workload(size);
-    let settings = settings(Format::default());
+    bench_handler(bencher, workload(size), &settings(Format::default()));
+}
+
+/// The whole Firehose event answered and its response serialized, under `settings`.
+fn bench_handler(bencher: Bencher, workload: &'static Workload, settings: &ProcessOptions) {
     counted(bencher, workload).bench_local(|| {
-        let response = firehose_response(&workload.event, &settings);
+        let response = firehose_response(&workload.event, settings);
         serde_json::to_vec(&response)
             .expect("responses serialize")
             .len()
@@ -181,38 +184,26 @@ fn firehose_handler(bencher: Bencher, size: &str) {
 /// (contract §12): the cost of detection is the difference between the two rows.
 #[divan::bench(args = sizes())]
 fn firehose_handler_with_rules(bencher: Bencher, size: &str) {
-    let workload = workload(size);
     let settings = ProcessOptions {
         detector: Some(Arc::new(
             Detector::load(&rules::default_pack()).expect("the default pack loads"),
         )),
         ..settings(Format::default())
     };
-    counted(bencher, workload).bench_local(|| {
-        let response = firehose_response(&workload.event, &settings);
-        serde_json::to_vec(&response)
-            .expect("responses serialize")
-            .len()
-    });
+    bench_handler(bencher, workload(size), &settings);
 }
 
 /// `firehose_handler_with_rules` without the pack's correlation rules: what counting over the
 /// batch costs is the difference between the two rows.
 #[divan::bench(args = sizes())]
 fn firehose_handler_with_rules_no_correlations(bencher: Bencher, size: &str) {
-    let workload = workload(size);
     let detector = Detector::load(&without_correlations()).expect("the default pack loads");
     assert!(!detector.has_correlations());
     let settings = ProcessOptions {
         detector: Some(Arc::new(detector)),
         ..settings(Format::default())
     };
-    counted(bencher, workload).bench_local(|| {
-        let response = firehose_response(&workload.event, &settings);
-        serde_json::to_vec(&response)
-            .expect("responses serialize")
-            .len()
-    });
+    bench_handler(bencher, workload(size), &settings);
 }
 
 /// The default pack without its files holding correlation rules.
