@@ -29,7 +29,11 @@ pub mod detect;
 pub mod eks;
 pub mod envelope;
 pub mod filter;
+#[cfg(test)]
+mod golden;
 mod options;
+#[cfg(any(test, feature = "oracle"))]
+pub mod oracle;
 pub mod pipeline;
 pub mod redact;
 pub mod salvage;

@@ -105,7 +105,54 @@ fn check_number(token: &str) -> Result<(), Rejection> {
 
 /// From just inside an opening quote to just past the closing one (or the end of the text),
 /// checking that every surrogate escape is a high one followed by a low one.
+///
+/// Strings are most of an audit event's bytes: memchr's SIMD search jumps to the next quote or
+/// backslash instead of looking at every byte (this check cost 18% of the Firehose handler's
+/// instructions byte by byte).
 fn skip_string(bytes: &[u8], mut at: usize) -> Result<usize, Rejection> {
+    #[cfg(any(test, feature = "oracle"))]
+    if crate::oracle::on() {
+        return skip_string_reference(bytes, at);
+    }
+    loop {
+        let Some(found) = bytes
+            .get(at..)
+            .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
+        else {
+            return Ok(bytes.len());
+        };
+        at += found;
+        if bytes[at] == b'"' {
+            return Ok(at + 1);
+        }
+        if bytes.get(at + 1) != Some(&b'u') {
+            at += 2;
+            continue;
+        }
+        let Some(unit) = hex4(bytes, at + 2) else {
+            at += 2;
+            continue;
+        };
+        at += 6;
+        match unit {
+            0xD800..=0xDBFF => {
+                let low = (bytes.get(at) == Some(&b'\\') && bytes.get(at + 1) == Some(&b'u'))
+                    .then(|| hex4(bytes, at + 2))
+                    .flatten();
+                match low {
+                    Some(0xDC00..=0xDFFF) => at += 6,
+                    _ => return Err(Rejection::UnpairedSurrogate { code_unit: unit }),
+                }
+            }
+            0xDC00..=0xDFFF => return Err(Rejection::UnpairedSurrogate { code_unit: unit }),
+            _ => {}
+        }
+    }
+}
+
+/// [`skip_string`] byte by byte, as it was: the oracle of the golden comparison.
+#[cfg(any(test, feature = "oracle"))]
+fn skip_string_reference(bytes: &[u8], mut at: usize) -> Result<usize, Rejection> {
     while let Some(&byte) = bytes.get(at) {
         match byte {
             b'"' => return Ok(at + 1),
@@ -140,11 +187,11 @@ fn skip_string(bytes: &[u8], mut at: usize) -> Result<usize, Rejection> {
 }
 
 fn hex4(bytes: &[u8], at: usize) -> Option<u16> {
-    let digits = std::str::from_utf8(bytes.get(at..at + 4)?).ok()?;
-    if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    u16::from_str_radix(digits, 16).ok()
+    let digits = bytes.get(at..at + 4)?;
+    digits.iter().try_fold(0u16, |unit, &b| {
+        let digit = (b as char).to_digit(16)?;
+        Some(unit << 4 | digit as u16)
+    })
 }
 
 #[cfg(test)]
