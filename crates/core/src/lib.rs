@@ -38,6 +38,7 @@ pub mod pipeline;
 pub mod redact;
 pub mod salvage;
 pub mod schema;
+mod single_pass;
 mod strict_json;
 pub mod tally;
 pub mod transform;

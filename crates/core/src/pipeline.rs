@@ -18,7 +18,7 @@ use crate::options::{KeyLayout, ProcessOptions};
 use crate::schema::time::{event_time, from_epoch_millis};
 use crate::schema::{self, EventContext};
 use crate::tally::{DropReason, Tally};
-use crate::{redact, salvage, strict_json};
+use crate::{redact, salvage, single_pass, strict_json};
 
 /// Where a batch of events was logged, shared by every event of one subscription message and
 /// one UTC hour: the unit of an S3 object.
@@ -413,12 +413,14 @@ pub fn process_event_correlating(
     if let Some(cut) = salvage::cut_text(text) {
         return process_truncated(text, cut, context, options, out, findings, correlations);
     }
-    if let Err(rejection) = strict_json::check(text, options.limits.max_depth) {
-        return EventFate::Quarantined(rejection.to_string());
-    }
-    let event = match AuditEvent::parse(text) {
+    // strict_json::check then AuditEvent::parse, the bodies validated in one pass and not
+    // parsed twice when nothing reads them.
+    let mut stripped = String::new();
+    let reads_bodies = options.detector.is_some();
+    let max_depth = options.limits.max_depth;
+    let event = match single_pass::parse_event(text, max_depth, reads_bodies, &mut stripped) {
         Ok(event) => event,
-        Err(e) => return EventFate::Quarantined(e.to_string()),
+        Err(reason) => return EventFate::Quarantined(reason),
     };
     if let Err(reason) = options.filter.check(&event) {
         return EventFate::Dropped(reason);

@@ -1,0 +1,352 @@
+//! One validating pass over an audit event's text in place of two (issue 15): it checks what
+//! [`strict_json::check`] checks and what serde_json's skip of `requestObject` and
+//! `responseObject` checks, and finds those two bodies (most of an event's bytes), so that
+//! serde_json then parses only the rest of the event.
+//!
+//! The scanner answers only when it is sure: for text that is valid JSON, one object, within
+//! the depth limit, with paired surrogate escapes and numbers that fit a float. Anything else,
+//! and any error of the parse that follows, goes through the reference path
+//! ([`strict_json::check`] then [`AuditEvent::parse`] on the whole text), so refusals and
+//! their reasons stay exactly as they were. The golden comparison (`src/golden.rs`) checks
+//! both paths against each other.
+
+use std::ops::Range;
+
+use crate::audit::AuditEvent;
+use crate::strict_json;
+
+/// The event of `text`, or why it is quarantined: the same answer as [`strict_json::check`]
+/// then [`AuditEvent::parse`]. `reads_bodies` says whether anything will read the event's
+/// `request_object` and `response_object` (the detector): then, or when the scan is unsure,
+/// the whole text is parsed as before. Otherwise the bodies are validated by the scan and
+/// parsed as `null` from `stripped`, a copy of the text without them.
+pub(crate) fn parse_event<'t>(
+    text: &'t str,
+    max_depth: usize,
+    reads_bodies: bool,
+    stripped: &'t mut String,
+) -> Result<AuditEvent<'t>, String> {
+    #[cfg(any(test, feature = "oracle"))]
+    let reference = crate::oracle::on();
+    #[cfg(not(any(test, feature = "oracle")))]
+    let reference = false;
+    if !reference
+        && !reads_bodies
+        && let Some(bodies) = scan(text, max_depth)
+    {
+        stripped.clear();
+        let mut copied = 0;
+        for body in bodies.iter().flatten() {
+            stripped.push_str(&text[copied..body.start]);
+            stripped.push_str("null");
+            copied = body.end;
+        }
+        stripped.push_str(&text[copied..]);
+        let stripped: &'t str = stripped;
+        if let Ok(event) = AuditEvent::parse(stripped) {
+            return Ok(event);
+        }
+    }
+    strict_json::check(text, max_depth).map_err(|rejection| rejection.to_string())?;
+    AuditEvent::parse(text).map_err(|e| e.to_string())
+}
+
+/// Deepest nesting the scan vouches for: serde_json stops at 128 levels, and the event object
+/// is one of them.
+const SCAN_DEPTH: usize = 100;
+
+/// The top-level `requestObject` and `responseObject` values of `text`, in text order, when
+/// `text` is one valid JSON object that [`strict_json::check`] accepts within `max_depth`;
+/// `None` when unsure. A body key written with escapes, or given twice, is unsure too.
+fn scan(text: &str, max_depth: usize) -> Option<[Option<Range<usize>>; 2]> {
+    let b = text.as_bytes();
+    let limit = max_depth.min(SCAN_DEPTH);
+    let mut bodies: [Option<Range<usize>>; 2] = [None, None];
+    // Bit d is set when level d is an object.
+    let mut objects: u128 = 0;
+    let mut depth = 0usize;
+    // The body whose value is being read, with its start.
+    let mut body: Option<(usize, usize)> = None;
+    let mut at = ws(b, 0);
+    if b.get(at) != Some(&b'{') {
+        return None;
+    }
+    loop {
+        // A value starts at `at`.
+        at = ws(b, at);
+        match *b.get(at)? {
+            open @ (b'{' | b'[') => {
+                depth += 1;
+                if depth > limit {
+                    return None;
+                }
+                let object = open == b'{';
+                if object {
+                    objects |= 1 << depth;
+                } else {
+                    objects &= !(1 << depth);
+                }
+                at = ws(b, at + 1);
+                let close = if object { b'}' } else { b']' };
+                if *b.get(at)? != close {
+                    if object {
+                        at = key(b, at, depth, &mut body, &bodies)?;
+                    }
+                    continue;
+                }
+                at += 1;
+                depth -= 1;
+            }
+            b'"' => at = string(b, at + 1)?,
+            b'-' | b'0'..=b'9' => at = number(text, at)?,
+            b't' => at = literal(b, at, b"true")?,
+            b'f' => at = literal(b, at, b"false")?,
+            b'n' => at = literal(b, at, b"null")?,
+            _ => return None,
+        }
+        // A value ended at `at`: close what it ends, up to the next value.
+        loop {
+            if depth == 1
+                && let Some((which, start)) = body.take()
+            {
+                bodies[which] = Some(start..at);
+            }
+            if depth == 0 {
+                at = ws(b, at);
+                if at != b.len() {
+                    return None;
+                }
+                let [request, response] = bodies;
+                return Some(match (&request, &response) {
+                    (Some(r), Some(s)) if s.start < r.start => [response, request],
+                    _ => [request, response],
+                });
+            }
+            at = ws(b, at);
+            let object = objects >> depth & 1 == 1;
+            match *b.get(at)? {
+                b',' => {
+                    at = ws(b, at + 1);
+                    if object {
+                        at = key(b, at, depth, &mut body, &bodies)?;
+                    }
+                    break;
+                }
+                b'}' if object => {}
+                b']' if !object => {}
+                _ => return None,
+            }
+            at += 1;
+            depth -= 1;
+        }
+    }
+}
+
+fn ws(b: &[u8], mut at: usize) -> usize {
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = b.get(at) {
+        at += 1;
+    }
+    at
+}
+
+/// A key at `at` and its colon; past the colon. At the top level, notes a body key.
+fn key(
+    b: &[u8],
+    at: usize,
+    depth: usize,
+    body: &mut Option<(usize, usize)>,
+    bodies: &[Option<Range<usize>>; 2],
+) -> Option<usize> {
+    if *b.get(at)? != b'"' {
+        return None;
+    }
+    let end = string(b, at + 1)?;
+    let after = ws(b, end);
+    if *b.get(after)? != b':' {
+        return None;
+    }
+    if depth == 1 {
+        let name = &b[at + 1..end - 1];
+        if name.contains(&b'\\') {
+            return None;
+        }
+        let which = match name {
+            b"requestObject" => Some(0),
+            b"responseObject" => Some(1),
+            _ => None,
+        };
+        if let Some(which) = which {
+            if bodies[which].is_some() {
+                return None;
+            }
+            *body = Some((which, ws(b, after + 1)));
+        }
+    }
+    Some(after + 1)
+}
+
+/// From just inside an opening quote to just past the closing one: no control characters,
+/// only JSON's escapes, surrogate escapes in pairs.
+fn string(b: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        // Eight bytes at a time to the next quote, backslash or control character: most
+        // strings are short, where a call to memchr costs more than it saves.
+        while let Some(word) = b.get(at..at + 8) {
+            let special = special_bytes(u64::from_le_bytes(word.try_into().ok()?));
+            if special != 0 {
+                at += special.trailing_zeros() as usize / 8;
+                break;
+            }
+            at += 8;
+        }
+        while let Some(&c) = b.get(at) {
+            if c == b'"' || c == b'\\' || c < 0x20 {
+                break;
+            }
+            at += 1;
+        }
+        match *b.get(at)? {
+            b'"' => return Some(at + 1),
+            b'\\' => {}
+            _ => return None,
+        }
+        match *b.get(at + 1)? {
+            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => at += 2,
+            b'u' => {
+                let unit = hex4(b, at + 2)?;
+                at += 6;
+                match unit {
+                    0xD800..=0xDBFF => {
+                        if b.get(at..at + 2)? != b"\\u" {
+                            return None;
+                        }
+                        if !(0xDC00..=0xDFFF).contains(&hex4(b, at + 2)?) {
+                            return None;
+                        }
+                        at += 6;
+                    }
+                    0xDC00..=0xDFFF => return None,
+                    _ => {}
+                }
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// Bytes that end a plain run inside a string: a quote, a backslash or a control character.
+/// Only the lowest flagged byte is exact (borrows can flag bytes above it).
+fn special_bytes(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    // Below 0x20: only for bytes under 0x80, whose high bit `!word` keeps.
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+    zero(word ^ (ONES * u64::from(b'"'))) | zero(word ^ (ONES * u64::from(b'\\'))) | control
+}
+
+fn hex4(b: &[u8], at: usize) -> Option<u16> {
+    b.get(at..at + 4)?.iter().try_fold(0u16, |unit, &c| {
+        let digit = (c as char).to_digit(16)?;
+        Some(unit << 4 | digit as u16)
+    })
+}
+
+/// A JSON number at `at` that fits a float; past it.
+fn number(text: &str, start: usize) -> Option<usize> {
+    let b = text.as_bytes();
+    let digits = |mut at: usize| {
+        let from = at;
+        while let Some(b'0'..=b'9') = b.get(at) {
+            at += 1;
+        }
+        (at > from).then_some(at)
+    };
+    let mut at = start;
+    if b[at] == b'-' {
+        at += 1;
+    }
+    let int_end = digits(at)?;
+    if b[at] == b'0' && int_end > at + 1 {
+        return None;
+    }
+    at = int_end;
+    let mut plain = true;
+    if b.get(at) == Some(&b'.') {
+        at = digits(at + 1)?;
+    }
+    if let Some(b'e' | b'E') = b.get(at) {
+        plain = false;
+        at += 1;
+        if let Some(b'+' | b'-') = b.get(at) {
+            at += 1;
+        }
+        at = digits(at)?;
+    }
+    // A number glued to more number bytes is not one token for the strict check.
+    if let Some(b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') = b.get(at) {
+        return None;
+    }
+    if (!plain || at - start > 308) && strict_json::check(&text[start..at], 1).is_err() {
+        return None;
+    }
+    Some(at)
+}
+
+fn literal(b: &[u8], at: usize, word: &[u8]) -> Option<usize> {
+    (b.get(at..at + word.len())? == word).then_some(at + word.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn special_bytes_finds_the_first_quote_backslash_or_control_character() {
+        for (word, first) in [
+            (*b"abcdefgh", None),
+            (*b"abc\"efgh", Some(3)),
+            (*b"\\bcdefgh", Some(0)),
+            (*b"abcdefg\n", Some(7)),
+            (*b"ab\x1fd\"fgh", Some(2)),
+            (*b"\x00\x00\"\\\x1f\x01ab", Some(0)),
+            (*b"ab\x01\x00\"\\\x1f\x01", Some(2)),
+            ([0xc3, 0xa9, 0xff, 0x80, b' ', b'!', b'#', b'~'], None),
+        ] {
+            let special = special_bytes(u64::from_le_bytes(word));
+            let found = (special != 0).then(|| special.trailing_zeros() as usize / 8);
+            assert_eq!(found, first, "{word:?}");
+        }
+    }
+
+    #[test]
+    fn the_scan_finds_the_bodies_of_valid_events_only() {
+        let text = r#" {"a":[1,-2.5e3,true,null,{"b":"\u00e9\ud83d\ude00"}],"responseObject":{"x":[]} , "requestObject" : "s"} "#;
+        let [first, second] = scan(text, 100).unwrap();
+        assert_eq!(&text[first.unwrap()], r#"{"x":[]}"#);
+        assert_eq!(&text[second.unwrap()], r#""s""#);
+        assert_eq!(scan(r#"{}"#, 100), Some([None, None]));
+        for bad in [
+            r#"{"a":01}"#,
+            r#"{"a":1.}"#,
+            r#"{"a":1e400}"#,
+            r#"{"a":-}"#,
+            r#"{"a":"\ud83d"}"#,
+            r#"{"a":"\q"}"#,
+            "{\"a\":\"\u{1}\"}",
+            r#"{"a":[1,]}"#,
+            r#"{"a":1,}"#,
+            r#"{"a" 1}"#,
+            r#"{"a":1} x"#,
+            r#"{"a":1}}"#,
+            r#"{"requestObject":1,"requestObject":2}"#,
+            r#"{"request\u004fbject":1}"#,
+            r#"[1]"#,
+            r#"{"a":tru}"#,
+            r#"{"a":[[[]]]}"#,
+        ] {
+            assert_eq!(scan(bad, 3), None, "{bad}");
+        }
+        assert!(scan(r#"{"a":[[]]}"#, 3).is_some());
+    }
+}
