@@ -25,63 +25,60 @@ pub(crate) fn write(
 
     let mut line = ObjectWriter::start(out);
     // The 13 columns of Sentinel's AWSEKSLogs_CL table, in its order.
-    line.field("TimeGenerated", &time.map(rfc3339_utc))
-        .field("AwsAccountId", &context.account)
-        .field("Region", &context.region)
-        .field("ClusterName", &context.cluster)
-        .field("Verb", &event.verb.as_deref())
-        .field("User", &user.and_then(|u| u.username.as_deref()))
+    line.str_field("TimeGenerated", time.map(rfc3339_utc).as_deref())
+        .str_field("AwsAccountId", context.account)
+        .str_field("Region", context.region)
+        .str_field("ClusterName", context.cluster)
+        .str_field("Verb", event.verb.as_deref())
+        .str_field("User", user.and_then(|u| u.username.as_deref()))
         .field("SourceIPs", &*event.source_ips)
-        .field("UserAgent", &event.user_agent.as_deref())
+        .str_field("UserAgent", event.user_agent.as_deref())
         .field("ObjectRef", &object_ref.and_then(ObjectPath::of))
         .field("ResponseCode", &status.and_then(|s| s.code.0))
-        .field("Stage", &event.stage.as_deref())
-        .field(
+        .str_field("Stage", event.stage.as_deref())
+        .str_field(
             "AuthDecision",
-            &annotations.and_then(|a| a.decision.as_deref()),
+            annotations.and_then(|a| a.decision.as_deref()),
         );
     match raw {
         Raw::Whole(raw) => line.raw_field("RawEvent", raw),
         Raw::Cut { received, .. } => line.field("RawEvent", received),
     };
     // Extended columns.
-    line.field("AuditId", &event.audit_id.as_deref())
-        .field("Level", &event.level.as_deref())
-        .field("RequestURI", &event.request_uri.as_deref())
-        .field("ApiGroup", &object_ref.and_then(|o| o.api_group.as_deref()))
-        .field(
+    line.str_field("AuditId", event.audit_id.as_deref())
+        .str_field("Level", event.level.as_deref())
+        .str_field("RequestURI", event.request_uri.as_deref())
+        .str_field("ApiGroup", object_ref.and_then(|o| o.api_group.as_deref()))
+        .str_field(
             "ApiVersion",
-            &object_ref.and_then(|o| o.api_version.as_deref()),
+            object_ref.and_then(|o| o.api_version.as_deref()),
         )
-        .field(
-            "Namespace",
-            &object_ref.and_then(|o| o.namespace.as_deref()),
-        )
-        .field("Resource", &object_ref.and_then(|o| o.resource.as_deref()))
-        .field(
+        .str_field("Namespace", object_ref.and_then(|o| o.namespace.as_deref()))
+        .str_field("Resource", object_ref.and_then(|o| o.resource.as_deref()))
+        .str_field(
             "Subresource",
-            &object_ref.and_then(|o| o.subresource.as_deref()),
+            object_ref.and_then(|o| o.subresource.as_deref()),
         )
-        .field("Name", &object_ref.and_then(|o| o.name.as_deref()))
+        .str_field("Name", object_ref.and_then(|o| o.name.as_deref()))
         .field("UserGroups", user.map(|u| &*u.groups).unwrap_or_default())
-        .field("UserArn", &user_arn(event))
-        .field(
+        .str_field("UserArn", user_arn(event))
+        .str_field(
             "ImpersonatedUser",
-            &event
+            event
                 .impersonated_user
                 .as_ref()
                 .and_then(|u| u.username.as_deref()),
         )
-        .field("AuthReason", &annotations.and_then(|a| a.reason.as_deref()))
-        .field("ResponseReason", &status.and_then(|s| s.reason.as_deref()))
-        .field(
+        .str_field("AuthReason", annotations.and_then(|a| a.reason.as_deref()))
+        .str_field("ResponseReason", status.and_then(|s| s.reason.as_deref()))
+        .str_field(
             "RequestReceivedTimestamp",
-            &event.request_received_timestamp.as_deref(),
+            event.request_received_timestamp.as_deref(),
         )
-        .field("StageTimestamp", &event.stage_timestamp.as_deref())
-        .field("LogGroup", &context.log_group)
-        .field("LogStream", &context.log_stream)
-        .field("EventId", &context.event_id);
+        .str_field("StageTimestamp", event.stage_timestamp.as_deref())
+        .str_field("LogGroup", context.log_group)
+        .str_field("LogStream", context.log_stream)
+        .str_field("EventId", context.event_id);
     if let Raw::Cut { .. } = raw {
         line.field("Truncated", &true);
     }
