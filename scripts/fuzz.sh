@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 SECONDS_EACH="${1:-60}"
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(subscription_decoder audit_normalizer firehose_handler transform)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(subscription_decoder audit_normalizer firehose_handler transform single_pass)
 
 command -v cargo-fuzz >/dev/null || { echo "fuzz: cargo-fuzz not found (cargo install cargo-fuzz --locked)" >&2; exit 2; }
 [ -d fuzz/corpus ] || scripts/fuzz-seeds.sh
@@ -28,6 +28,10 @@ status=0
 for target in "${TARGETS[@]}"; do
     echo "== fuzz $target for ${SECONDS_EACH}s"
     mkdir -p "fuzz/corpus/$target"
+    # single_pass reads audit events, as audit_normalizer does: it starts from those seeds.
+    if [ "$target" = single_pass ] && [ -d fuzz/corpus/audit_normalizer ]; then
+        cp -n fuzz/corpus/audit_normalizer/* "fuzz/corpus/$target/" 2>/dev/null || true
+    fi
     # -timeout: an input that takes over 10 s is a finding (default 20 min); -rss_limit_mb:
     # so is one that needs over 1 GiB (the Lambda's memory is the real bound).
     cargo fuzz run --sanitizer none "$target" "fuzz/corpus/$target" -- \
