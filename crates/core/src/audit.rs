@@ -143,10 +143,35 @@ pub struct AuditEvent<'a> {
     pub annotations: Lenient<Annotations<'a>>,
     /// `requestObject`, unread: its JSON text, for the detection rules that look into it.
     #[serde(borrow)]
-    pub request_object: Option<&'a RawValue>,
+    pub request_object: Option<JsonText<'a>>,
     /// `responseObject`, unread, as [`request_object`](Self::request_object).
     #[serde(borrow)]
-    pub response_object: Option<&'a RawValue>,
+    pub response_object: Option<JsonText<'a>>,
+}
+
+/// The text of one JSON value as the event wrote it, known to be valid JSON: a body, which the
+/// forwarder does not parse unless a detection rule looks into it. Read through serde as a
+/// borrowed [`RawValue`], or found and validated by the single-pass scan without a second
+/// parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JsonText<'a>(&'a str);
+
+impl<'a> JsonText<'a> {
+    /// The value's JSON text.
+    pub fn get(self) -> &'a str {
+        self.0
+    }
+
+    /// `text`, which the caller has checked is exactly one valid JSON value.
+    pub(crate) fn validated(text: &'a str) -> JsonText<'a> {
+        JsonText(text)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for JsonText<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <&'de RawValue>::deserialize(deserializer).map(|raw| JsonText(raw.get()))
+    }
 }
 
 /// `user` and `impersonatedUser`: an `authentication.k8s.io/v1` UserInfo, as the authenticator

@@ -10,8 +10,11 @@ mod workload;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::batch::firehose::{ProcessedRecords, process_records};
+use crate::detect::Detector;
+use crate::detect::rules::default_pack;
 use crate::envelope::models::IncomingEvent;
 use crate::filter::{Filter, StageFilter};
 use crate::oracle::with_reference;
@@ -68,7 +71,25 @@ fn settings(all: bool) -> Vec<(String, ProcessOptions)> {
             }
         }
     }
+    list.extend(with_detector());
     list
+}
+
+/// Both formats with the default rule pack, correlations included: findings must agree too,
+/// and rules read the bodies, which the single pass hands over without parsing them.
+fn with_detector() -> Vec<(String, ProcessOptions)> {
+    let detector = Arc::new(Detector::load(&default_pack()).unwrap());
+    Format::ALL
+        .into_iter()
+        .map(|format| {
+            let options = ProcessOptions {
+                format,
+                detector: Some(detector.clone()),
+                ..ProcessOptions::default()
+            };
+            (format!("{} with the default rules", format.name()), options)
+        })
+        .collect()
 }
 
 /// Fails with the first differing line of two texts.
@@ -155,20 +176,25 @@ fn compare_event(what: &str, event: &str, options: &[(String, ProcessOptions)]) 
     }
 }
 
-/// A decompressed payload (subscription messages), both ways.
-fn compare_payload(what: &str, payload: &[u8], options: &[(String, ProcessOptions)]) {
+/// A decompressed payload (subscription messages), both ways; how many findings the new path
+/// wrote.
+fn compare_payload(what: &str, payload: &[u8], options: &[(String, ProcessOptions)]) -> usize {
+    let mut findings = 0;
     for (name, options) in options {
         let run = || process_payload(payload.to_vec(), Origin::default(), options);
         let text = |r: Result<Outcome, _>| match r {
             Ok(outcome) => outcome_text(&outcome),
             Err(e) => format!("{e:?}"),
         };
+        let new = run();
+        findings += new.as_ref().map_or(0, |outcome| outcome.findings.len());
         same(
             &format!("{what} ({name})"),
             &text(with_reference(run)),
-            &text(run()),
+            &text(new),
         );
     }
+    findings
 }
 
 /// JSON string contents as serde_json writes them (CloudWatch Logs' own escaping).
@@ -403,16 +429,52 @@ fn both_paths_agree_on_hostile_events() {
 }
 
 #[test]
+fn both_paths_agree_on_the_test_events_of_every_rule() {
+    let options = with_detector();
+    let files = files_under(&root().join("rules/tests"));
+    assert!(files.len() > 40, "{} rule tests", files.len());
+    let mut findings = 0;
+    for path in files {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let what = path.display().to_string();
+        // A correlation's test is a sequence of events: one message, so they count together.
+        let escaped: Vec<String> = audit_texts(&text)[1..]
+            .iter()
+            .step_by(2)
+            .map(|t| escape(t))
+            .collect();
+        findings += compare_payload(&what, &message(&escaped), &options);
+        for escaped in &escaped {
+            compare_payload(&what, &message(std::slice::from_ref(escaped)), &options);
+        }
+    }
+    // Every rule's `fires` test fires, in both formats.
+    assert!(findings >= 2 * 36, "{findings} findings");
+}
+
+/// The bench workloads, which the corpus tests cover in every setting already, in a few (they
+/// are slow unoptimized): the typical one flat with redaction, OCSF without, and flat with the
+/// default rules; the first payload of the max one, five times bigger, flat with the rules.
+#[test]
 fn both_paths_agree_on_the_bench_workloads() {
     let options = settings(false);
-    for size in [workload::Size::TYPICAL, workload::Size::MAX] {
-        let workload = workload::generate(size);
-        // The max workload in two settings only: unoptimized, it takes a while.
-        let options = match size {
-            workload::Size::MAX => &options[1..3],
-            _ => &options[..],
-        };
-        compare_event(&format!("{size:?}"), &workload.event, options);
-        compare_payload(&format!("{size:?} first"), &workload.payloads[1], options);
-    }
+    let pick = |names: &[&str]| -> Vec<(String, ProcessOptions)> {
+        let picked: Vec<_> = options
+            .iter()
+            .filter(|(name, _)| names.iter().any(|n| name.starts_with(n)))
+            .cloned()
+            .collect();
+        assert_eq!(picked.len(), names.len(), "{names:?}");
+        picked
+    };
+    let typical = workload::generate(workload::Size::TYPICAL);
+    let typical_options = pick(&[
+        "flat redact=default",
+        "ocsf redact=none",
+        "flat with the default rules",
+    ]);
+    compare_event("typical", &typical.event, &typical_options);
+    let max = workload::generate(workload::Size::MAX);
+    let max_options = pick(&["flat with the default rules"]);
+    compare_payload("max, first payload", &max.payloads[1], &max_options);
 }

@@ -413,12 +413,10 @@ pub fn process_event_correlating(
     if let Some(cut) = salvage::cut_text(text) {
         return process_truncated(text, cut, context, options, out, findings, correlations);
     }
-    // strict_json::check then AuditEvent::parse, the bodies validated in one pass and not
-    // parsed twice when nothing reads them.
+    // strict_json::check then AuditEvent::parse, the bodies validated in one pass and never
+    // parsed unless a rule looks into them.
     let mut stripped = String::new();
-    let reads_bodies = options.detector.is_some();
-    let max_depth = options.limits.max_depth;
-    let event = match single_pass::parse_event(text, max_depth, reads_bodies, &mut stripped) {
+    let event = match single_pass::parse_event(text, options.limits.max_depth, &mut stripped) {
         Ok(event) => event,
         Err(reason) => return EventFate::Quarantined(reason),
     };

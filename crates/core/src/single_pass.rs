@@ -12,43 +12,63 @@
 
 use std::ops::Range;
 
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, JsonText};
 use crate::strict_json;
 
 /// The event of `text`, or why it is quarantined: the same answer as [`strict_json::check`]
-/// then [`AuditEvent::parse`]. `reads_bodies` says whether anything will read the event's
-/// `request_object` and `response_object` (the detector): then, or when the scan is unsure,
-/// the whole text is parsed as before. Otherwise the bodies are validated by the scan and
-/// parsed as `null` from `stripped`, a copy of the text without them.
+/// then [`AuditEvent::parse`]. The bodies are validated by the scan, parsed as `null` from
+/// `stripped` (a copy of the text without them) and handed over as their text, which only a
+/// detection rule that looks into them reads. When the scan is unsure, or the parse of the
+/// rest fails, the whole text goes through the reference path.
 pub(crate) fn parse_event<'t>(
     text: &'t str,
     max_depth: usize,
-    reads_bodies: bool,
     stripped: &'t mut String,
 ) -> Result<AuditEvent<'t>, String> {
     #[cfg(any(test, feature = "oracle"))]
     let reference = crate::oracle::on();
     #[cfg(not(any(test, feature = "oracle")))]
     let reference = false;
-    if !reference
-        && !reads_bodies
-        && let Some(bodies) = scan(text, max_depth)
-    {
+    if !reference && let Some(bodies) = scan(text, max_depth) {
         stripped.clear();
         let mut copied = 0;
-        for body in bodies.iter().flatten() {
+        for body in bodies.in_text_order().into_iter().flatten() {
             stripped.push_str(&text[copied..body.start]);
             stripped.push_str("null");
             copied = body.end;
         }
         stripped.push_str(&text[copied..]);
         let stripped: &'t str = stripped;
-        if let Ok(event) = AuditEvent::parse(stripped) {
+        if let Ok(mut event) = AuditEvent::parse(stripped) {
+            // As serde reads an `Option`: a `null` body is no body.
+            let body = |range: Option<Range<usize>>| {
+                let value = &text[range?];
+                (value != "null").then(|| JsonText::validated(value))
+            };
+            event.request_object = body(bodies.request);
+            event.response_object = body(bodies.response);
             return Ok(event);
         }
     }
     strict_json::check(text, max_depth).map_err(|rejection| rejection.to_string())?;
     AuditEvent::parse(text).map_err(|e| e.to_string())
+}
+
+/// Where the top-level `requestObject` and `responseObject` values are in an event's text.
+#[derive(Debug, Default, PartialEq)]
+struct Bodies {
+    request: Option<Range<usize>>,
+    response: Option<Range<usize>>,
+}
+
+impl Bodies {
+    fn in_text_order(&self) -> [Option<Range<usize>>; 2] {
+        let (request, response) = (self.request.clone(), self.response.clone());
+        match (&request, &response) {
+            (Some(r), Some(s)) if s.start < r.start => [response, request],
+            _ => [request, response],
+        }
+    }
 }
 
 /// Deepest nesting the scan vouches for: serde_json stops at 128 levels, and the event object
@@ -58,7 +78,7 @@ const SCAN_DEPTH: usize = 100;
 /// The top-level `requestObject` and `responseObject` values of `text`, in text order, when
 /// `text` is one valid JSON object that [`strict_json::check`] accepts within `max_depth`;
 /// `None` when unsure. A body key written with escapes, or given twice, is unsure too.
-fn scan(text: &str, max_depth: usize) -> Option<[Option<Range<usize>>; 2]> {
+fn scan(text: &str, max_depth: usize) -> Option<Bodies> {
     let b = text.as_bytes();
     let limit = max_depth.min(SCAN_DEPTH);
     let mut bodies: [Option<Range<usize>>; 2] = [None, None];
@@ -117,10 +137,7 @@ fn scan(text: &str, max_depth: usize) -> Option<[Option<Range<usize>>; 2]> {
                     return None;
                 }
                 let [request, response] = bodies;
-                return Some(match (&request, &response) {
-                    (Some(r), Some(s)) if s.start < r.start => [response, request],
-                    _ => [request, response],
-                });
+                return Some(Bodies { request, response });
             }
             at = ws(b, at);
             let object = objects >> depth & 1 == 1;
@@ -322,10 +339,12 @@ mod tests {
     #[test]
     fn the_scan_finds_the_bodies_of_valid_events_only() {
         let text = r#" {"a":[1,-2.5e3,true,null,{"b":"\u00e9\ud83d\ude00"}],"responseObject":{"x":[]} , "requestObject" : "s"} "#;
-        let [first, second] = scan(text, 100).unwrap();
-        assert_eq!(&text[first.unwrap()], r#"{"x":[]}"#);
-        assert_eq!(&text[second.unwrap()], r#""s""#);
-        assert_eq!(scan(r#"{}"#, 100), Some([None, None]));
+        let bodies = scan(text, 100).unwrap();
+        assert_eq!(&text[bodies.request.clone().unwrap()], r#""s""#);
+        assert_eq!(&text[bodies.response.clone().unwrap()], r#"{"x":[]}"#);
+        let [first, second] = bodies.in_text_order();
+        assert!(first.unwrap().start < second.unwrap().start);
+        assert_eq!(scan(r#"{}"#, 100), Some(Bodies::default()));
         for bad in [
             r#"{"a":01}"#,
             r#"{"a":1.}"#,

@@ -10,9 +10,8 @@ use std::cell::OnceCell;
 
 use rsigma_eval::event::{Event, EventValue, JsonEvent};
 use serde_json::Value;
-use serde_json::value::RawValue;
 
-use crate::audit::{AuditEvent, Text, Texts};
+use crate::audit::{AuditEvent, JsonText, Text, Texts};
 
 /// One audit event for the Sigma engine. Field paths are the event's own JSON paths, dotted
 /// (`objectRef.resource`); a path through an array matches any of its items.
@@ -54,7 +53,7 @@ impl<'e, 'a> AuditView<'e, 'a> {
     fn body_field<'s>(
         &'s self,
         cell: &'s OnceCell<JsonEvent<'static>>,
-        body: Option<&'s RawValue>,
+        body: Option<JsonText<'s>>,
         rest: &str,
     ) -> Option<EventValue<'s>> {
         let body = body?;
