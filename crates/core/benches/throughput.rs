@@ -22,6 +22,9 @@
 //! - `normalize`: only writing the lines of the kept events, per output format.
 //! - `encode_base64`, `encode_response`, `encode_gzip_objects`: base64 of the records' NDJSON,
 //!   the response's JSON, and the gzip objects of direct mode.
+//! - `gzip_level`: the flat NDJSON of the typical workload (one body per payload) gzipped at
+//!   each deflate level, MB/s of NDJSON; each level's compressed size is printed first. What
+//!   `batch::gzip::EVENT_OBJECT_LEVEL` was chosen by.
 //!
 //! Formats are every [`Format::ALL`] variant, so a new one is benched without changes here.
 //! Under `cargo test --all-targets` each benchmark runs once on a small event.
@@ -37,7 +40,7 @@ use base64::engine::general_purpose::STANDARD;
 use divan::counter::{BytesCount, ItemsCount};
 use divan::{Bencher, black_box};
 use eks_audit_core::batch::reingest::{self, FirehoseLimits};
-use eks_audit_core::batch::{firehose, objects};
+use eks_audit_core::batch::{firehose, gzip, objects};
 use eks_audit_core::detect::{Detector, rules};
 use eks_audit_core::eks::{cluster_from_log_group, is_audit_stream};
 use eks_audit_core::envelope::models::{FirehoseResponse, IncomingEvent};
@@ -412,6 +415,36 @@ fn encode_gzip_objects(bencher: Bencher, size: &str) {
         outcomes
             .iter()
             .map(|o| objects::event_objects(black_box(o), "eks-audit").len())
+            .sum::<usize>()
+    });
+}
+
+fn levels() -> Vec<u32> {
+    if bench_mode() {
+        vec![1, 2, 3, 4, 5, 6, 9]
+    } else {
+        vec![1]
+    }
+}
+
+#[divan::bench(args = levels())]
+fn gzip_level(bencher: Bencher, level: u32) {
+    let workload = workload(if bench_mode() { "typical" } else { "small" });
+    let outcomes = outcomes(workload);
+    let bodies: Vec<&[u8]> = outcomes.iter().map(|o| o.ndjson.as_slice()).collect();
+    let ndjson: usize = bodies.iter().map(|b| b.len()).sum();
+    let gzipped: usize = bodies
+        .iter()
+        .map(|b| gzip::gzip_at(level, &[b]).len())
+        .sum();
+    eprintln!(
+        "gzip level {level}: {ndjson} bytes of NDJSON -> {gzipped} bytes ({:.1}%)",
+        100.0 * gzipped as f64 / ndjson as f64
+    );
+    bencher.counter(BytesCount::new(ndjson)).bench_local(|| {
+        bodies
+            .iter()
+            .map(|b| gzip::gzip_at(level, &[black_box(b)]).len())
             .sum::<usize>()
     });
 }

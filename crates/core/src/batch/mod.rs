@@ -2,7 +2,7 @@
 //! when a response would be too large.
 
 pub mod firehose;
-mod gzip;
+pub mod gzip;
 pub mod objects;
 #[cfg(feature = "security-lake")]
 pub mod parquet;
