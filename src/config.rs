@@ -100,7 +100,8 @@ pub struct SettingsArgs {
     #[arg(long, env = "EKS_AUDIT_REDACT", value_parser = Redaction::parse, default_value = "none")]
     pub redact: Redaction,
 
-    /// Local directory standing in for S3 when no bucket is configured.
+    /// Local directory standing in for S3 when no bucket is configured (for `invoke`, for the
+    /// delivery stream's re-ingestion too, under `firehose/<stream>/`).
     #[arg(long = "out", env = "EKS_AUDIT_OUT_DIR", default_value = "out")]
     pub out_dir: PathBuf,
 

@@ -864,3 +864,101 @@ fn an_auto_subscribe_destination_subscribe_would_refuse_fails_the_cold_start() {
         "{stderr}"
     );
 }
+
+/// A local run stays local: an event whose response would pass Firehose's 6 MB sends records
+/// back into the stream (contract §2), and `invoke` without a bucket writes them under `--out`
+/// instead of calling AWS. Every kept event is either in the response or in those files.
+#[test]
+fn invoke_without_a_bucket_reingests_into_the_out_directory() {
+    // 8 records of 50 events, each event carrying a ~20 KB body: ~8 MB of NDJSON, ~10.7 MB of
+    // base64, well over one response.
+    let body = "k".repeat(20_000);
+    let records: Vec<String> = (0..8)
+        .map(|r| {
+            let events: Vec<String> = (0..50)
+                .map(|e| {
+                    serde_json::json!({
+                        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "RequestResponse",
+                        "auditID": format!("audit-{r}-{e}"), "stage": "ResponseComplete",
+                        "requestURI": "/api/v1/namespaces/default/configmaps/big", "verb": "get",
+                        "user": {"username": "alice"}, "sourceIPs": ["10.0.0.1"],
+                        "objectRef": {"resource": "configmaps", "namespace": "default", "name": "big"},
+                        "responseStatus": {"code": 200},
+                        "requestReceivedTimestamp": "2024-05-21T10:00:00.000000Z",
+                        "stageTimestamp": "2024-05-21T10:00:00.100000Z",
+                        "responseObject": {"data": {"value": body}},
+                    })
+                    .to_string()
+                })
+                .collect();
+            let events: Vec<&str> = events.iter().map(String::as_str).collect();
+            gzip_record(&data_message(
+                "/aws/eks/big/cluster",
+                "kube-apiserver-audit-0123",
+                &events,
+            ))
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let event_file = dir.path().join("event.json");
+    std::fs::write(&event_file, firehose_event(&records)).unwrap();
+    let out = dir.path().join("out");
+    let run = || {
+        let output = eks_audit(
+            &[
+                "invoke",
+                event_file.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            &[("EKS_AUDIT_NO_DEFAULT_RULES", "true")],
+            None,
+        );
+        assert_exit(&output, 0);
+        serde_json::from_slice::<Value>(&output.stdout).unwrap()
+    };
+    let response = run();
+    let mut in_response = 0;
+    let mut results = Vec::new();
+    for record in response["records"].as_array().unwrap() {
+        results.push(record["result"].as_str().unwrap().to_owned());
+        if record["result"] == "Ok" {
+            in_response += ok_lines(record["data"].as_str().unwrap()).len();
+        }
+    }
+    assert!(
+        results.iter().all(|r| r == "Ok" || r == "Dropped"),
+        "{results:?}"
+    );
+    assert!(
+        results.iter().any(|r| r == "Dropped"),
+        "some records were sent back"
+    );
+    let stream_dir = out.join("firehose/eks-audit");
+    let mut files: Vec<String> = std::fs::read_dir(&stream_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    let mut reingested = 0;
+    for name in &files {
+        assert!(name.ends_with(".json.gz"), "{name}");
+        let bytes = std::fs::read(stream_dir.join(name)).unwrap();
+        let mut json = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut json)
+            .unwrap();
+        let message: Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(message["logGroup"], "/aws/eks/big/cluster");
+        reingested += message["logEvents"].as_array().unwrap().len();
+    }
+    assert_eq!(in_response + reingested, 8 * 50, "every event once");
+    assert!(reingested > 0);
+    // The same invocation again writes the same files, named by their content.
+    run();
+    let mut again: Vec<String> = std::fs::read_dir(&stream_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    again.sort();
+    assert_eq!(again, files);
+}

@@ -12,6 +12,7 @@
 //! <https://docs.aws.amazon.com/firehose/latest/APIReference/API_PutRecordBatch.html>
 
 use std::hash::{BuildHasher, RandomState};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aws_sdk_firehose::Client;
@@ -132,6 +133,8 @@ enum ClientSource {
     FromEnv(OnceCell<Client>),
     /// Re-ingestion fails the invocation, saying so.
     Missing,
+    /// A local directory stands in for the delivery stream: `eks-audit invoke` without a bucket.
+    Directory(PathBuf),
 }
 
 impl Reingester {
@@ -163,6 +166,19 @@ impl Reingester {
         }
     }
 
+    /// A re-ingester that writes each record it would put into a stream under
+    /// `<dir>/firehose/<stream>/`, as `<crc32>-<bytes>.json.gz` (the record's data: a gzip
+    /// subscription message, which `eks-audit transform` reads). Named by their content, so a
+    /// second run of the same invocation writes the same files again. For local runs, where a
+    /// local directory stands in for S3: a large event then runs whole, without AWS.
+    pub fn into_directory(dir: &Path) -> Reingester {
+        Reingester {
+            client: ClientSource::Directory(dir.join("firehose")),
+            policy: RetryPolicy::default(),
+            limits: FirehoseLimits::default(),
+        }
+    }
+
     /// Other batch limits, for tests of the batching against an emulator.
     pub fn with_limits(mut self, limits: FirehoseLimits) -> Reingester {
         self.limits = limits;
@@ -180,8 +196,39 @@ impl Reingester {
                 cell.get_or_init(|| async { client(&aws_config::load_from_env().await) })
                     .await,
             ),
-            ClientSource::Missing => None,
+            ClientSource::Missing | ClientSource::Directory(_) => None,
         }
+    }
+
+    /// [`Reingester::put`] into a local directory.
+    fn write_all(
+        dir: &Path,
+        stream: DeliveryStream<'_>,
+        payloads: &[Vec<u8>],
+    ) -> Result<Reingested, ReingestError> {
+        let refused = |error: std::io::Error| ReingestError::Refused {
+            stream: stream.name.to_owned(),
+            error: error.to_string(),
+        };
+        // The name comes from the event's ARN: one safe path segment, or a stand-in.
+        let segment = match stream.name {
+            "" | "." | ".." => "_",
+            name if name.contains(['/', '\\']) => "_",
+            name => name,
+        };
+        let dir = dir.join(segment);
+        std::fs::create_dir_all(&dir).map_err(refused)?;
+        let mut done = Reingested::default();
+        for data in payloads {
+            let mut crc = flate2::Crc::new();
+            crc.update(data);
+            let path = dir.join(format!("{:08x}-{}.json.gz", crc.sum(), data.len()));
+            std::fs::write(path, data).map_err(refused)?;
+            done.records += 1;
+            done.bytes += data.len();
+            done.calls += 1;
+        }
+        Ok(done)
     }
 
     /// Puts every payload into `stream`, in batches within the limits, retrying failures.
@@ -190,6 +237,9 @@ impl Reingester {
         stream: DeliveryStream<'_>,
         payloads: &[Vec<u8>],
     ) -> Result<Reingested, ReingestError> {
+        if let ClientSource::Directory(dir) = &self.client {
+            return Self::write_all(dir, stream, payloads);
+        }
         let Some(client) = self.client().await else {
             return Err(ReingestError::NoClient {
                 stream: stream.name.to_owned(),

@@ -296,8 +296,12 @@ async fn invoke(event_file: &Path, settings: SettingsArgs) -> Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let store = ObjectStore::from_settings(&settings).await;
-    let handler =
-        Handler::new(settings, store, region_from_env()).with_reingester(Reingester::from_env());
+    // A local run stays local: without a bucket, records to re-ingest go beside the objects.
+    let reingester = match store.is_bucket() {
+        true => Reingester::from_env(),
+        false => Reingester::into_directory(&settings.out_dir),
+    };
+    let handler = Handler::new(settings, store, region_from_env()).with_reingester(reingester);
     let response = handler
         .handle(&event)
         .await
