@@ -239,12 +239,13 @@ impl Handler {
             .store
             .is_bucket()
             .then_some(self.settings.prefix.as_str());
-        let mut processed = firehose::process_records(
+        let mut processed = firehose::process_records_for_response(
             records,
             origin,
             &self.settings.process,
             quarantine_prefix,
             Some(self.settings.prefix.as_str()),
+            self.reingester.limits().max_response_bytes,
         );
         for (index, reason) in &processed.failures {
             let record_id = &records[*index].record_id;
@@ -265,6 +266,7 @@ impl Handler {
         let plan = reingest::plan(
             records,
             &mut processed.entries,
+            &processed.shed,
             origin,
             &self.settings.process,
             self.reingester.limits(),

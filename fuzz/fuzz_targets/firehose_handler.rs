@@ -1,8 +1,8 @@
 //! The Firehose handler's core end to end: the event parsed as the handler parses it, every
-//! record through `process_records` and the response through re-ingestion planning, on a
-//! transformation event whose records hold arbitrary bytes, arbitrary text, or valid-ish
-//! subscription messages (gzip or not, one or several per record) built from arbitrary parts;
-//! and, now and then, on arbitrary event text. With `with_bucket`, quarantined events become
+//! record through `process_records_for_response` and the response through re-ingestion
+//! planning, on a transformation event whose records hold arbitrary bytes, arbitrary text, or
+//! valid-ish subscription messages (gzip or not, one or several per record) built from
+//! arbitrary parts; and, now and then, on arbitrary event text. With `with_bucket`, quarantined events become
 //! objects (as when the Lambda has a bucket) instead of failing their records.
 //!
 //! Holds the accounting invariant of contract §2: as many response records as input records, with
@@ -17,7 +17,7 @@ use std::sync::LazyLock;
 use arbitrary::Arbitrary;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use eks_audit_core::batch::firehose::process_records;
+use eks_audit_core::batch::firehose::process_records_for_response;
 use eks_audit_core::batch::reingest::{self, FirehoseLimits};
 use eks_audit_core::envelope::models::{FirehoseResponse, FirehoseResult, IncomingEvent};
 use eks_audit_core::{Filter, Origin, ProcessOptions, StageFilter};
@@ -267,12 +267,13 @@ fn answer(text: &str, options: &ProcessOptions, with_bucket: bool) -> Option<Fir
     let origin = Origin {
         region: Some("us-west-2"),
     };
-    let mut processed = process_records(
+    let mut processed = process_records_for_response(
         records,
         origin,
         options,
         with_bucket.then_some(PREFIX),
         with_bucket.then_some(PREFIX),
+        FirehoseLimits::default().max_response_bytes,
     );
     for object in &processed.quarantine {
         assert!(
@@ -286,6 +287,7 @@ fn answer(text: &str, options: &ProcessOptions, with_bucket: bool) -> Option<Fir
     reingest::plan(
         records,
         &mut processed.entries,
+        &processed.shed,
         origin,
         options,
         &FirehoseLimits::default(),

@@ -135,11 +135,18 @@ fn firehose_response(event: &str, options: &ProcessOptions) -> FirehoseResponse 
         .as_deref()
         .expect("the workload has records");
     let findings_prefix = options.detector.as_ref().map(|_| "eks-audit");
-    let mut processed =
-        firehose::process_records(records, Origin::default(), options, None, findings_prefix);
+    let mut processed = firehose::process_records_for_response(
+        records,
+        Origin::default(),
+        options,
+        None,
+        findings_prefix,
+        FirehoseLimits::default().max_response_bytes,
+    );
     let plan = reingest::plan(
         records,
         &mut processed.entries,
+        &processed.shed,
         Origin::default(),
         options,
         &FirehoseLimits::default(),

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::batch::objects::{self, Object};
-use crate::batch::reingest::Plan;
+use crate::batch::reingest::{self, Plan};
 use crate::eks::UNKNOWN_CLUSTER;
 use crate::envelope::DecodeBuffers;
 use crate::envelope::models::{
@@ -33,6 +33,10 @@ pub struct ProcessedRecords {
     pub failures: Vec<(usize, String)>,
     /// The clusters of the events kept or quarantined (`_unknown` for events without one).
     pub clusters: BTreeSet<String>,
+    /// `Ok` entries left without their data, as [`process_records_for_response`] sheds them:
+    /// the record's index and the size its entry has with the data. For
+    /// [`reingest::plan`](crate::batch::reingest::plan).
+    pub shed: Vec<(usize, usize)>,
 }
 
 /// Decodes and processes every record. With `quarantine_prefix`, quarantined events become
@@ -46,6 +50,87 @@ pub fn process_records(
     quarantine_prefix: Option<&str>,
     findings_prefix: Option<&str>,
 ) -> ProcessedRecords {
+    let prefixes = (quarantine_prefix, findings_prefix);
+    process_records_within(records, origin, options, prefixes, None)
+}
+
+/// [`process_records`] for a response of at most `max_response_bytes`. An `Ok` record that
+/// cannot fit next to the records before it and the room every other record needs at least
+/// is *shed*: its entry is built without data, so its output is never base64-encoded nor
+/// held, and [`reingest::plan`](crate::batch::reingest::plan) re-ingests it (contract §2.3:
+/// `Ok` records are kept in input order while they fit). Without this, the largest request
+/// held ~33 MB of base64 at once to answer with 6 MB of it.
+pub fn process_records_for_response(
+    records: &[FirehoseRecord<'_>],
+    origin: Origin<'_>,
+    options: &ProcessOptions,
+    quarantine_prefix: Option<&str>,
+    findings_prefix: Option<&str>,
+    max_response_bytes: usize,
+) -> ProcessedRecords {
+    let prefixes = (quarantine_prefix, findings_prefix);
+    process_records_within(records, origin, options, prefixes, Some(max_response_bytes))
+}
+
+/// Room left in the response while records are processed in order: the limit, less the
+/// entries so far and what every record not yet processed takes at least (a `Dropped` entry).
+struct Room {
+    left: i64,
+    dropped_sizes: Vec<usize>,
+}
+
+impl Room {
+    fn new(records: &[FirehoseRecord<'_>], max_response_bytes: usize) -> Room {
+        let dropped_sizes: Vec<usize> = records
+            .iter()
+            .map(|record| reingest::entry_size(&RecordFate::Dropped.into_response(record)))
+            .collect();
+        let floor = reingest::response_size_of(dropped_sizes.iter().copied());
+        Room {
+            left: max_response_bytes as i64 - floor as i64,
+            dropped_sizes,
+        }
+    }
+
+    /// The entry of record `index`, or `None` when it is `Ok` and does not fit: then its
+    /// entry without data and the size it would have had.
+    fn take(
+        &mut self,
+        index: usize,
+        fate: RecordFate,
+        record: &FirehoseRecord<'_>,
+    ) -> (FirehoseResponseRecord, Option<usize>) {
+        let floor = self.dropped_sizes[index] as i64;
+        let RecordFate::Ok { ndjson, .. } = &fate else {
+            let entry = fate.into_response(record);
+            self.left -= reingest::entry_size(&entry) as i64 - floor;
+            return (entry, None);
+        };
+        // base64 needs no escaping, so the data adds exactly its length to the entry.
+        let data_bytes = ndjson.len().div_ceil(3) * 4;
+        let empty = fate.without_data().into_response(record);
+        let size = reingest::entry_size(&empty) + data_bytes;
+        if size as i64 - floor <= self.left {
+            self.left -= size as i64 - floor;
+            let entry = FirehoseResponseRecord {
+                data: base64_simd::STANDARD.encode_to_string(ndjson),
+                ..empty
+            };
+            (entry, None)
+        } else {
+            (empty, Some(size))
+        }
+    }
+}
+
+fn process_records_within(
+    records: &[FirehoseRecord<'_>],
+    origin: Origin<'_>,
+    options: &ProcessOptions,
+    (quarantine_prefix, findings_prefix): (Option<&str>, Option<&str>),
+    max_response_bytes: Option<usize>,
+) -> ProcessedRecords {
+    let mut room = max_response_bytes.map(|max| Room::new(records, max));
     let mut processed = ProcessedRecords {
         entries: Vec::with_capacity(records.len()),
         tallies: Vec::with_capacity(records.len()),
@@ -84,7 +169,17 @@ pub fn process_records(
         if let RecordFate::Failed(reason) = &fate {
             processed.failures.push((index, reason.clone()));
         }
-        processed.entries.push(fate.into_response(record));
+        let entry = match &mut room {
+            Some(room) => {
+                let (entry, shed) = room.take(index, fate, record);
+                if let Some(size) = shed {
+                    processed.shed.push((index, size));
+                }
+                entry
+            }
+            None => fate.into_response(record),
+        };
+        processed.entries.push(entry);
         processed.tallies.push(tally);
     }
     processed
@@ -146,6 +241,25 @@ pub enum RecordFate {
 }
 
 impl RecordFate {
+    /// The same fate with no NDJSON: an `Ok` entry whose data is left out.
+    fn without_data(&self) -> RecordFate {
+        match self {
+            RecordFate::Ok {
+                cluster,
+                account,
+                region,
+                ..
+            } => RecordFate::Ok {
+                ndjson: Vec::new(),
+                cluster: cluster.clone(),
+                account: account.clone(),
+                region: region.clone(),
+            },
+            RecordFate::Dropped => RecordFate::Dropped,
+            RecordFate::Failed(reason) => RecordFate::Failed(reason.clone()),
+        }
+    }
+
     /// The fate of a decoded record. Quarantined events must be stored somewhere: when they
     /// could not be (`quarantine_stored` false), the whole record fails so its original bytes
     /// reach Firehose's error output.

@@ -28,7 +28,7 @@ use crate::batch::firehose::RecordFate;
 use crate::envelope::models::{FirehoseRecord, FirehoseResponseRecord, FirehoseResult, LogEvent};
 use crate::envelope::{GZIP_MAGIC, decode_base64, decompress, parse_messages};
 use crate::options::ProcessOptions;
-use crate::pipeline::{Origin, process_messages};
+use crate::pipeline::{Origin, process_data, process_messages};
 
 /// The bounds re-ingestion works within; [`FirehoseLimits::default`] is what AWS enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +103,11 @@ pub fn response_size(entries: &[FirehoseResponseRecord]) -> usize {
     sum_with_wrapper(entries.iter().map(entry_size))
 }
 
+/// The size of a response whose entries have `sizes`.
+pub(crate) fn response_size_of(sizes: impl ExactSizeIterator<Item = usize>) -> usize {
+    sum_with_wrapper(sizes)
+}
+
 fn sum_with_wrapper(sizes: impl ExactSizeIterator<Item = usize>) -> usize {
     let commas = sizes.len().saturating_sub(1);
     RESPONSE_WRAPPER_BYTES + commas + sizes.sum::<usize>()
@@ -128,16 +133,24 @@ pub fn entry_size(entry: &FirehoseResponseRecord) -> usize {
 /// Decides which `Ok` entries stay in the response and re-plans the others as re-ingested
 /// payloads, rewriting their `entries` (`Dropped`, or `ProcessingFailed` when they cannot be
 /// split small enough). `entries[i]` answers `records[i]`. Does nothing when the response fits.
+/// `shed` lists the `Ok` entries built without their data, with their full size
+/// ([`firehose::process_records_for_response`](crate::batch::firehose::process_records_for_response)):
+/// they are planned at that size, and one that stays after all (a later record failed, so
+/// entries before it went out instead) is built again whole.
 pub fn plan(
     records: &[FirehoseRecord<'_>],
     entries: &mut [FirehoseResponseRecord],
+    shed: &[(usize, usize)],
     origin: Origin<'_>,
     options: &ProcessOptions,
     limits: &FirehoseLimits,
 ) -> Result<Plan, ResponseTooLarge> {
     let mut sizes: Vec<usize> = entries.iter().map(entry_size).collect();
+    for &(index, size) in shed {
+        sizes[index] = size;
+    }
     let mut plan = Plan::default();
-    if sum_with_wrapper(sizes.iter().copied()) <= limits.max_response_bytes {
+    if sum_with_wrapper(sizes.iter().copied()) <= limits.max_response_bytes && shed.is_empty() {
         return Ok(plan);
     }
     // Measuring a piece's output needs no rules: its findings come when the piece returns.
@@ -193,9 +206,30 @@ pub fn plan(
             sizes[i] = entry_size(&entries[i]);
         }
     }
+    for &(index, _) in shed {
+        if entries[index].result == FirehoseResult::Ok {
+            entries[index] = rebuilt(&records[index], origin, options);
+        }
+    }
     plan.reingested.sort_unstable();
     plan.failed.sort_unstable();
     Ok(plan)
+}
+
+/// The whole entry of a shed `Ok` record, processed again: the same bytes as the first time,
+/// since processing is a function of the record and the options (rules, which add findings
+/// but no line, are off here).
+fn rebuilt(
+    record: &FirehoseRecord<'_>,
+    origin: Origin<'_>,
+    options: &ProcessOptions,
+) -> FirehoseResponseRecord {
+    let fate = match process_data(&record.data, origin, options) {
+        // It was `Ok` the first time, so any quarantined event had a place to go.
+        Ok(outcome) => RecordFate::of(outcome, true),
+        Err(e) => RecordFate::Failed(e.to_string()),
+    };
+    fate.into_response(record)
 }
 
 /// The payloads that carry `record` back into the stream: its own bytes when they are gzip
@@ -463,6 +497,7 @@ mod tests {
         let plan = plan(
             &records,
             &mut entries,
+            &[],
             Origin::default(),
             &ProcessOptions::default(),
             &FirehoseLimits::default(),
@@ -492,6 +527,7 @@ mod tests {
         let plan = plan(
             &records,
             &mut entries,
+            &[],
             Origin::default(),
             &ProcessOptions::default(),
             &limits,
@@ -530,6 +566,7 @@ mod tests {
         let plan = plan(
             &records,
             &mut entries,
+            &[],
             Origin::default(),
             &ProcessOptions::default(),
             &limits,
@@ -588,7 +625,15 @@ mod tests {
             max_piece_entry_bytes: per_piece,
             ..FirehoseLimits::default()
         };
-        let plan = plan(&records, &mut entries, Origin::default(), &options, &limits).unwrap();
+        let plan = plan(
+            &records,
+            &mut entries,
+            &[],
+            Origin::default(),
+            &options,
+            &limits,
+        )
+        .unwrap();
         assert!(plan.payloads.len() >= 4, "{} pieces", plan.payloads.len());
         for piece in &plan.payloads {
             let json = decompress(piece.clone(), 1 << 30).unwrap();
@@ -626,7 +671,15 @@ mod tests {
             max_piece_entry_bytes: 10_000,
             ..FirehoseLimits::default()
         };
-        let plan = plan(&records, &mut entries, Origin::default(), &options, &limits).unwrap();
+        let plan = plan(
+            &records,
+            &mut entries,
+            &[],
+            Origin::default(),
+            &options,
+            &limits,
+        )
+        .unwrap();
         assert!(plan.payloads.len() >= 2, "{} pieces", plan.payloads.len());
         assert_eq!(detector.stats().events, 0);
     }
@@ -649,6 +702,7 @@ mod tests {
         let plan = plan(
             &records,
             &mut entries,
+            &[],
             Origin::default(),
             &ProcessOptions::default(),
             &limits,
@@ -689,6 +743,7 @@ mod tests {
         let plan = plan(
             &records,
             &mut entries,
+            &[],
             Origin::default(),
             &ProcessOptions::default(),
             &limits,
@@ -713,6 +768,7 @@ mod tests {
         let err = plan(
             &records,
             &mut entries,
+            &[],
             Origin::default(),
             &ProcessOptions::default(),
             &limits,
@@ -740,5 +796,92 @@ mod tests {
             assert!(big[run.clone()].iter().map(Vec::len).sum::<usize>() <= limits.max_batch_bytes);
         }
         assert!(batches(&[], &limits).is_empty());
+    }
+
+    /// The handler's path (records shed while processing, then planned) against planning with
+    /// every record's data in hand: the same entries and the same plan. The last case has a
+    /// record fail after the response looked full: its original data takes room, planning
+    /// takes the first big record out after all, and the record shed for it is rebuilt.
+    #[test]
+    fn shedding_while_processing_answers_exactly_as_planning_afterwards() {
+        use crate::batch::firehose::{process_records, process_records_for_response};
+        let options = ProcessOptions::default();
+        let datas = |failing: usize| {
+            let mut datas = vec![
+                gz_b64(&message(0, 40, 300)),
+                gz_b64(&message(100, 30, 300)),
+                gz_b64(&message(200, 5, 300)),
+            ];
+            datas.push("!".repeat(failing));
+            datas
+        };
+        let answer = |json: &str, limit: usize, shed: bool| {
+            let incoming: IncomingEvent<'_> = serde_json::from_str(json).unwrap();
+            let records = incoming.records.unwrap();
+            let limits = FirehoseLimits {
+                max_response_bytes: limit,
+                ..FirehoseLimits::default()
+            };
+            let origin = Origin::default();
+            let mut processed = match shed {
+                true => process_records_for_response(&records, origin, &options, None, None, limit),
+                false => process_records(&records, origin, &options, None, None),
+            };
+            let shed_indices: Vec<usize> = processed.shed.iter().map(|&(i, _)| i).collect();
+            let shed = processed.shed.clone();
+            let plan = plan(
+                &records,
+                &mut processed.entries,
+                &shed,
+                origin,
+                &options,
+                &limits,
+            );
+            (
+                serde_json::to_string(&processed.entries).unwrap(),
+                plan,
+                shed_indices,
+            )
+        };
+        // The sizes the limits are chosen from: each record's `Ok` entry over its `Dropped` one.
+        let probe = event_json(&datas(10));
+        let incoming: IncomingEvent<'_> = serde_json::from_str(&probe).unwrap();
+        let records = incoming.records.unwrap();
+        let processed = process_records(&records, Origin::default(), &options, None, None);
+        let extra = |i: usize| {
+            entry_size(&processed.entries[i])
+                - entry_size(&RecordFate::Dropped.into_response(&records[i]))
+        };
+        let (big, medium, small) = (extra(0), extra(1), extra(2));
+        assert!(big > medium && medium > small, "{big} {medium} {small}");
+        // The response with every record `Dropped`: what shedding counts on for the records
+        // it has not read yet.
+        let base = sum_with_wrapper(
+            records
+                .iter()
+                .map(|record| entry_size(&RecordFate::Dropped.into_response(record))),
+        );
+        let mut rebuilt = false;
+        for (failing, limit) in [
+            (10, base + big + medium + small),
+            (10, base + big + medium - 1),
+            (10, base + small + 10),
+            // The failed record's data takes about (big + medium) / 2: big goes out after all.
+            ((big + medium) / 2, base + big + medium - 1),
+        ] {
+            let json = event_json(&datas(failing));
+            let (reference, reference_plan, none) = answer(&json, limit, false);
+            let (shedding, shedding_plan, shed) = answer(&json, limit, true);
+            assert!(none.is_empty());
+            assert_eq!(shedding, reference, "limit {limit}, failing {failing}");
+            assert_eq!(
+                shedding_plan, reference_plan,
+                "limit {limit}, failing {failing}"
+            );
+            if shed.contains(&1) && !reference_plan.as_ref().unwrap().reingested.contains(&1) {
+                rebuilt = true;
+            }
+        }
+        assert!(rebuilt, "the last case brings a shed record back");
     }
 }
