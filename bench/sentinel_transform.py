@@ -3,10 +3,11 @@
 connector's Lambda does with a CloudWatch Logs payload: the second baseline
 `scripts/compare-python.sh` times us against (issue 15).
 
-Per Firehose record: base64-decode, gunzip, `json.loads` the subscription message, `json.loads`
-each audit event, keep five fields, `json.dumps` each row into NDJSON, base64 the result. No
-stage or URI filter, no validation, no other column: every event is kept, so this baseline does
-less than `eks-audit invoke` and less than bench/reference_transform.py. Standard library only.
+Per Firehose record: base64-decode, gunzip, `json.loads` the subscription message (control
+messages are dropped), `json.loads` each audit event, keep five fields, `json.dumps` each row
+into NDJSON, base64 the result. No stage or URI filter, no validation, no other column, no
+response limit: every event is kept, so this baseline does less than `eks-audit invoke` and less
+than bench/reference_transform.py. Standard library only.
 Usage: sentinel_transform.py EVENT_FILE > response.json
 """
 
@@ -19,6 +20,8 @@ import sys
 def transform_record(record):
     message = json.loads(gzip.decompress(base64.b64decode(record["data"])))
     lines = []
+    if message.get("messageType") != "DATA_MESSAGE":
+        return {"recordId": record["recordId"], "result": "Dropped", "data": ""}
     for log_event in message.get("logEvents", []):
         event = json.loads(log_event["message"])
         row = {

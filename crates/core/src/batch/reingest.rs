@@ -113,8 +113,32 @@ fn sum_with_wrapper(sizes: impl ExactSizeIterator<Item = usize>) -> usize {
     RESPONSE_WRAPPER_BYTES + commas + sizes.sum::<usize>()
 }
 
-/// The serialized size of one response entry, counted without building the text.
+/// The serialized size of one response entry, counted without building the text. The data of
+/// an `Ok` entry is base64, which JSON writes as is, so it adds exactly its length; only a
+/// `ProcessingFailed` entry's original data, which may hold anything, is counted by writing it.
 pub fn entry_size(entry: &FirehoseResponseRecord) -> usize {
+    match entry.result {
+        FirehoseResult::Ok | FirehoseResult::Dropped if !entry.data.is_empty() => {
+            debug_assert!(
+                entry
+                    .data
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)),
+                "Ok data is base64"
+            );
+            let without_data = FirehoseResponseRecord {
+                record_id: entry.record_id.clone(),
+                result: entry.result,
+                data: String::new(),
+                metadata: entry.metadata.clone(),
+            };
+            written_size(&without_data) + entry.data.len()
+        }
+        _ => written_size(entry),
+    }
+}
+
+fn written_size(entry: &FirehoseResponseRecord) -> usize {
     struct Count(usize);
     impl Write for Count {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -470,12 +494,18 @@ mod tests {
 
     #[test]
     fn response_size_is_exactly_the_serialized_length() {
-        let text = event_json(&[gz_b64(&message(0, 2, 10)), "bm90aGluZw==".into()]);
+        // A failed record's original data may hold anything JSON must escape.
+        let text = event_json(&[
+            gz_b64(&message(0, 2, 10)),
+            "bm90aGluZw==".into(),
+            "quote \" backslash \\ control \u{1} é".into(),
+        ]);
         let event: IncomingEvent = serde_json::from_str(&text).unwrap();
         let records = event.records.unwrap();
         let entries = vec![
             ok_entry(&records[0], 1234),
             RecordFate::Dropped.into_response(&records[1]),
+            RecordFate::Failed("unreadable".into()).into_response(&records[2]),
         ];
         let response = crate::envelope::models::FirehoseResponse { records: entries };
         assert_eq!(
