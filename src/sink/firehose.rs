@@ -171,7 +171,7 @@ impl Reingester {
     /// subscription message, which `eks-audit transform` reads). Named by their content, so a
     /// second run of the same invocation writes the same files again. For local runs, where a
     /// local directory stands in for S3: a large event then runs whole, without AWS.
-    pub fn into_directory(dir: &Path) -> Reingester {
+    pub fn local(dir: &Path) -> Reingester {
         Reingester {
             client: ClientSource::Directory(dir.join("firehose")),
             policy: RetryPolicy::default(),
@@ -226,6 +226,7 @@ impl Reingester {
             std::fs::write(path, data).map_err(refused)?;
             done.records += 1;
             done.bytes += data.len();
+            // One file stands for one call.
             done.calls += 1;
         }
         Ok(done)

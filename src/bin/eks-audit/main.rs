@@ -297,9 +297,10 @@ async fn invoke(event_file: &Path, settings: SettingsArgs) -> Result<ExitCode> {
     };
     let store = ObjectStore::from_settings(&settings).await;
     // A local run stays local: without a bucket, records to re-ingest go beside the objects.
-    let reingester = match store.is_bucket() {
-        true => Reingester::from_env(),
-        false => Reingester::into_directory(&settings.out_dir),
+    let reingester = if store.is_bucket() {
+        Reingester::from_env()
+    } else {
+        Reingester::local(&settings.out_dir)
     };
     let handler = Handler::new(settings, store, region_from_env()).with_reingester(reingester);
     let response = handler

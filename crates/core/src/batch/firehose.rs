@@ -92,8 +92,8 @@ impl Room {
         }
     }
 
-    /// The entry of record `index`, or `None` when it is `Ok` and does not fit: then its
-    /// entry without data and the size it would have had.
+    /// The entry of record `index`, and the size it would have had when it is `Ok` and does
+    /// not fit: then the entry is left without its data.
     fn take(
         &mut self,
         index: usize,
