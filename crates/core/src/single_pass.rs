@@ -13,7 +13,7 @@
 use std::ops::Range;
 
 use crate::audit::{AuditEvent, JsonText};
-use crate::strict_json;
+use crate::strict_json::{self, hex4};
 
 /// The event of `text`, or why it is quarantined: the same answer as [`strict_json::check`]
 /// then [`AuditEvent::parse`]. The bodies are validated by the scan, parsed as `null` from
@@ -260,13 +260,6 @@ fn special_bytes(word: u64) -> u64 {
     // Below 0x20: only for bytes under 0x80, whose high bit `!word` keeps.
     let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
     zero(word ^ (ONES * u64::from(b'"'))) | zero(word ^ (ONES * u64::from(b'\\'))) | control
-}
-
-fn hex4(b: &[u8], at: usize) -> Option<u16> {
-    b.get(at..at + 4)?.iter().try_fold(0u16, |unit, &c| {
-        let digit = (c as char).to_digit(16)?;
-        Some(unit << 4 | digit as u16)
-    })
 }
 
 /// A JSON number at `at` that fits a float; past it.

@@ -186,7 +186,8 @@ fn skip_string_reference(bytes: &[u8], mut at: usize) -> Result<usize, Rejection
     Ok(at)
 }
 
-fn hex4(bytes: &[u8], at: usize) -> Option<u16> {
+/// Four hex digits at `at`, as a UTF-16 code unit.
+pub(crate) fn hex4(bytes: &[u8], at: usize) -> Option<u16> {
     let digits = bytes.get(at..at + 4)?;
     digits.iter().try_fold(0u16, |unit, &b| {
         let digit = (b as char).to_digit(16)?;
