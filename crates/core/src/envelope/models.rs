@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::schema::json::needs_no_escaping;
+
 /// Any event the handler accepts, told apart by its fields.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -237,12 +239,7 @@ pub struct ResponseMetadata {
 /// record's data may hold any character) is serialized as usual. Either way the JSON value is
 /// the same string.
 fn plain_json_string<S: serde::Serializer>(data: &str, serializer: S) -> Result<S::Ok, S::Error> {
-    let plain = data.as_bytes().chunks(64).all(|chunk| {
-        chunk
-            .iter()
-            .fold(true, |ok, &b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\'))
-    });
-    if !plain {
+    if !needs_no_escaping(data) {
         return serializer.serialize_str(data);
     }
     let mut quoted = String::with_capacity(data.len() + 2);

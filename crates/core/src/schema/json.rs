@@ -106,13 +106,21 @@ fn put<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
     serde_json::to_writer(out, value).expect("strings and numbers always serialize into a Vec");
 }
 
-/// A JSON string: quoted as it is when it holds nothing serde_json escapes (quotes,
-/// backslashes, control characters), else by serde_json. Same bytes either way.
+/// Whether JSON writes `text` as it is between quotes: it holds no quote, backslash or control
+/// character, the only bytes serde_json escapes. Branch-free over 64-byte chunks, which the
+/// compiler vectorizes: callers pass megabytes of base64 through it.
+pub(crate) fn needs_no_escaping(text: &str) -> bool {
+    text.as_bytes().chunks(64).all(|chunk| {
+        chunk
+            .iter()
+            .fold(true, |ok, &b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\'))
+    })
+}
+
+/// A JSON string: quoted as it is when [`needs_no_escaping`], else by serde_json. Same bytes
+/// either way.
 fn put_str(out: &mut Vec<u8>, text: &str) {
-    let plain = text
-        .bytes()
-        .fold(true, |ok, b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\'));
-    if !plain {
+    if !needs_no_escaping(text) {
         return put(out, text);
     }
     out.reserve(text.len() + 2);
