@@ -97,23 +97,23 @@ impl Room {
     fn take(
         &mut self,
         index: usize,
-        fate: RecordFate,
+        mut fate: RecordFate,
         record: &FirehoseRecord<'_>,
     ) -> (FirehoseResponseRecord, Option<usize>) {
         let floor = self.dropped_sizes[index] as i64;
-        let RecordFate::Ok { ndjson, .. } = &fate else {
+        let RecordFate::Ok { ndjson, .. } = &mut fate else {
             let entry = fate.into_response(record);
             self.left -= reingest::entry_size(&entry) as i64 - floor;
             return (entry, None);
         };
+        let ndjson = std::mem::take(ndjson);
+        let empty = fate.into_response(record);
         // base64 needs no escaping, so the data adds exactly its length to the entry.
-        let data_bytes = ndjson.len().div_ceil(3) * 4;
-        let empty = fate.without_data().into_response(record);
-        let size = reingest::entry_size(&empty) + data_bytes;
+        let size = reingest::entry_size(&empty) + ndjson.len().div_ceil(3) * 4;
         if size as i64 - floor <= self.left {
             self.left -= size as i64 - floor;
             let entry = FirehoseResponseRecord {
-                data: base64_simd::STANDARD.encode_to_string(ndjson),
+                data: base64_simd::STANDARD.encode_to_string(&ndjson),
                 ..empty
             };
             (entry, None)
@@ -241,25 +241,6 @@ pub enum RecordFate {
 }
 
 impl RecordFate {
-    /// The same fate with no NDJSON: an `Ok` entry whose data is left out.
-    fn without_data(&self) -> RecordFate {
-        match self {
-            RecordFate::Ok {
-                cluster,
-                account,
-                region,
-                ..
-            } => RecordFate::Ok {
-                ndjson: Vec::new(),
-                cluster: cluster.clone(),
-                account: account.clone(),
-                region: region.clone(),
-            },
-            RecordFate::Dropped => RecordFate::Dropped,
-            RecordFate::Failed(reason) => RecordFate::Failed(reason.clone()),
-        }
-    }
-
     /// The fate of a decoded record. Quarantined events must be stored somewhere: when they
     /// could not be (`quarantine_stored` false), the whole record fails so its original bytes
     /// reach Firehose's error output.
