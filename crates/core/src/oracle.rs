@@ -1,5 +1,7 @@
 //! The reference path, kept as the oracle of the single-pass one (issue 15): tests switch a
-//! thread into it and check that both paths give the same bytes. Compiled only for tests and
+//! thread into it and check that both paths give the same bytes. It reads subscription
+//! messages with sonic-rs rather than by hand (`envelope::usual_message`), and audit events
+//! with the strict check and serde_json rather than `single_pass`. Compiled only for tests and
 //! under the `oracle` feature, never in a deployed build.
 
 use std::cell::Cell;

@@ -2,6 +2,8 @@
 
 pub mod models;
 pub mod payload;
+mod unescape;
+mod usual_message;
 
 pub use models::{IncomingEvent, LogEvent, SubscriptionMessage};
 pub use payload::{
