@@ -3,12 +3,15 @@
 //!
 //! Holds: no panic; decompressed output never exceeds the limit; plain (non-gzip) input comes
 //! back unchanged; a successful parse yields at least one message, each a DATA_MESSAGE or a
-//! CONTROL_MESSAGE, and no more log events than the limit.
+//! CONTROL_MESSAGE, and no more log events than the limit; and the hand reader of the usual
+//! message (with its SIMD unescape) gives the same answer as the reference path's full parsers,
+//! error included.
 #![no_main]
 
 use std::io::Write;
 
 use eks_audit_core::envelope::{decompress, parse_messages};
+use eks_audit_core::oracle::with_reference;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use libfuzzer_sys::fuzz_target;
@@ -50,7 +53,10 @@ fuzz_target!(|input: &[u8]| {
     if !was_gzip {
         assert_eq!(payload, original, "plain JSON is passed through untouched");
     }
-    if let Ok(messages) = parse_messages(&payload, max_events) {
+    let parsed = parse_messages(&payload, max_events);
+    let reference = with_reference(|| parse_messages(&payload, max_events));
+    assert_eq!(format!("{parsed:?}"), format!("{reference:?}"));
+    if let Ok(messages) = parsed {
         assert!(!messages.is_empty());
         for message in &messages {
             assert!(matches!(
