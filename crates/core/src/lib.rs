@@ -40,6 +40,7 @@ pub mod salvage;
 pub mod schema;
 mod single_pass;
 mod strict_json;
+mod string_stops;
 pub mod tally;
 pub mod transform;
 
