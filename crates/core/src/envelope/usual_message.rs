@@ -156,7 +156,7 @@ impl<'a> Reader<'a> {
         self.scratch.extend_from_slice(&rest[..first]);
         let read = unescape(&rest[first..], &mut self.scratch)?;
         self.at += first + read;
-        let value = std::str::from_utf8(&self.scratch).ok()?;
+        let value = simdutf8::basic::from_utf8(&self.scratch).ok()?;
         Some(Cow::Owned(value.to_owned()))
     }
 
