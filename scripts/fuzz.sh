@@ -3,11 +3,11 @@
 # scripts/fuzz-seeds.sh makes. Needs cargo-fuzz (`cargo install cargo-fuzz --locked`).
 #
 # The toolchain is stable; cargo-fuzz passes unstable compiler flags, which RUSTC_BOOTSTRAP=1
-# allows on stable. AddressSanitizer only for subscription_decoder, the one target that runs
-# unsafe code (the SIMD unescape of envelope/unescape.rs, whose loads and stores it checks);
-# elsewhere the code under test is safe Rust, where ASan would halve the executions and find
-# nothing a panic does not already report. Debug assertions and overflow checks are on
-# (cargo-fuzz's default).
+# allows on stable. AddressSanitizer for the two targets that hold the SIMD code to its scalar
+# reference (subscription_decoder: envelope/unescape.rs; single_pass: string_stops.rs), the only
+# unsafe code, whose loads and stores it checks. The other targets run the same code without
+# it: ASan would halve their executions and find nothing a panic does not already report.
+# Debug assertions and overflow checks are on (cargo-fuzz's default).
 #
 # A crash is saved under fuzz/artifacts/<target>/; reproduce it with
 #   RUSTC_BOOTSTRAP=1 cargo fuzz run -s none <target> fuzz/artifacts/<target>/<file>
@@ -37,7 +37,7 @@ for target in "${TARGETS[@]}"; do
     # -timeout: an input that takes over 10 s is a finding (default 20 min); -rss_limit_mb:
     # so is one that needs over 1 GiB (the Lambda's memory is the real bound).
     sanitizer=none
-    [ "$target" = subscription_decoder ] && sanitizer=address
+    case "$target" in subscription_decoder | single_pass) sanitizer=address ;; esac
     cargo fuzz run --sanitizer "$sanitizer" "$target" "fuzz/corpus/$target" -- \
         -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=1024 -max_len=65536 \
         -dict=fuzz/dict/hostile.dict \
