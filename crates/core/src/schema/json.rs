@@ -210,6 +210,20 @@ mod tests {
     }
 
     #[test]
+    fn every_ascii_character_is_escaped_as_serde_json_does_in_a_block_or_after_it() {
+        for c in (0..0x80u8).map(char::from) {
+            for at in [0, 15, 16, 40] {
+                let mut text: Vec<char> = "x".repeat(41).chars().collect();
+                text[at] = c;
+                let text: String = text.into_iter().collect();
+                let mut out = Vec::new();
+                put_str(&mut out, &text);
+                assert_eq!(out, serde_json::to_vec(&text).unwrap(), "{c:?} at {at}");
+            }
+        }
+    }
+
+    #[test]
     fn fields_keep_their_order_and_none_is_null() {
         let mut out = Vec::new();
         let mut object = ObjectWriter::start(&mut out);
