@@ -14,7 +14,7 @@ use std::ops::Range;
 
 use crate::audit::{AuditEvent, JsonText};
 use crate::strict_json::{self, hex4};
-use crate::string_stops::string_stops;
+use crate::string_stops::first_string_stop;
 
 /// The event of `text`, or why it is quarantined: the same answer as [`strict_json::check`]
 /// then [`AuditEvent::parse`]. The bodies are validated by the scan, parsed as `null` from
@@ -210,9 +210,8 @@ fn string(b: &[u8], mut at: usize) -> Option<usize> {
         // Sixteen bytes at a time to the next quote, backslash or control character: most
         // strings are short, where a call to memchr costs more than it saves.
         while let Some(block) = b.get(at..at + 16) {
-            let stops = string_stops(block.try_into().ok()?);
-            if stops != 0 {
-                at += stops.trailing_zeros() as usize;
+            if let Some(stop) = first_string_stop(block.try_into().ok()?) {
+                at += stop;
                 break;
             }
             at += 16;

@@ -16,12 +16,22 @@ use crate::strict_json::hex4;
 /// parser to explain. The bytes appended are UTF-8 when `text` is.
 pub(crate) fn unescape(text: &[u8], out: &mut Vec<u8>) -> Option<usize> {
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("ssse3") && std::is_x86_feature_detected!("popcnt") {
-        // SAFETY: both target features were detected on this CPU.
+    if in_blocks() {
+        // SAFETY: `in_blocks` detected both target features on this CPU.
         #[allow(unsafe_code)]
         return unsafe { x86::unescape(text, out) };
     }
     unescape_bytewise(text, out)
+}
+
+/// Whether [`unescape`] runs 64 bytes at a time on this CPU: on x86_64 with SSSE3 and POPCNT
+/// (every x86_64 Lambda). Elsewhere it goes a byte at a time, slower than sonic-rs's own SIMD
+/// (NEON on the arm64 Lambda), which the caller then uses instead.
+pub(crate) fn in_blocks() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::is_x86_feature_detected!("ssse3") && std::is_x86_feature_detected!("popcnt");
+    #[cfg(not(target_arch = "x86_64"))]
+    return false;
 }
 
 /// [`unescape`] a byte at a time: the fallback on other CPUs, and the reference.
