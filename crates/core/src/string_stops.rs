@@ -1,8 +1,8 @@
 //! Where a run of plain bytes inside a JSON string stops: at a quote, a backslash or a control
 //! character, sixteen bytes at a time. Audit events are mostly short strings (keys, UIDs,
 //! timestamps), where one SSE2 comparison finds the end that eight-byte words took several
-//! rounds to reach. Other architectures (the arm64 Lambda among them) read the block as two
-//! eight-byte words, as every architecture did before.
+//! rounds to reach: SSE2 on x86_64, NEON on aarch64 (the arm64 Lambda). Other architectures
+//! read the block as two eight-byte words, as every architecture did before.
 
 /// The index of the first byte of `block` that is `"`, `\` or below 0x20.
 #[cfg(target_arch = "x86_64")]
@@ -32,13 +32,53 @@ fn sse2(block: &[u8; 16]) -> u32 {
 }
 
 /// The index of the first byte of `block` that is `"`, `\` or below 0x20.
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+#[allow(unsafe_code)]
+pub(crate) fn first_string_stop(block: &[u8; 16]) -> Option<usize> {
+    // SAFETY: this version is built only where the target has NEON.
+    let stops = unsafe { neon(block) };
+    (stops != 0).then(|| stops.trailing_zeros() as usize / 4)
+}
+
+/// Four bits per byte of `block`, set when it is `"`, `\` or below 0x20: NEON has no
+/// movemask, so each comparison lane is narrowed to a nibble.
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+#[target_feature(enable = "neon")]
+#[allow(unsafe_code)]
+fn neon(block: &[u8; 16]) -> u64 {
+    use std::arch::aarch64::{
+        vceqq_u8, vcleq_u8, vdupq_n_u8, vget_lane_u64, vld1q_u8, vorrq_u8, vreinterpret_u64_u8,
+        vreinterpretq_u16_u8, vshrn_n_u16,
+    };
+    // SAFETY: reads the 16 bytes of `block`.
+    let bytes = unsafe { vld1q_u8(block.as_ptr()) };
+    let quote = vceqq_u8(bytes, vdupq_n_u8(b'"'));
+    let backslash = vceqq_u8(bytes, vdupq_n_u8(b'\\'));
+    let control = vcleq_u8(bytes, vdupq_n_u8(0x1f));
+    let stops = vorrq_u8(vorrq_u8(quote, backslash), control);
+    vget_lane_u64::<0>(vreinterpret_u64_u8(vshrn_n_u16::<4>(vreinterpretq_u16_u8(
+        stops,
+    ))))
+}
+
+/// The index of the first byte of `block` that is `"`, `\` or below 0x20.
+#[cfg(not(any(
+    target_arch = "x86_64",
+    all(target_arch = "aarch64", target_feature = "neon")
+)))]
 pub(crate) fn first_string_stop(block: &[u8; 16]) -> Option<usize> {
     first_string_stop_in_words(block)
 }
 
-/// [`first_string_stop`] with two eight-byte words: portable, and what x86_64's is tested against.
-#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+/// [`first_string_stop`] with two eight-byte words: portable, and what the SIMD versions are
+/// tested against.
+#[cfg_attr(
+    any(
+        target_arch = "x86_64",
+        all(target_arch = "aarch64", target_feature = "neon")
+    ),
+    allow(dead_code)
+)]
 fn first_string_stop_in_words(block: &[u8; 16]) -> Option<usize> {
     let (low, high) = block.split_at(8);
     let word = |bytes: &[u8]| bytes.try_into().ok().map(u64::from_le_bytes);
@@ -52,7 +92,13 @@ fn first_string_stop_in_words(block: &[u8; 16]) -> Option<usize> {
 
 /// The high bit of each byte of `word` that is a quote, a backslash or a control character.
 /// Only the lowest flagged byte is exact (borrows can flag bytes above it).
-#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+#[cfg_attr(
+    any(
+        target_arch = "x86_64",
+        all(target_arch = "aarch64", target_feature = "neon")
+    ),
+    allow(dead_code)
+)]
 fn special_bytes(word: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;

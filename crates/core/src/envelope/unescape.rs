@@ -3,9 +3,9 @@
 //! of the typical workload, which a reader that stops at each escape (sonic-rs, serde_json, or
 //! word-at-a-time code: README "Performance") pays for one by one. Here a block's escapes are
 //! found with simdjson's odd-backslash-run arithmetic and removed together, eight bytes per
-//! shuffle. Blocks with a rarer escape (`\n`, `\u…`), and the last bytes of a string, go
-//! through the byte-at-a-time reader, which is also the reference the tests hold the fast one
-//! to.
+//! table shuffle: SSSE3 `pshufb` on x86_64, NEON `tbl` on aarch64 (the arm64 Lambda). Blocks
+//! with a rarer escape (`\n`, `\u…`), and the last bytes of a string, go through the
+//! byte-at-a-time reader, which is also the reference the tests hold the fast one to.
 
 use crate::strict_json::hex4;
 
@@ -21,17 +21,22 @@ pub(crate) fn unescape(text: &[u8], out: &mut Vec<u8>) -> Option<usize> {
         #[allow(unsafe_code)]
         return unsafe { x86::unescape(text, out) };
     }
+    #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+    return arm::unescape(text, out);
+    #[allow(unreachable_code)]
     unescape_bytewise(text, out)
 }
 
 /// Whether [`unescape`] runs 64 bytes at a time on this CPU: on x86_64 with SSSE3 and POPCNT
-/// (every x86_64 Lambda). Elsewhere it goes a byte at a time, slower than sonic-rs's own SIMD
-/// (NEON on the arm64 Lambda), which the caller then uses instead.
+/// (every x86_64 Lambda), and on aarch64, where NEON is always there. Elsewhere it goes a byte
+/// at a time, slower than sonic-rs, which the caller then uses instead.
 pub(crate) fn in_blocks() -> bool {
     #[cfg(target_arch = "x86_64")]
     return std::is_x86_feature_detected!("ssse3") && std::is_x86_feature_detected!("popcnt");
-    #[cfg(not(target_arch = "x86_64"))]
-    return false;
+    #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+    return true;
+    #[allow(unreachable_code)]
+    false
 }
 
 /// [`unescape`] a byte at a time: the fallback on other CPUs, and the reference.
@@ -104,19 +109,89 @@ fn escape(text: &[u8], at: usize, out: &mut Vec<u8>) -> Option<usize> {
     Some(at + 1)
 }
 
-#[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code)]
-mod x86 {
-    use std::arch::x86_64::{
-        __m128i, _mm_cmpeq_epi8, _mm_loadl_epi64, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8,
-        _mm_set1_epi8, _mm_shuffle_epi8, _mm_srli_si128, _mm_storel_epi64,
-    };
-
+/// What the SIMD versions share: the plan for a block from its masks, and the block loop.
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "aarch64", target_feature = "neon")
+))]
+mod blocks {
     use super::{Stop, until};
 
-    /// For each mask of the bytes of an 8-byte group to keep, the `pshufb` indices that gather
-    /// them to the front.
-    const GATHER: [[u8; 8]; 256] = {
+    /// The bytes of a 64-byte block that matter to a string, bit `i` for byte `i`.
+    pub(super) struct Masks {
+        pub backslash: u64,
+        pub quote: u64,
+        pub control: u64,
+    }
+
+    /// What to do with one 64-byte block of a string.
+    enum Plan {
+        /// No quote, backslash or control character: copy it whole.
+        Copy,
+        /// Append the bytes `keep` marks (all but the backslashes that start an escape, up to the
+        /// string's end); the closing quote is at `end`, or the string goes on at `used`.
+        Gather {
+            keep: u64,
+            end: Option<usize>,
+            used: usize,
+        },
+        /// An escape other than `\"`, `\\` or `\/`: a byte at a time, to the block's end.
+        Bytewise,
+        /// A control character inside the string.
+        Refuse,
+    }
+
+    /// simdjson's constant for telling backslash runs of odd length from even ones.
+    const ODD_BITS: u64 = 0xaaaa_aaaa_aaaa_aaaa;
+
+    /// The plan for a block whose first byte is on an escape's boundary, from its masks;
+    /// `slashes` gives its `/` bytes, read only for a block with escapes.
+    #[inline(always)]
+    fn plan(masks: Masks, slashes: impl FnOnce() -> u64) -> Plan {
+        if masks.backslash | masks.quote | masks.control == 0 {
+            return Plan::Copy;
+        }
+        // Backslashes that start an escape, and the bytes they escape. No escape runs in from the
+        // block before.
+        let backslash = masks.backslash;
+        let code = ((backslash << 1 | ODD_BITS).wrapping_sub(backslash)) ^ ODD_BITS;
+        let escaped = code ^ backslash;
+        let starts = code & backslash;
+        let quotes = masks.quote & !escaped;
+        // The string's bytes in this block: up to its closing quote, or, when the last byte starts
+        // an escape, up to that backslash, which the next block starts with.
+        let (end, used) = if quotes != 0 {
+            let end = quotes.trailing_zeros() as usize;
+            (Some(end), end)
+        } else if starts >> 63 == 1 {
+            (None, 63)
+        } else {
+            (None, 64)
+        };
+        let inside = if used == 64 {
+            u64::MAX
+        } else {
+            (1 << used) - 1
+        };
+        if masks.control & inside != 0 {
+            return Plan::Refuse;
+        }
+        let plain_escapes = masks.backslash | masks.quote;
+        if escaped & inside & !plain_escapes != 0
+            && escaped & inside & !(plain_escapes | slashes()) != 0
+        {
+            return Plan::Bytewise;
+        }
+        Plan::Gather {
+            keep: inside & !starts,
+            end,
+            used,
+        }
+    }
+
+    /// For each mask of the bytes of an 8-byte group to keep, the table-shuffle indices that
+    /// gather them to the front.
+    pub(super) const GATHER: [[u8; 8]; 256] = {
         let mut table = [[0u8; 8]; 256];
         let mut mask = 0;
         while mask < 256 {
@@ -133,18 +208,77 @@ mod x86 {
         table
     };
 
-    /// Bit `i` set for the odd positions: simdjson's constant for telling apart the backslash
-    /// runs of odd length.
-    const ODD_BITS: u64 = 0xaaaa_aaaa_aaaa_aaaa;
-
-    /// The bytes of a block that are `\`, `"`, control characters, and the three whose escape
-    /// only drops the backslash (`"`, `\`, `/`).
-    struct Masks {
-        backslash: u64,
-        quote: u64,
-        control: u64,
-        plain_escape: u64,
+    /// Appends the bytes of a block that `keep` marks, in order, eight-byte group by group:
+    /// `pack(group, wanted, into)` shuffles the bytes of group `group` that `wanted` marks to
+    /// the front of `into`, whose bytes past them are overwritten by the next group.
+    #[inline(always)]
+    pub(super) fn gather_groups(
+        keep: u64,
+        out: &mut Vec<u8>,
+        mut pack: impl FnMut(usize, u8, &mut [u8; 8]),
+    ) {
+        // The last group's eight bytes end at most 8 past the 64 a block can keep.
+        let mut gathered = [0u8; 72];
+        let mut len = 0;
+        for group in 0..8 {
+            let wanted = (keep >> (8 * group)) as u8;
+            // Always there: `len` is at most 56 before the last group.
+            if let Some(into) = gathered[len..].first_chunk_mut::<8>() {
+                pack(group, wanted, into);
+            }
+            len += wanted.count_ones() as usize;
+        }
+        out.extend_from_slice(&gathered[..len]);
     }
+
+    /// The block loop of the SIMD versions, with their way of reading a block's masks and `/`
+    /// bytes and of gathering its kept bytes.
+    #[inline(always)]
+    pub(super) fn in_blocks_with(
+        text: &[u8],
+        out: &mut Vec<u8>,
+        masks: impl Fn(&[u8; 64]) -> Masks,
+        slashes: impl Fn(&[u8; 64]) -> u64,
+        gather: impl Fn(&[u8; 64], u64, &mut Vec<u8>),
+    ) -> Option<usize> {
+        let mut at = 0;
+        while let Some(block) = text.get(at..at + 64) {
+            let block: &[u8; 64] = block.try_into().ok()?;
+            match plan(masks(block), || slashes(block)) {
+                Plan::Copy => {
+                    out.extend_from_slice(block);
+                    at += 64;
+                }
+                Plan::Gather { keep, end, used } => {
+                    gather(block, keep, out);
+                    if let Some(end) = end {
+                        return Some(at + end + 1);
+                    }
+                    at += used;
+                }
+                Plan::Bytewise => match until(text, at, at + 64, out)? {
+                    Stop::Closed(read) => return Some(read),
+                    Stop::Reached(next) => at = next,
+                },
+                Plan::Refuse => return None,
+            }
+        }
+        match until(text, at, usize::MAX, out)? {
+            Stop::Closed(read) => Some(read),
+            Stop::Reached(_) => None,
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod x86 {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadl_epi64, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8,
+        _mm_set1_epi8, _mm_shuffle_epi8, _mm_srli_si128, _mm_storel_epi64,
+    };
+
+    use super::blocks::{GATHER, Masks, gather_groups, in_blocks_with};
 
     /// [`super::unescape`] with SSSE3.
     ///
@@ -152,62 +286,20 @@ mod x86 {
     /// The CPU must have SSSE3 and POPCNT.
     #[target_feature(enable = "ssse3,popcnt")]
     pub(super) unsafe fn unescape(text: &[u8], out: &mut Vec<u8>) -> Option<usize> {
-        let mut at = 0;
-        while let Some(block) = text.get(at..at + 64) {
-            let block: &[u8; 64] = block.try_into().ok()?;
-            let vectors = load(block);
-            let masks = masks(&vectors);
-            if masks.backslash | masks.quote | masks.control == 0 {
-                out.extend_from_slice(block);
-                at += 64;
-                continue;
-            }
-            // Backslashes that start an escape, and the bytes they escape. A block starts on an
-            // escape's boundary, so no escape runs in from the one before.
-            let backslash = masks.backslash;
-            let code = ((backslash << 1 | ODD_BITS).wrapping_sub(backslash)) ^ ODD_BITS;
-            let escaped = code ^ backslash;
-            let starts = code & backslash;
-            let quotes = masks.quote & !escaped;
-            // The bytes of the string in this block: up to its closing quote, or, when the last
-            // byte starts an escape, up to that backslash, which the next block starts with.
-            let (end, used) = if quotes != 0 {
-                (
-                    Some(quotes.trailing_zeros() as usize),
-                    quotes.trailing_zeros(),
-                )
-            } else if starts >> 63 == 1 {
-                (None, 63)
-            } else {
-                (None, 64)
-            };
-            let inside = if used == 64 {
-                u64::MAX
-            } else {
-                (1 << used) - 1
-            };
-            if masks.control & inside != 0 {
-                return None;
-            }
-            if escaped & inside & !masks.plain_escape != 0 {
-                match until(text, at, at + 64, out)? {
-                    Stop::Closed(read) => return Some(read),
-                    Stop::Reached(next) => {
-                        at = next;
-                        continue;
-                    }
+        in_blocks_with(
+            text,
+            out,
+            |block| {
+                let vectors = load(block);
+                Masks {
+                    backslash: bits(&vectors, b'\\'),
+                    quote: bits(&vectors, b'"'),
+                    control: controls(&vectors),
                 }
-            }
-            gather(&vectors, inside & !starts, out);
-            if let Some(end) = end {
-                return Some(at + end + 1);
-            }
-            at += used as usize;
-        }
-        match until(text, at, usize::MAX, out)? {
-            Stop::Closed(read) => Some(read),
-            Stop::Reached(_) => None,
-        }
+            },
+            |block| bits(&load(block), b'/'),
+            |block, keep, out| gather(&load(block), keep, out),
+        )
     }
 
     #[target_feature(enable = "ssse3")]
@@ -216,60 +308,115 @@ mod x86 {
         std::array::from_fn(|i| unsafe { _mm_loadu_si128(block.as_ptr().add(16 * i).cast()) })
     }
 
+    /// The bytes equal to `byte`.
     #[target_feature(enable = "ssse3")]
-    fn masks(vectors: &[__m128i; 4]) -> Masks {
-        let mask = |byte: u8| {
-            let needle = _mm_set1_epi8(byte as i8);
-            bits(vectors, |v| _mm_cmpeq_epi8(v, needle))
-        };
-        let below_space = _mm_set1_epi8(0x1f);
-        let control = bits(vectors, |v| {
-            _mm_cmpeq_epi8(_mm_max_epu8(v, below_space), below_space)
-        });
-        let backslash = mask(b'\\');
-        let quote = mask(b'"');
-        Masks {
-            backslash,
-            quote,
-            control,
-            plain_escape: backslash | quote | mask(b'/'),
-        }
+    fn bits(vectors: &[__m128i; 4], byte: u8) -> u64 {
+        let needle = _mm_set1_epi8(byte as i8);
+        vectors.iter().enumerate().fold(0, |mask, (i, &v)| {
+            let lanes = _mm_movemask_epi8(_mm_cmpeq_epi8(v, needle)) as u16;
+            mask | u64::from(lanes) << (16 * i)
+        })
     }
 
-    /// The 64-bit mask of the bytes for which `test` sets a vector lane.
+    /// The bytes below 0x20.
     #[target_feature(enable = "ssse3")]
-    fn bits(vectors: &[__m128i; 4], test: impl Fn(__m128i) -> __m128i) -> u64 {
+    fn controls(vectors: &[__m128i; 4]) -> u64 {
+        let below_space = _mm_set1_epi8(0x1f);
         vectors.iter().enumerate().fold(0, |mask, (i, &v)| {
-            let lanes = _mm_movemask_epi8(test(v)) as u32 as u64;
-            mask | lanes << (16 * i)
+            let control = _mm_cmpeq_epi8(_mm_max_epu8(v, below_space), below_space);
+            mask | u64::from(_mm_movemask_epi8(control) as u16) << (16 * i)
         })
     }
 
     /// Appends the bytes of the block that `keep` marks, in order.
     #[target_feature(enable = "ssse3,popcnt")]
     fn gather(vectors: &[__m128i; 4], keep: u64, out: &mut Vec<u8>) {
-        // Eight bytes per group are written, of which the kept ones count: the last group's
-        // writes end at most 8 bytes past the 64 a block can keep.
-        let mut gathered = [0u8; 72];
-        let mut len = 0;
-        for group in 0..8 {
-            let wanted = (keep >> (8 * group)) as u8;
+        gather_groups(keep, out, |group, wanted, into| {
             let vector = vectors[group / 2];
             let half = if group % 2 == 0 {
                 vector
             } else {
                 _mm_srli_si128::<8>(vector)
             };
-            // SAFETY: the table row is 8 bytes, which `_mm_loadl_epi64` reads; the store writes 8
-            // bytes at `len` ≤ 56 of a 72-byte array, since each earlier group adds at most 8.
+            // SAFETY: the load reads the 8 bytes of the table row, the store writes the 8 of
+            // `into`.
             unsafe {
                 let indices = _mm_loadl_epi64(GATHER[usize::from(wanted)].as_ptr().cast());
-                let packed = _mm_shuffle_epi8(half, indices);
-                _mm_storel_epi64(gathered.as_mut_ptr().add(len).cast(), packed);
+                _mm_storel_epi64(into.as_mut_ptr().cast(), _mm_shuffle_epi8(half, indices));
             }
-            len += wanted.count_ones() as usize;
-        }
-        out.extend_from_slice(&gathered[..len]);
+        });
+    }
+}
+
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+#[allow(unsafe_code)]
+mod arm {
+    use std::arch::aarch64::{
+        uint8x16_t, vandq_u8, vceqq_u8, vcleq_u8, vdupq_n_u8, vget_high_u8, vget_low_u8,
+        vgetq_lane_u64, vld1_u8, vld1q_u8, vpaddq_u8, vreinterpretq_u64_u8, vst1_u8, vtbl1_u8,
+    };
+
+    use super::blocks::{GATHER, Masks, gather_groups, in_blocks_with};
+
+    /// [`super::unescape`] with NEON, which every aarch64 CPU has.
+    pub(super) fn unescape(text: &[u8], out: &mut Vec<u8>) -> Option<usize> {
+        // SAFETY: this module is built only where the target has NEON.
+        unsafe { unescape_neon(text, out) }
+    }
+
+    #[target_feature(enable = "neon")]
+    fn unescape_neon(text: &[u8], out: &mut Vec<u8>) -> Option<usize> {
+        in_blocks_with(
+            text,
+            out,
+            |block| {
+                let vectors = load(block);
+                Masks {
+                    backslash: bits(&vectors, |v| vceqq_u8(v, vdupq_n_u8(b'\\'))),
+                    quote: bits(&vectors, |v| vceqq_u8(v, vdupq_n_u8(b'"'))),
+                    control: bits(&vectors, |v| vcleq_u8(v, vdupq_n_u8(0x1f))),
+                }
+            },
+            |block| bits(&load(block), |v| vceqq_u8(v, vdupq_n_u8(b'/'))),
+            |block, keep, out| gather(&load(block), keep, out),
+        )
+    }
+
+    #[target_feature(enable = "neon")]
+    fn load(block: &[u8; 64]) -> [uint8x16_t; 4] {
+        // SAFETY: each load reads 16 bytes at offset 0, 16, 32 or 48 of a 64-byte array.
+        std::array::from_fn(|i| unsafe { vld1q_u8(block.as_ptr().add(16 * i)) })
+    }
+
+    /// The 64-bit mask of the lanes `test` sets, bit `i` for byte `i`: simdjson's NEON
+    /// movemask, weighting each lane by its bit and adding neighbours pairwise.
+    #[target_feature(enable = "neon")]
+    fn bits(vectors: &[uint8x16_t; 4], test: impl Fn(uint8x16_t) -> uint8x16_t) -> u64 {
+        const WEIGHTS: [u8; 16] = [1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128];
+        // SAFETY: reads the 16 bytes of `WEIGHTS`.
+        let weights = unsafe { vld1q_u8(WEIGHTS.as_ptr()) };
+        let [a, b, c, d] = vectors.map(|v| vandq_u8(test(v), weights));
+        let sums = vpaddq_u8(vpaddq_u8(a, b), vpaddq_u8(c, d));
+        vgetq_lane_u64::<0>(vreinterpretq_u64_u8(vpaddq_u8(sums, sums)))
+    }
+
+    /// Appends the bytes of the block that `keep` marks, in order.
+    #[target_feature(enable = "neon")]
+    fn gather(vectors: &[uint8x16_t; 4], keep: u64, out: &mut Vec<u8>) {
+        gather_groups(keep, out, |group, wanted, into| {
+            let vector = vectors[group / 2];
+            let half = if group % 2 == 0 {
+                vget_low_u8(vector)
+            } else {
+                vget_high_u8(vector)
+            };
+            // SAFETY: the load reads the 8 bytes of the table row, the store writes the 8 of
+            // `into`.
+            unsafe {
+                let indices = vld1_u8(GATHER[usize::from(wanted)].as_ptr());
+                vst1_u8(into.as_mut_ptr(), vtbl1_u8(half, indices));
+            }
+        });
     }
 }
 
