@@ -152,11 +152,12 @@ fn check_plain_json(bytes: &[u8], limit: usize) -> Result<(), DecodeError> {
 /// all fail it too.
 ///
 /// The usual payload, exactly one message, is read by hand (`usual_message`) where the CPU lets
-/// it unescape 64 bytes at a time (x86_64): every audit event inside is an escaped JSON string,
-/// and unescaping them is most of the parsing. One message of another shape, or any message on
-/// other CPUs (arm64), is read by sonic-rs, 1.8x faster than serde_json on real-shaped payloads
-/// and to the same values (benches/choices.rs checks both), with the same event budget. Anything else (several messages, or input that is not one valid message) is
-/// read by serde_json's stream deserializer, which counts events while parsing, decides and
+/// it unescape 64 bytes at a time (x86_64 with SSSE3, aarch64): every audit event inside is an
+/// escaped JSON string, and unescaping them is most of the parsing. One message of another
+/// shape, or any message on other CPUs, is read by sonic-rs, 1.8x faster than serde_json on
+/// real-shaped payloads and to the same values (benches/choices.rs checks all three), with the
+/// same event budget. Anything else (several messages, or input that is not one valid message)
+/// is read by serde_json's stream deserializer, which counts events while parsing, decides and
 /// explains.
 pub fn parse_messages(
     json: &[u8],

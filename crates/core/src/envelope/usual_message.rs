@@ -7,8 +7,8 @@
 //! and `message`, each once; within the event budget; nothing after the message but whitespace.
 //! Anything else (another field, a number where a string is usual, an escape it does not
 //! vouch for, invalid JSON) is `None`, and [`super::parse_messages`] reads the payload with a
-//! full parser, which decides and explains. The fuzz target `usual_message` holds the two to the
-//! same answer.
+//! full parser, which decides and explains. The fuzz target `subscription_decoder` holds the two
+//! to the same answer, errors included.
 
 use std::borrow::Cow;
 
