@@ -417,6 +417,16 @@ mod tests {
     use base64::engine::general_purpose::STANDARD;
     use serde_json::json;
 
+    /// [`plan`] for records processed without shedding, from the default origin.
+    fn plan_unshed(
+        records: &[FirehoseRecord<'_>],
+        entries: &mut [FirehoseResponseRecord],
+        options: &ProcessOptions,
+        limits: &FirehoseLimits,
+    ) -> Result<Plan, ResponseTooLarge> {
+        plan(records, entries, &[], Origin::default(), options, limits)
+    }
+
     /// A realistic audit event: a `get` of a named pod, varying by `i`.
     fn audit_event(i: usize, padding: usize) -> String {
         json!({
@@ -524,11 +534,9 @@ mod tests {
         let event: IncomingEvent = serde_json::from_str(&text).unwrap();
         let records = event.records.unwrap();
         let mut entries = vec![ok_entry(&records[0], 100)];
-        let plan = plan(
+        let plan = plan_unshed(
             &records,
             &mut entries,
-            &[],
-            Origin::default(),
             &ProcessOptions::default(),
             &FirehoseLimits::default(),
         )
@@ -554,15 +562,8 @@ mod tests {
             max_response_bytes: 3_000,
             ..FirehoseLimits::default()
         };
-        let plan = plan(
-            &records,
-            &mut entries,
-            &[],
-            Origin::default(),
-            &ProcessOptions::default(),
-            &limits,
-        )
-        .unwrap();
+        let plan =
+            plan_unshed(&records, &mut entries, &ProcessOptions::default(), &limits).unwrap();
         assert_eq!(plan.reingested, [2, 3]);
         assert!(plan.failed.is_empty());
         let results: Vec<_> = entries.iter().map(|e| e.result).collect();
@@ -593,15 +594,8 @@ mod tests {
             max_record_bytes: 2_500,
             ..FirehoseLimits::default()
         };
-        let plan = plan(
-            &records,
-            &mut entries,
-            &[],
-            Origin::default(),
-            &ProcessOptions::default(),
-            &limits,
-        )
-        .unwrap();
+        let plan =
+            plan_unshed(&records, &mut entries, &ProcessOptions::default(), &limits).unwrap();
         assert_eq!(plan.reingested, [0]);
         assert!(
             plan.payloads.len() > 2,
@@ -655,15 +649,7 @@ mod tests {
             max_piece_entry_bytes: per_piece,
             ..FirehoseLimits::default()
         };
-        let plan = plan(
-            &records,
-            &mut entries,
-            &[],
-            Origin::default(),
-            &options,
-            &limits,
-        )
-        .unwrap();
+        let plan = plan_unshed(&records, &mut entries, &options, &limits).unwrap();
         assert!(plan.payloads.len() >= 4, "{} pieces", plan.payloads.len());
         for piece in &plan.payloads {
             let json = decompress(piece.clone(), 1 << 30).unwrap();
@@ -701,15 +687,7 @@ mod tests {
             max_piece_entry_bytes: 10_000,
             ..FirehoseLimits::default()
         };
-        let plan = plan(
-            &records,
-            &mut entries,
-            &[],
-            Origin::default(),
-            &options,
-            &limits,
-        )
-        .unwrap();
+        let plan = plan_unshed(&records, &mut entries, &options, &limits).unwrap();
         assert!(plan.payloads.len() >= 2, "{} pieces", plan.payloads.len());
         assert_eq!(detector.stats().events, 0);
     }
@@ -729,15 +707,8 @@ mod tests {
             max_record_bytes: 1_500,
             ..FirehoseLimits::default()
         };
-        let plan = plan(
-            &records,
-            &mut entries,
-            &[],
-            Origin::default(),
-            &ProcessOptions::default(),
-            &limits,
-        )
-        .unwrap();
+        let plan =
+            plan_unshed(&records, &mut entries, &ProcessOptions::default(), &limits).unwrap();
         assert_eq!(plan.failed.len(), 1);
         let (index, reason) = &plan.failed[0];
         assert_eq!(*index, 1);
@@ -770,15 +741,8 @@ mod tests {
             max_record_bytes: 1_500,
             ..FirehoseLimits::default()
         };
-        let plan = plan(
-            &records,
-            &mut entries,
-            &[],
-            Origin::default(),
-            &ProcessOptions::default(),
-            &limits,
-        )
-        .unwrap();
+        let plan =
+            plan_unshed(&records, &mut entries, &ProcessOptions::default(), &limits).unwrap();
         assert_eq!(plan.failed.iter().map(|f| f.0).collect::<Vec<_>>(), [1]);
         assert_eq!(plan.reingested, [0]);
         assert!(response_size(&entries) <= limits.max_response_bytes);
@@ -795,15 +759,8 @@ mod tests {
             max_response_bytes: 1_000,
             ..FirehoseLimits::default()
         };
-        let err = plan(
-            &records,
-            &mut entries,
-            &[],
-            Origin::default(),
-            &ProcessOptions::default(),
-            &limits,
-        )
-        .unwrap_err();
+        let err =
+            plan_unshed(&records, &mut entries, &ProcessOptions::default(), &limits).unwrap_err();
         assert_eq!(err.limit, 1_000);
         assert!(err.bytes > 4_000);
     }
