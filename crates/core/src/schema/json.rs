@@ -210,10 +210,11 @@ mod tests {
     }
 
     #[test]
-    fn every_ascii_character_is_escaped_as_serde_json_does_in_a_block_or_after_it() {
+    fn every_ascii_character_is_escaped_as_serde_json_does_in_a_chunk_or_after_it() {
+        // needs_no_escaping folds 64 bytes at a time: both sides of a chunk's edge, and the tail.
         for c in (0..0x80u8).map(char::from) {
-            for at in [0, 15, 16, 40] {
-                let mut text: Vec<char> = "x".repeat(41).chars().collect();
+            for at in [0, 15, 16, 40, 63, 64, 129] {
+                let mut text: Vec<char> = "x".repeat(130).chars().collect();
                 text[at] = c;
                 let text: String = text.into_iter().collect();
                 let mut out = Vec::new();
