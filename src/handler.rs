@@ -254,14 +254,6 @@ impl Handler {
         // A store failure fails the invocation, so Firehose retries the batch.
         self.put_all(&processed.quarantine).await?;
         clusters.append(&mut processed.clusters);
-        let lines: Vec<&FindingLine> = processed.finding_lines.iter().collect();
-        (*findings, _) = findings::deliver(
-            &self.store,
-            self.findings_queue.as_ref(),
-            &processed.findings,
-            &lines,
-        )
-        .await;
 
         let plan = reingest::plan(
             records,
@@ -289,6 +281,17 @@ impl Handler {
                 "records that do not fit the response were re-ingested"
             );
         }
+        // After re-ingestion, which may still fail the invocation and bring the batch back:
+        // findings leave once, and a re-ingested record's leave with it when it returns.
+        processed.drop_findings_of(&plan);
+        let lines: Vec<&FindingLine> = processed.finding_lines().collect();
+        (*findings, _) = findings::deliver(
+            &self.store,
+            self.findings_queue.as_ref(),
+            processed.finding_objects(),
+            &lines,
+        )
+        .await;
         let tally = processed.tally(&plan);
         Ok((
             FirehoseResponse {

@@ -865,15 +865,12 @@ fn an_auto_subscribe_destination_subscribe_would_refuse_fails_the_cold_start() {
     );
 }
 
-/// A local run stays local: an event whose response would pass Firehose's 6 MB sends records
-/// back into the stream (contract §2), and `invoke` without a bucket writes them under `--out`
-/// instead of calling AWS. Every kept event is either in the response or in those files.
-#[test]
-fn invoke_without_a_bucket_reingests_into_the_out_directory() {
-    // 8 records of 50 events, each event carrying a ~20 KB body: ~8 MB of NDJSON, ~10.7 MB of
-    // base64, well over one response.
+/// 8 records of 50 events, each event carrying a ~20 KB body: ~8 MB of NDJSON, ~10.7 MB of
+/// base64, well over one response. Every event comes from 10.0.0.1; each record is its own log
+/// stream, as each of CloudWatch's subscription messages would be.
+fn oversized_batch() -> Vec<String> {
     let body = "k".repeat(20_000);
-    let records: Vec<String> = (0..8)
+    (0..8)
         .map(|r| {
             let events: Vec<String> = (0..50)
                 .map(|e| {
@@ -894,11 +891,126 @@ fn invoke_without_a_bucket_reingests_into_the_out_directory() {
             let events: Vec<&str> = events.iter().map(String::as_str).collect();
             gzip_record(&data_message(
                 "/aws/eks/big/cluster",
-                "kube-apiserver-audit-0123",
+                &format!("kube-apiserver-audit-{r:04}"),
                 &events,
             ))
         })
+        .collect()
+}
+
+/// The `PutRecordBatch` data `invoke` wrote under `<out>/firehose/eks-audit`, as Firehose
+/// record data (base64), in file-name order.
+fn reingested_records(out: &std::path::Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(out.join("firehose/eks-audit")) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<_> = entries.map(|e| e.unwrap().path()).collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|p| b64(&std::fs::read(p).unwrap()))
+        .collect()
+}
+
+/// Every finding's `finding_info.uid` in the findings objects `invoke` wrote under `out`.
+fn finding_uids(out: &std::path::Path) -> Vec<String> {
+    let mut uids = Vec::new();
+    let mut dirs = vec![out.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for path in entries.map(|e| e.unwrap().path()) {
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            if !path.to_str().unwrap().contains("/findings/") {
+                continue;
+            }
+            let bytes = std::fs::read(&path).unwrap();
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut text)
+                .unwrap();
+            for line in text.lines() {
+                let finding: Value = serde_json::from_str(line).unwrap();
+                uids.push(finding["finding_info"]["uid"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    uids
+}
+
+/// Findings leave with their data (contract §12): a record sent back into the stream delivers
+/// its findings when it returns, not also on the pass that sent it back.
+#[test]
+fn the_findings_of_a_reingested_record_are_delivered_once_when_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let ip_list = dir.path().join("ips.txt");
+    std::fs::write(&ip_list, "# every event of the batch\n10.0.0.1\n").unwrap();
+    let mut records = oversized_batch();
+    let mut uids = Vec::new();
+    let mut passes = 0;
+    while !records.is_empty() {
+        passes += 1;
+        assert!(passes <= 3, "re-ingested records keep coming back");
+        let event_file = dir.path().join(format!("event-{passes}.json"));
+        std::fs::write(&event_file, firehose_event(&records)).unwrap();
+        let out = dir.path().join(format!("out-{passes}"));
+        let output = eks_audit(
+            &[
+                "invoke",
+                event_file.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--no-default-rules",
+                "--ip-list",
+                ip_list.to_str().unwrap(),
+            ],
+            &[],
+            None,
+        );
+        assert_exit(&output, 0);
+        let response: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let delivered = response["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["result"] == "Ok")
+            .map(|r| ok_lines(r["data"].as_str().unwrap()).len())
+            .sum::<usize>();
+        let found = finding_uids(&out);
+        assert_eq!(
+            found.len(),
+            delivered,
+            "pass {passes}: one finding per event delivered"
+        );
+        uids.extend(found);
+        records = reingested_records(&out);
+        assert!(
+            passes > 1 || !records.is_empty(),
+            "the first pass re-ingests"
+        );
+    }
+    // One finding per event of the batch, each once, whichever pass delivered it.
+    let mut expected: Vec<String> = (0..8)
+        .flat_map(|r| (0..50).map(move |e| format!("audit-{r}-{e}")))
         .collect();
+    expected.sort();
+    let mut found: Vec<String> = uids
+        .iter()
+        .map(|uid| uid.rsplit_once(':').unwrap().1.to_owned())
+        .collect();
+    found.sort();
+    assert_eq!(found, expected);
+}
+
+/// A local run stays local: an event whose response would pass Firehose's 6 MB sends records
+/// back into the stream (contract §2), and `invoke` without a bucket writes them under `--out`
+/// instead of calling AWS. Every kept event is either in the response or in those files.
+#[test]
+fn invoke_without_a_bucket_reingests_into_the_out_directory() {
+    let records = oversized_batch();
     let dir = tempfile::tempdir().unwrap();
     let event_file = dir.path().join("event.json");
     std::fs::write(&event_file, firehose_event(&records)).unwrap();

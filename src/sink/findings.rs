@@ -145,7 +145,7 @@ fn batches<'f>(findings: &[&'f FindingLine]) -> Vec<Vec<&'f FindingLine>> {
 pub async fn deliver(
     store: &ObjectStore,
     queue: Option<&FindingsQueue>,
-    objects: &[Object],
+    objects: impl IntoIterator<Item = &Object>,
     findings: &[&FindingLine],
 ) -> (FindingsReport, Vec<String>) {
     let mut report = FindingsReport {

@@ -37,7 +37,7 @@ fn main() {
     for _ in 0..runs {
         let processed =
             firehose::process_records(records, Origin::default(), &options, None, Some("p"));
-        findings += processed.finding_lines.len();
+        findings += processed.finding_lines().count();
     }
     let stats = detector.stats();
     println!(

@@ -24,11 +24,10 @@ pub struct ProcessedRecords {
     pub tallies: Vec<Tally>,
     /// Quarantined events to store before answering (only when a quarantine prefix was given).
     pub quarantine: Vec<Object>,
-    /// Findings objects to store (contract §12): a transformation cannot add records, so the
-    /// invocation writes them itself. Only when a findings prefix was given.
-    pub findings: Vec<Object>,
-    /// The findings in [`findings`](Self::findings), one by one, for the findings queue.
-    pub finding_lines: Vec<FindingLine>,
+    /// The findings of each record that has some (contract §12): a transformation cannot add
+    /// records, so the invocation delivers them itself. Only when a findings prefix was given.
+    /// Deliver them once re-ingestion is planned: see [`drop_findings_of`](Self::drop_findings_of).
+    pub findings: Vec<RecordFindings>,
     /// Records that failed whole, by index, with the reason.
     pub failures: Vec<(usize, String)>,
     /// The clusters of the events kept or quarantined (`_unknown` for events without one).
@@ -37,6 +36,17 @@ pub struct ProcessedRecords {
     /// the record's index and the size its entry has with the data. For
     /// [`reingest::plan`](crate::batch::reingest::plan).
     pub shed: Vec<(usize, usize)>,
+}
+
+/// One record's findings: their objects and, one by one, for the findings queue.
+#[derive(Debug)]
+pub struct RecordFindings {
+    /// The record's index.
+    pub record: usize,
+    /// The objects to store.
+    pub objects: Vec<Object>,
+    /// The findings in those objects.
+    pub lines: Vec<FindingLine>,
 }
 
 /// Decodes and processes every record. With `quarantine_prefix`, quarantined events become
@@ -150,11 +160,12 @@ fn process_records_within(
                             .quarantine
                             .extend(objects::quarantine_objects(&outcome, prefix));
                     }
-                    if let Some(prefix) = findings_prefix {
-                        processed
-                            .findings
-                            .extend(objects::finding_objects(&outcome, prefix));
-                        processed.finding_lines.append(&mut outcome.findings);
+                    if let Some(prefix) = findings_prefix.filter(|_| !outcome.findings.is_empty()) {
+                        processed.findings.push(RecordFindings {
+                            record: index,
+                            objects: objects::finding_objects(&outcome, prefix),
+                            lines: std::mem::take(&mut outcome.findings),
+                        });
                     }
                     note_clusters(&outcome, &mut processed.clusters);
                     let mut tally = outcome.tally.clone();
@@ -186,6 +197,23 @@ fn process_records_within(
 }
 
 impl ProcessedRecords {
+    /// Forgets the findings of the records `plan` re-ingests: each comes back as a record of
+    /// its own, and its findings are delivered then, with its data, not twice (contract §12).
+    pub fn drop_findings_of(&mut self, plan: &Plan) {
+        self.findings
+            .retain(|of| plan.reingested.binary_search(&of.record).is_err());
+    }
+
+    /// Every findings object, in record order.
+    pub fn finding_objects(&self) -> impl Iterator<Item = &Object> {
+        self.findings.iter().flat_map(|of| &of.objects)
+    }
+
+    /// Every finding, in record order.
+    pub fn finding_lines(&self) -> impl Iterator<Item = &FindingLine> {
+        self.findings.iter().flat_map(|of| &of.lines)
+    }
+
     /// The invocation's account once `plan` (re-ingestion) has rewritten the entries.
     /// Re-ingested records are counted when they come back, so nothing is counted twice.
     pub fn tally(&self, plan: &Plan) -> Tally {
