@@ -78,6 +78,8 @@ fn decode_base64_into(data: &str, out: &mut Vec<u8>) -> Result<(), DecodeError> 
 #[derive(Debug, Default)]
 pub struct DecodeBuffers {
     compressed: Vec<u8>,
+    /// Inflated bytes at its start. All of it stays initialized from record to record:
+    /// `read_to_end` zeroed its spare room on every call, 8 M instructions a typical payload.
     payload: Vec<u8>,
 }
 
@@ -88,9 +90,8 @@ impl DecodeBuffers {
         decode_base64_into(data, &mut self.compressed)?;
         let bytes = &self.compressed;
         if bytes.starts_with(&GZIP_MAGIC) {
-            self.payload.clear();
-            gunzip(bytes, limit, &mut self.payload)?;
-            return Ok(&self.payload);
+            let inflated = gunzip(bytes, limit, &mut self.payload)?;
+            return Ok(&self.payload[..inflated]);
         }
         check_plain_json(bytes, limit)?;
         Ok(bytes)
@@ -110,26 +111,61 @@ pub fn decompress(bytes: Vec<u8>, limit: usize) -> Result<Vec<u8>, DecodeError> 
     }
     if is_gzip(&bytes) {
         let mut out = Vec::new();
-        gunzip(&bytes, limit, &mut out)?;
+        let inflated = gunzip(&bytes, limit, &mut out)?;
+        out.truncate(inflated);
         return Ok(out);
     }
     check_plain_json(&bytes, limit)?;
     Ok(bytes)
 }
 
-/// Inflates every gzip member of `bytes` onto `out`, failing past `limit` bytes of output.
-fn gunzip(bytes: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), DecodeError> {
-    // Room for the usual 8x inflation, or for limit + 1 bytes at most: filling exactly that much
-    // never makes the vector double past the limit.
-    out.reserve(bytes.len().saturating_mul(8).min(limit.saturating_add(1)));
-    let read = MultiGzDecoder::new(bytes)
-        .take(u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1))
-        .read_to_end(out)
-        .map_err(|e| DecodeError::CorruptGzip(e.to_string()))?;
-    if read > limit {
+/// Inflates every gzip member of `bytes` into `out` from its start, failing past `limit` bytes
+/// of output; returns how many bytes it wrote. `out` is grown, zeroed, only where it is not
+/// long enough yet, and never shortened, so buffers reused across records are zeroed once.
+fn gunzip(bytes: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<usize, DecodeError> {
+    // One byte past the limit tells a payload over it.
+    let cap = limit.saturating_add(1);
+    let expected = inflated_size_hint(bytes).min(cap);
+    if out.len() < expected {
+        out.resize(expected, 0);
+    }
+    let mut decoder = MultiGzDecoder::new(bytes);
+    let mut filled = 0;
+    loop {
+        let end = out.len().min(cap);
+        if filled == end {
+            if end == cap {
+                break;
+            }
+            out.resize(end.saturating_mul(2).max(64 << 10).min(cap), 0);
+            continue;
+        }
+        match decoder.read(&mut out[filled..end]) {
+            Ok(0) => break,
+            Ok(read) => filled += read,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(DecodeError::CorruptGzip(e.to_string())),
+        }
+    }
+    if filled > limit {
         return Err(DecodeError::TooLarge { limit });
     }
-    Ok(())
+    Ok(filled)
+}
+
+/// The inflated size of `bytes`' last gzip member, from its trailer (ISIZE, the size modulo
+/// 2^32), or 0 when there is no trailer to read. Only a hint, for sizing the output once instead
+/// of doubling it: a hostile trailer may say anything, so it is held to deflate's own ceiling of
+/// about 1,032 bytes out per byte in.
+fn inflated_size_hint(bytes: &[u8]) -> usize {
+    const SMALLEST_MEMBER: usize = 18;
+    const MAX_DEFLATE_RATIO: usize = 1032;
+    let Some(trailer) = bytes.len().checked_sub(4).filter(|_| bytes.len() >= SMALLEST_MEMBER)
+    else {
+        return 0;
+    };
+    let isize = u32::from_le_bytes(bytes[trailer..].try_into().expect("four bytes"));
+    (isize as usize).min(bytes.len().saturating_mul(MAX_DEFLATE_RATIO))
 }
 
 /// Data that is not gzip must be JSON already (Firehose's Decompression option).
@@ -426,6 +462,48 @@ mod tests {
             buffers.decode(&encode(&gzip(big.as_bytes())), 1024),
             Err(DecodeError::TooLarge { limit: 1024 })
         );
+    }
+
+    /// The trailer's size only sizes the buffer: a member that lies about it, several members,
+    /// or a record after a larger one still decode to exactly their bytes.
+    #[test]
+    fn the_gzip_trailer_is_a_hint_not_a_promise() {
+        let json = br#"{"messageType":"CONTROL_MESSAGE","logEvents":[]}"#;
+        let lying = |isize: u32| {
+            let mut bytes = gzip(json);
+            let trailer = bytes.len() - 4;
+            bytes[trailer..].copy_from_slice(&isize.to_le_bytes());
+            bytes
+        };
+        // flate2 checks ISIZE against what it inflated, so a lie is corruption, caught.
+        for isize in [0, 1, u32::MAX] {
+            assert!(
+                matches!(
+                    decompress(lying(isize), 1 << 20),
+                    Err(DecodeError::CorruptGzip(_))
+                ),
+                "ISIZE {isize}"
+            );
+        }
+        let mut two = gzip(&json[..20]);
+        two.extend(gzip(&json[20..]));
+        assert_eq!(decompress(two, 1 << 20).unwrap(), json);
+
+        let mut buffers = DecodeBuffers::default();
+        let encode = |bytes: &[u8]| STANDARD.encode(bytes);
+        let big = vec![b'{'; 300 << 10];
+        assert_eq!(
+            buffers.decode(&encode(&gzip(&big)), 1 << 20).unwrap(),
+            &big[..]
+        );
+        assert_eq!(
+            buffers.decode(&encode(&gzip(json)), 1 << 20).unwrap(),
+            json
+        );
+        // Past the 64 KiB first growth, with no trailer hint: grows until the data ends.
+        let mut no_hint = gzip(&big);
+        no_hint.extend(gzip(b""));
+        assert_eq!(decompress(no_hint, 1 << 20).unwrap(), big);
     }
 
     #[test]
