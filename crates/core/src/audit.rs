@@ -284,8 +284,8 @@ pub struct Annotations<'a> {
     pub entries: Vec<(Cow<'a, str>, Cow<'a, str>)>,
 }
 
-const DECISION: &str = "authorization.k8s.io/decision";
-const REASON: &str = "authorization.k8s.io/reason";
+pub(crate) const DECISION: &str = "authorization.k8s.io/decision";
+pub(crate) const REASON: &str = "authorization.k8s.io/reason";
 
 impl<'de: 'a, 'a> Deserialize<'de> for Annotations<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -343,8 +343,13 @@ impl<'a> AuditEvent<'a> {
         }
         let event: AuditEvent<'a> =
             serde_json::from_str(text).map_err(|e| NotAnAuditEvent::Json(e.to_string()))?;
-        match event.kind.as_deref() {
-            None | Some("Event") => Ok(event),
+        event.of_kind_event()
+    }
+
+    /// The event, unless its `kind` names another kind than `Event`.
+    pub(crate) fn of_kind_event(self) -> Result<AuditEvent<'a>, NotAnAuditEvent> {
+        match self.kind.as_deref() {
+            None | Some("Event") => Ok(self),
             Some(other) => Err(NotAnAuditEvent::OtherKind(other.to_owned())),
         }
     }

@@ -24,6 +24,7 @@
 //! callers need.
 
 pub mod audit;
+mod audit_reader;
 pub mod batch;
 pub mod detect;
 pub mod eks;

@@ -424,10 +424,9 @@ pub fn process_event_correlating(
     if let Some(cut) = salvage::cut_text(text) {
         return process_truncated(text, cut, context, options, out, findings, correlations);
     }
-    // strict_json::check then AuditEvent::parse, the bodies validated in one pass and never
-    // parsed unless a rule looks into them.
-    let mut stripped = String::new();
-    let event = match single_pass::parse_event(text, options.limits.max_depth, &mut stripped) {
+    // strict_json::check then AuditEvent::parse in one pass, the bodies never parsed unless a
+    // rule looks into them.
+    let event = match single_pass::parse_event(text, options.limits.max_depth) {
         Ok(event) => event,
         Err(reason) => return EventFate::Quarantined(reason),
     };

@@ -1,93 +1,58 @@
-//! One validating pass over an audit event's text in place of two (issue 15): it checks what
-//! [`strict_json::check`] checks and what serde_json's skip of `requestObject` and
-//! `responseObject` checks, and finds those two bodies (most of an event's bytes), so that
-//! serde_json then parses only the rest of the event.
+//! One validating pass over an audit event's text in place of three (issue 15): it checks what
+//! [`strict_json::check`] checks and what serde_json's parse checks, and finds the event
+//! object's members, from which [`audit_reader`] reads the fields the schemas use. The bodies,
+//! `requestObject` and `responseObject` (most of an event's bytes), are crossed once.
 //!
 //! The scanner answers only when it is sure: for text that is valid JSON, one object, within
 //! the depth limit, with paired surrogate escapes and numbers that fit a float. Anything else,
-//! and any error of the parse that follows, goes through the reference path
+//! and anything the reader is unsure of, goes through the reference path
 //! ([`strict_json::check`] then [`AuditEvent::parse`] on the whole text), so refusals and
 //! their reasons stay exactly as they were. The golden comparison (`src/golden.rs`) checks
 //! both paths against each other.
 
 use std::ops::Range;
 
-use crate::audit::{AuditEvent, JsonText};
+use crate::audit::AuditEvent;
+use crate::audit_reader::{self, Member};
 use crate::strict_json::{self, hex4};
 use crate::string_stops::first_string_stop;
 
 /// The event of `text`, or why it is quarantined: the same answer as [`strict_json::check`]
-/// then [`AuditEvent::parse`]. The bodies are validated by the scan, parsed as `null` from
-/// `stripped` (a copy of the text without them) and handed over as their text, which only a
-/// detection rule that looks into them reads. When the scan is unsure, or the parse of the
-/// rest fails, the whole text goes through the reference path.
-pub(crate) fn parse_event<'t>(
-    text: &'t str,
-    max_depth: usize,
-    stripped: &'t mut String,
-) -> Result<AuditEvent<'t>, String> {
+/// then [`AuditEvent::parse`]. The scan validates the text and finds the event's members; the
+/// event is read from them ([`audit_reader`]), its bodies handed over as their text, which only
+/// a detection rule that looks into them reads. When the scan or the reader is unsure, the
+/// whole text goes through the reference path.
+pub(crate) fn parse_event(text: &str, max_depth: usize) -> Result<AuditEvent<'_>, String> {
     #[cfg(any(test, feature = "oracle"))]
     let reference = crate::oracle::on();
     #[cfg(not(any(test, feature = "oracle")))]
     let reference = false;
-    if !reference && let Some(bodies) = scan(text, max_depth) {
-        stripped.clear();
-        let mut copied = 0;
-        for body in bodies.in_text_order().into_iter().flatten() {
-            stripped.push_str(&text[copied..body.start]);
-            stripped.push_str("null");
-            copied = body.end;
-        }
-        stripped.push_str(&text[copied..]);
-        let stripped: &'t str = stripped;
-        if let Ok(mut event) = AuditEvent::parse(stripped) {
-            // As serde reads an `Option`: a `null` body is no body.
-            let body = |range: Option<Range<usize>>| {
-                let value = &text[range?];
-                (value != "null").then(|| JsonText::validated(value))
-            };
-            event.request_object = body(bodies.request);
-            event.response_object = body(bodies.response);
-            return Ok(event);
+    if !reference {
+        let mut members = Vec::with_capacity(32);
+        if scan(text, max_depth, &mut members).is_some()
+            && let Some(event) = audit_reader::read(text, &members)
+        {
+            return event.of_kind_event().map_err(|e| e.to_string());
         }
     }
     strict_json::check(text, max_depth).map_err(|rejection| rejection.to_string())?;
     AuditEvent::parse(text).map_err(|e| e.to_string())
 }
 
-/// Where the top-level `requestObject` and `responseObject` values are in an event's text.
-#[derive(Debug, Default, PartialEq)]
-struct Bodies {
-    request: Option<Range<usize>>,
-    response: Option<Range<usize>>,
-}
-
-impl Bodies {
-    fn in_text_order(&self) -> [Option<Range<usize>>; 2] {
-        let (request, response) = (self.request.clone(), self.response.clone());
-        match (&request, &response) {
-            (Some(r), Some(s)) if s.start < r.start => [response, request],
-            _ => [request, response],
-        }
-    }
-}
-
 /// Deepest nesting the scan vouches for: serde_json stops at 128 levels, and the event object
 /// is one of them.
 const SCAN_DEPTH: usize = 100;
 
-/// The top-level `requestObject` and `responseObject` values of `text`, in text order, when
-/// `text` is one valid JSON object that [`strict_json::check`] accepts within `max_depth`;
-/// `None` when unsure. A body key written with escapes, or given twice, is unsure too.
-fn scan(text: &str, max_depth: usize) -> Option<Bodies> {
+/// The members of the object `text`, pushed onto `members` in text order, when `text` is one
+/// valid JSON object that [`strict_json::check`] accepts within `max_depth`; `None` when unsure.
+pub(crate) fn scan(text: &str, max_depth: usize, members: &mut Vec<Member>) -> Option<()> {
     let b = text.as_bytes();
     let limit = max_depth.min(SCAN_DEPTH);
-    let mut bodies: [Option<Range<usize>>; 2] = [None, None];
     // Bit d is set when level d is an object.
     let mut objects: u128 = 0;
     let mut depth = 0usize;
-    // The body whose value is being read, with its start.
-    let mut body: Option<(usize, usize)> = None;
+    // The top-level member whose value is being read: its key, its value's start.
+    let mut member: Option<(Range<usize>, usize)> = None;
     let mut at = ws(b, 0);
     if b.get(at) != Some(&b'{') {
         return None;
@@ -111,7 +76,7 @@ fn scan(text: &str, max_depth: usize) -> Option<Bodies> {
                 let close = if object { b'}' } else { b']' };
                 if *b.get(at)? != close {
                     if object {
-                        at = key(b, at, depth, &mut body, &bodies)?;
+                        at = key(b, at, depth, &mut member)?;
                     }
                     continue;
                 }
@@ -128,17 +93,19 @@ fn scan(text: &str, max_depth: usize) -> Option<Bodies> {
         // A value ended at `at`: close what it ends, up to the next value.
         loop {
             if depth == 1
-                && let Some((which, start)) = body.take()
+                && let Some((key, start)) = member.take()
             {
-                bodies[which] = Some(start..at);
+                members.push(Member {
+                    key,
+                    value: start..at,
+                });
             }
             if depth == 0 {
                 at = ws(b, at);
                 if at != b.len() {
                     return None;
                 }
-                let [request, response] = bodies;
-                return Some(Bodies { request, response });
+                return Some(());
             }
             at = ws(b, at);
             let object = objects >> depth & 1 == 1;
@@ -146,7 +113,7 @@ fn scan(text: &str, max_depth: usize) -> Option<Bodies> {
                 b',' => {
                     at = ws(b, at + 1);
                     if object {
-                        at = key(b, at, depth, &mut body, &bodies)?;
+                        at = key(b, at, depth, &mut member)?;
                     }
                     break;
                 }
@@ -160,20 +127,19 @@ fn scan(text: &str, max_depth: usize) -> Option<Bodies> {
     }
 }
 
-fn ws(b: &[u8], mut at: usize) -> usize {
+pub(crate) fn ws(b: &[u8], mut at: usize) -> usize {
     while let Some(b' ' | b'\t' | b'\n' | b'\r') = b.get(at) {
         at += 1;
     }
     at
 }
 
-/// A key at `at` and its colon; past the colon. At the top level, notes a body key.
+/// A key at `at` and its colon; past the colon. At the top level, notes the member begun.
 fn key(
     b: &[u8],
     at: usize,
     depth: usize,
-    body: &mut Option<(usize, usize)>,
-    bodies: &[Option<Range<usize>>; 2],
+    member: &mut Option<(Range<usize>, usize)>,
 ) -> Option<usize> {
     if *b.get(at)? != b'"' {
         return None;
@@ -184,28 +150,14 @@ fn key(
         return None;
     }
     if depth == 1 {
-        let name = &b[at + 1..end - 1];
-        if name.contains(&b'\\') {
-            return None;
-        }
-        let which = match name {
-            b"requestObject" => Some(0),
-            b"responseObject" => Some(1),
-            _ => None,
-        };
-        if let Some(which) = which {
-            if bodies[which].is_some() {
-                return None;
-            }
-            *body = Some((which, ws(b, after + 1)));
-        }
+        *member = Some((at + 1..end - 1, ws(b, after + 1)));
     }
     Some(after + 1)
 }
 
 /// From just inside an opening quote to just past the closing one: no control characters,
 /// only JSON's escapes, surrogate escapes in pairs.
-fn string(b: &[u8], mut at: usize) -> Option<usize> {
+pub(crate) fn string(b: &[u8], mut at: usize) -> Option<usize> {
     loop {
         // Sixteen bytes at a time to the next quote, backslash or control character: most
         // strings are short, where a call to memchr costs more than it saves.
@@ -300,15 +252,28 @@ fn literal(b: &[u8], at: usize, word: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
 
+    fn scanned(text: &str, max_depth: usize) -> Option<Vec<(&str, &str)>> {
+        let mut members = Vec::new();
+        scan(text, max_depth, &mut members)?;
+        let text_of = |m: &Member| (&text[m.key.clone()], &text[m.value.clone()]);
+        Some(members.iter().map(text_of).collect())
+    }
+
     #[test]
-    fn the_scan_finds_the_bodies_of_valid_events_only() {
-        let text = r#" {"a":[1,-2.5e3,true,null,{"b":"\u00e9\ud83d\ude00"}],"responseObject":{"x":[]} , "requestObject" : "s"} "#;
-        let bodies = scan(text, 100).unwrap();
-        assert_eq!(&text[bodies.request.clone().unwrap()], r#""s""#);
-        assert_eq!(&text[bodies.response.clone().unwrap()], r#"{"x":[]}"#);
-        let [first, second] = bodies.in_text_order();
-        assert!(first.unwrap().start < second.unwrap().start);
-        assert_eq!(scan(r#"{}"#, 100), Some(Bodies::default()));
+    fn the_scan_finds_the_members_of_valid_events_only() {
+        let text = r#" {"a":[1,-2.5e3,true,null,{"b":"\u00e9\ud83d\ude00"}],"responseObject":{"x":[]} , "requestObject" : "s", "n\"":-0 } "#;
+        assert_eq!(
+            scanned(text, 100).unwrap(),
+            [
+                ("a", r#"[1,-2.5e3,true,null,{"b":"\u00e9\ud83d\ude00"}]"#),
+                ("responseObject", r#"{"x":[]}"#),
+                ("requestObject", r#""s""#),
+                (r#"n\""#, "-0"),
+            ]
+        );
+        assert_eq!(scanned(r#"{}"#, 100), Some(Vec::new()));
+        // Members twice, or keys with escapes, are the reader's to judge.
+        assert!(scanned(r#"{"requestObject":1,"requestObject":2}"#, 100).is_some());
         for bad in [
             r#"{"a":01}"#,
             r#"{"a":1.}"#,
@@ -322,14 +287,12 @@ mod tests {
             r#"{"a" 1}"#,
             r#"{"a":1} x"#,
             r#"{"a":1}}"#,
-            r#"{"requestObject":1,"requestObject":2}"#,
-            r#"{"request\u004fbject":1}"#,
             r#"[1]"#,
             r#"{"a":tru}"#,
             r#"{"a":[[[]]]}"#,
         ] {
-            assert_eq!(scan(bad, 3), None, "{bad}");
+            assert_eq!(scanned(bad, 3), None, "{bad}");
         }
-        assert!(scan(r#"{"a":[[]]}"#, 3).is_some());
+        assert!(scanned(r#"{"a":[[]]}"#, 3).is_some());
     }
 }

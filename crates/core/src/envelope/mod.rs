@@ -2,7 +2,7 @@
 
 pub mod models;
 pub mod payload;
-mod unescape;
+pub(crate) mod unescape;
 mod usual_message;
 
 pub use models::{IncomingEvent, LogEvent, SubscriptionMessage};

@@ -160,7 +160,10 @@ fn gunzip(bytes: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<usize, Decode
 fn inflated_size_hint(bytes: &[u8]) -> usize {
     const SMALLEST_MEMBER: usize = 18;
     const MAX_DEFLATE_RATIO: usize = 1032;
-    let Some(trailer) = bytes.len().checked_sub(4).filter(|_| bytes.len() >= SMALLEST_MEMBER)
+    let Some(trailer) = bytes
+        .len()
+        .checked_sub(4)
+        .filter(|_| bytes.len() >= SMALLEST_MEMBER)
     else {
         return 0;
     };
@@ -496,10 +499,7 @@ mod tests {
             buffers.decode(&encode(&gzip(&big)), 1 << 20).unwrap(),
             &big[..]
         );
-        assert_eq!(
-            buffers.decode(&encode(&gzip(json)), 1 << 20).unwrap(),
-            json
-        );
+        assert_eq!(buffers.decode(&encode(&gzip(json)), 1 << 20).unwrap(), json);
         // Past the 64 KiB first growth, with no trailer hint: grows until the data ends.
         let mut no_hint = gzip(&big);
         no_hint.extend(gzip(b""));
