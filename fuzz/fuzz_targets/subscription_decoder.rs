@@ -53,8 +53,9 @@ fuzz_target!(|input: &[u8]| {
     if !was_gzip {
         assert_eq!(payload, original, "plain JSON is passed through untouched");
     }
-    let parsed = parse_messages(&payload, max_events);
-    let reference = with_reference(|| parse_messages(&payload, max_events));
+    let mut unescaped = Vec::new();
+    let parsed = parse_messages(&payload, &mut unescaped, max_events);
+    let reference = with_reference(|| parse_messages(&payload, &mut Vec::new(), max_events));
     assert_eq!(format!("{parsed:?}"), format!("{reference:?}"));
     if let Ok(messages) = parsed {
         assert!(!messages.is_empty());

@@ -79,7 +79,9 @@ async fn delivered(stream: &Stream) -> Delivered {
         found.bytes.push(body.len());
         // Records are concatenated gzip members, as Firehose writes them to S3.
         let json = decompress(body.clone(), 1 << 30).expect("gzip payloads");
-        let messages = parse_messages(&json, usize::MAX).expect("subscription messages");
+        let mut unescaped = Vec::new();
+        let messages =
+            parse_messages(&json, &mut unescaped, usize::MAX).expect("subscription messages");
         found.calls.push(
             messages
                 .iter()

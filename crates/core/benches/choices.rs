@@ -196,7 +196,7 @@ fn parse_messages_by_hand(bencher: Bencher) {
             .payloads
             .iter()
             .map(|p| {
-                parse_messages(black_box(p), usize::MAX)
+                parse_messages(black_box(p), &mut Vec::new(), usize::MAX)
                     .expect("message")
                     .iter()
                     .map(|m| m.log_events.len())
@@ -218,7 +218,8 @@ fn check_parsers_agree() {
                 serde, sonic,
                 "serde_json and sonic-rs disagree on a message"
             );
-            let by_hand = parse_messages(payload, usize::MAX).expect("a message");
+            let mut unescaped = Vec::new();
+            let by_hand = parse_messages(payload, &mut unescaped, usize::MAX).expect("a message");
             let events = by_hand.iter().flat_map(|m| &m.log_events);
             let by_hand: Vec<_> = events
                 .map(|e| (e.id.as_str(), e.timestamp, e.message.as_ref()))

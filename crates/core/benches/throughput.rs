@@ -266,7 +266,9 @@ fn parse_filter(bencher: Bencher, size: &str) {
     counted(bencher, workload).bench_local(|| {
         let mut kept = 0;
         for payload in &workload.payloads {
-            for message in parse_messages(black_box(payload), usize::MAX).expect("messages") {
+            for message in
+                parse_messages(black_box(payload), &mut Vec::new(), usize::MAX).expect("messages")
+            {
                 if message.message_type != "DATA_MESSAGE" || !is_audit_stream(&message.log_stream) {
                     continue;
                 }
@@ -290,7 +292,9 @@ fn pipeline(bencher: Bencher, case: Case) {
     counted(bencher, workload).bench_local(|| {
         let mut bytes = 0;
         for payload in &workload.payloads {
-            let messages = parse_messages(black_box(payload), usize::MAX).expect("messages");
+            let mut unescaped = Vec::new();
+            let messages =
+                parse_messages(black_box(payload), &mut unescaped, usize::MAX).expect("messages");
             bytes += process_messages(&messages, origin, &settings).ndjson.len();
         }
         bytes
@@ -309,7 +313,7 @@ fn kept_events(workload: &'static Workload, settings: &ProcessOptions) -> Vec<Pa
     let mut kept = Vec::new();
     for payload in &workload.payloads {
         let messages: &'static [SubscriptionMessage<'static>] = Box::leak(
-            parse_messages(payload, usize::MAX)
+            parse_messages(payload, Box::leak(Box::default()), usize::MAX)
                 .expect("messages")
                 .into_boxed_slice(),
         );
@@ -378,7 +382,7 @@ fn outcomes(workload: &Workload) -> Vec<Outcome> {
         .iter()
         .map(|payload| {
             process_messages(
-                &parse_messages(payload, usize::MAX).expect("messages"),
+                &parse_messages(payload, &mut Vec::new(), usize::MAX).expect("messages"),
                 origin,
                 &settings,
             )

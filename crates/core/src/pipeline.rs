@@ -167,8 +167,16 @@ pub fn process_data_into(
     buffers: &mut DecodeBuffers,
     correlations: Option<&mut Correlations>,
 ) -> Result<Outcome, DecodeError> {
-    let payload = buffers.decode(data, options.limits.max_payload_bytes)?;
-    process_decompressed(payload, origin, options, correlations)
+    let limits = &options.limits;
+    let (bytes_in, messages) =
+        buffers.decode_messages(data, limits.max_payload_bytes, limits.max_events_per_record)?;
+    Ok(process_parsed(
+        bytes_in,
+        &messages,
+        origin,
+        options,
+        correlations,
+    ))
 }
 
 /// [`process_data`] after base64: gzip or plain JSON subscription messages. The payload is an
@@ -190,20 +198,30 @@ pub fn process_payload_correlating(
     correlations: Option<&mut Correlations>,
 ) -> Result<Outcome, DecodeError> {
     let payload = decompress(bytes, options.limits.max_payload_bytes)?;
-    process_decompressed(&payload, origin, options, correlations)
+    let mut unescaped = Vec::new();
+    let max_events = options.limits.max_events_per_record;
+    let messages = parse_messages(&payload, &mut unescaped, max_events)?;
+    Ok(process_parsed(
+        payload.len(),
+        &messages,
+        origin,
+        options,
+        correlations,
+    ))
 }
 
-/// The decompressed payload's subscription messages, filtered and normalized.
-fn process_decompressed(
-    payload: &[u8],
+/// A decoded payload's subscription messages, filtered and normalized; `bytes_in` is the size
+/// of the decoded payload.
+fn process_parsed(
+    bytes_in: usize,
+    messages: &[SubscriptionMessage<'_>],
     origin: Origin<'_>,
     options: &ProcessOptions,
     correlations: Option<&mut Correlations>,
-) -> Result<Outcome, DecodeError> {
-    let messages = parse_messages(payload, options.limits.max_events_per_record)?;
-    let mut outcome = process_messages_correlating(&messages, origin, options, correlations);
-    outcome.tally.bytes_in = payload.len() as u64;
-    Ok(outcome)
+) -> Outcome {
+    let mut outcome = process_messages_correlating(messages, origin, options, correlations);
+    outcome.tally.bytes_in = bytes_in as u64;
+    outcome
 }
 
 /// Filters and normalizes every log event of `messages`. The messages are an invocation of

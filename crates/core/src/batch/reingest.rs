@@ -348,8 +348,10 @@ impl Splitter<'_> {
 
     /// The size of the `Ok` response entry the next pass would make of `json`.
     fn entry_bytes(&self, json: &[u8]) -> Result<usize, String> {
-        let messages = parse_messages(json, self.options.limits.max_events_per_record)
-            .map_err(|e| e.to_string())?;
+        let mut unescaped = Vec::new();
+        let max_events = self.options.limits.max_events_per_record;
+        let messages =
+            parse_messages(json, &mut unescaped, max_events).map_err(|e| e.to_string())?;
         let ndjson = process_messages(&messages, self.origin, self.options)
             .ndjson
             .len();
@@ -489,7 +491,8 @@ mod tests {
             .iter()
             .flat_map(|p| {
                 let json = decompress(p.clone(), 1 << 30).unwrap();
-                let messages = parse_messages(&json, usize::MAX).unwrap();
+                let mut unescaped = Vec::new();
+                let messages = parse_messages(&json, &mut unescaped, usize::MAX).unwrap();
                 messages
                     .iter()
                     .flat_map(|m| m.log_events.iter().map(|e| e.id.as_str().to_owned()))
@@ -634,7 +637,7 @@ mod tests {
         )
         .unwrap();
         let ndjson = process_messages(
-            &parse_messages(&json, usize::MAX).unwrap(),
+            &parse_messages(&json, &mut Vec::new(), usize::MAX).unwrap(),
             Origin::default(),
             &options,
         )
@@ -654,7 +657,7 @@ mod tests {
         for piece in &plan.payloads {
             let json = decompress(piece.clone(), 1 << 30).unwrap();
             let out = process_messages(
-                &parse_messages(&json, usize::MAX).unwrap(),
+                &parse_messages(&json, &mut Vec::new(), usize::MAX).unwrap(),
                 Origin::default(),
                 &options,
             )

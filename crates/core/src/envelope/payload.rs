@@ -81,20 +81,47 @@ pub struct DecodeBuffers {
     /// Inflated bytes at its start. All of it stays initialized from record to record:
     /// `read_to_end` zeroed its spare room on every call, 8 M instructions a typical payload.
     payload: Vec<u8>,
+    /// The log event messages [`parse_messages`] unescaped.
+    unescaped: Vec<u8>,
 }
 
 impl DecodeBuffers {
     /// [`decode_base64`] then [`decompress`], into these buffers: the returned payload borrows them.
     pub fn decode(&mut self, data: &str, limit: usize) -> Result<&[u8], DecodeError> {
+        Ok(match self.inflate(data, limit)? {
+            Some(inflated) => &self.payload[..inflated],
+            None => &self.compressed,
+        })
+    }
+
+    /// [`decode`](Self::decode) then [`parse_messages`], into these buffers: the size of the
+    /// decoded payload, and its messages.
+    pub fn decode_messages(
+        &mut self,
+        data: &str,
+        limit: usize,
+        max_events: usize,
+    ) -> Result<(usize, Vec<SubscriptionMessage<'_>>), DecodeError> {
+        let inflated = self.inflate(data, limit)?;
+        let json = match inflated {
+            Some(inflated) => &self.payload[..inflated],
+            None => &self.compressed,
+        };
+        let messages = parse_messages(json, &mut self.unescaped, max_events)?;
+        Ok((json.len(), messages))
+    }
+
+    /// Decodes `data`'s base64 into `compressed`, then inflates it into `payload` when it is
+    /// gzip (`Some` of the inflated size) or checks that it is plain JSON (`None`).
+    fn inflate(&mut self, data: &str, limit: usize) -> Result<Option<usize>, DecodeError> {
         self.compressed.clear();
         decode_base64_into(data, &mut self.compressed)?;
         let bytes = &self.compressed;
         if bytes.starts_with(&GZIP_MAGIC) {
-            let inflated = gunzip(bytes, limit, &mut self.payload)?;
-            return Ok(&self.payload[..inflated]);
+            return gunzip(bytes, limit, &mut self.payload).map(Some);
         }
         check_plain_json(bytes, limit)?;
-        Ok(bytes)
+        Ok(None)
     }
 }
 
@@ -198,11 +225,15 @@ fn check_plain_json(bytes: &[u8], limit: usize) -> Result<(), DecodeError> {
 /// same event budget. Anything else (several messages, or input that is not one valid message)
 /// is read by serde_json's stream deserializer, which counts events while parsing, decides and
 /// explains.
-pub fn parse_messages(
-    json: &[u8],
+///
+/// `unescaped` is the hand reader's buffer for escaped log event messages, which then borrow
+/// from it; keep it across payloads so it is allocated once.
+pub fn parse_messages<'a>(
+    json: &'a [u8],
+    unescaped: &'a mut Vec<u8>,
     max_events: usize,
-) -> Result<Vec<SubscriptionMessage<'_>>, DecodeError> {
-    if let Some(message) = parse_single_message_fast(json, max_events) {
+) -> Result<Vec<SubscriptionMessage<'a>>, DecodeError> {
+    if let Some(message) = parse_single_message_fast(json, unescaped, max_events) {
         return match message.message_type.as_ref() {
             "DATA_MESSAGE" | "CONTROL_MESSAGE" => Ok(vec![message]),
             other => Err(DecodeError::UnknownMessageType(other.to_owned())),
@@ -241,14 +272,18 @@ pub fn parse_messages(
 /// The usual payload, exactly one message within the event budget, read by hand or else by
 /// sonic-rs; `None` for anything else, which the caller reads again with serde_json to decide
 /// and explain.
-fn parse_single_message_fast(json: &[u8], max_events: usize) -> Option<SubscriptionMessage<'_>> {
+fn parse_single_message_fast<'a>(
+    json: &'a [u8],
+    unescaped: &'a mut Vec<u8>,
+    max_events: usize,
+) -> Option<SubscriptionMessage<'a>> {
     #[cfg(any(test, feature = "oracle"))]
     let reference = crate::oracle::on();
     #[cfg(not(any(test, feature = "oracle")))]
     let reference = false;
     if !reference
         && super::unescape::in_blocks()
-        && let Some(message) = super::usual_message::read(json, max_events)
+        && let Some(message) = super::usual_message::read(json, unescaped, max_events)
     {
         return Some(message);
     }
@@ -561,7 +596,8 @@ mod tests {
     fn concatenated_messages_are_all_read() {
         let two = br#"{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s","logEvents":[]}
 {"messageType":"CONTROL_MESSAGE","logEvents":[]}"#;
-        let messages = parse_messages(two, 10).unwrap();
+        let mut unescaped = Vec::new();
+        let messages = parse_messages(two, &mut unescaped, 10).unwrap();
         assert_eq!(messages.len(), 2);
         assert_eq!(messages[1].message_type, "CONTROL_MESSAGE");
     }
@@ -569,11 +605,16 @@ mod tests {
     #[test]
     fn unknown_message_type_and_missing_log_events_fail() {
         assert_eq!(
-            parse_messages(br#"{"messageType":"SOMETHING","logEvents":[]}"#, 10).unwrap_err(),
+            parse_messages(
+                br#"{"messageType":"SOMETHING","logEvents":[]}"#,
+                &mut Vec::new(),
+                10
+            )
+            .unwrap_err(),
             DecodeError::UnknownMessageType("SOMETHING".into())
         );
         assert!(matches!(
-            parse_messages(br#"{"messageType":"DATA_MESSAGE"}"#, 10),
+            parse_messages(br#"{"messageType":"DATA_MESSAGE"}"#, &mut Vec::new(), 10),
             Err(DecodeError::NotSubscriptionMessage(_))
         ));
     }
@@ -588,7 +629,7 @@ mod tests {
             b"   ",
         ] {
             assert!(
-                parse_messages(bad, usize::MAX).is_err(),
+                parse_messages(bad, &mut Vec::new(), usize::MAX).is_err(),
                 "{:?}",
                 String::from_utf8_lossy(bad)
             );
@@ -598,7 +639,8 @@ mod tests {
     #[test]
     fn escaped_messages_are_unescaped() {
         let json = br#"{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s","logEvents":[{"id":"1","timestamp":1,"message":"{\"a\":\"caf\u00e9 \ud83d\ude80 \\u0026\"}"}]}"#;
-        let messages = parse_messages(json, usize::MAX).unwrap();
+        let mut unescaped = Vec::new();
+        let messages = parse_messages(json, &mut unescaped, usize::MAX).unwrap();
         assert_eq!(
             messages[0].log_events[0].message,
             "{\"a\":\"café 🚀 \\u0026\"}"
@@ -607,8 +649,10 @@ mod tests {
 
     #[test]
     fn event_ids_may_be_integers() {
+        let mut unescaped = Vec::new();
         let messages = parse_messages(
             br#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":42,"timestamp":1,"message":"{}"}]}"#,
+            &mut unescaped,
             10,
         )
         .unwrap();
@@ -618,33 +662,48 @@ mod tests {
     #[test]
     fn log_events_past_the_limit_fail_the_payload_across_messages() {
         let message = br#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","timestamp":1,"message":"{}"},{"id":"2","timestamp":1,"message":"{}"}]}"#;
-        assert_eq!(parse_messages(message, 2).unwrap()[0].log_events.len(), 2);
         assert_eq!(
-            parse_messages(message, 1).unwrap_err(),
+            parse_messages(message, &mut Vec::new(), 2).unwrap()[0]
+                .log_events
+                .len(),
+            2
+        );
+        assert_eq!(
+            parse_messages(message, &mut Vec::new(), 1).unwrap_err(),
             DecodeError::TooManyEvents { limit: 1 }
         );
         let twice = [message.as_slice(), message.as_slice()].concat();
         assert_eq!(
-            parse_messages(&twice, 3).unwrap_err(),
+            parse_messages(&twice, &mut Vec::new(), 3).unwrap_err(),
             DecodeError::TooManyEvents { limit: 3 },
             "the budget spans messages"
         );
-        assert_eq!(parse_messages(&twice, 4).unwrap().len(), 2);
+        assert_eq!(parse_messages(&twice, &mut Vec::new(), 4).unwrap().len(), 2);
     }
 
     #[test]
     fn messages_are_objects_with_each_field_once() {
         assert!(matches!(
-            parse_messages(br#"["DATA_MESSAGE","o","g","s",[]]"#, 10),
+            parse_messages(br#"["DATA_MESSAGE","o","g","s",[]]"#, &mut Vec::new(), 10),
             Err(DecodeError::NotSubscriptionMessage(_))
         ));
         let twice =
             br#"{"messageType":"DATA_MESSAGE","logStream":"a","logStream":"b","logEvents":[]}"#;
-        let error = parse_messages(twice, 10).unwrap_err().to_string();
+        let mut unescaped = Vec::new();
+        let error = parse_messages(twice, &mut unescaped, 10)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("duplicate field `logStream`"), "{error}");
-        assert_eq!(parse_messages(b"  \n", 10).unwrap_err(), DecodeError::Empty);
+        assert_eq!(
+            parse_messages(b"  \n", &mut Vec::new(), 10).unwrap_err(),
+            DecodeError::Empty
+        );
         assert!(matches!(
-            parse_messages(br#"{"messageType":"CONTROL_MESSAGE","logEvents":[]} x"#, 10),
+            parse_messages(
+                br#"{"messageType":"CONTROL_MESSAGE","logEvents":[]} x"#,
+                &mut Vec::new(),
+                10
+            ),
             Err(DecodeError::NotSubscriptionMessage(_))
         ));
     }
@@ -671,21 +730,26 @@ mod tests {
             .spawn(|| {
                 for field_in_event in [false, true] {
                     let message = deeply_nested(field_in_event, 100_000);
-                    let error = parse_messages(&message, 10).unwrap_err();
+                    let mut unescaped = Vec::new();
+                    let error = parse_messages(&message, &mut unescaped, 10).unwrap_err();
                     assert!(
                         matches!(error, DecodeError::NotSubscriptionMessage(_)),
                         "{error}"
                     );
                     let twice = [message.as_slice(), message.as_slice()].concat();
-                    assert!(parse_messages(&twice, 10).is_err());
+                    assert!(parse_messages(&twice, &mut Vec::new(), 10).is_err());
                 }
                 // Nesting real messages never reach is read as before.
                 assert_eq!(
-                    parse_messages(&deeply_nested(false, 3), 10).unwrap().len(),
+                    parse_messages(&deeply_nested(false, 3), &mut Vec::new(), 10)
+                        .unwrap()
+                        .len(),
                     1
                 );
                 assert_eq!(
-                    parse_messages(&deeply_nested(true, 3), 10).unwrap().len(),
+                    parse_messages(&deeply_nested(true, 3), &mut Vec::new(), 10)
+                        .unwrap()
+                        .len(),
                     1
                 );
             })

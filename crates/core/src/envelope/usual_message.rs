@@ -11,32 +11,82 @@
 //! to the same answer, errors included.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use super::models::{EventId, LogEvent, SubscriptionMessage};
 use super::unescape::unescape;
 
 /// The message of `json` when it is one usual subscription message of at most `max_events` log
-/// events; `None` for anything else.
-pub(super) fn read(json: &[u8], max_events: usize) -> Option<SubscriptionMessage<'_>> {
+/// events; `None` for anything else. Escaped log event messages are unescaped one after another
+/// into `unescaped`, reserved once at the payload's size (nothing unescapes longer than it was),
+/// and borrowed from there: no buffer grows, and no event is copied a second time.
+pub(super) fn read<'a>(
+    json: &'a [u8],
+    unescaped: &'a mut Vec<u8>,
+    max_events: usize,
+) -> Option<SubscriptionMessage<'a>> {
+    unescaped.clear();
+    unescaped.reserve(json.len());
     let mut reader = Reader {
         json,
         at: 0,
-        scratch: Vec::new(),
+        unescaped,
     };
     let message = reader.message(max_events)?;
     reader.whitespace();
-    (reader.at == json.len()).then_some(message)
+    (reader.at == json.len()).then_some(())?;
+    // One check of every unescaped byte, which also makes each message's range a `str`.
+    let unescaped = simdutf8::basic::from_utf8(unescaped).ok()?;
+    let log_events = message.log_events.into_iter().map(|event| {
+        Some(LogEvent {
+            id: event.id,
+            timestamp: event.timestamp,
+            message: match event.message {
+                Text::Plain(text) => Cow::Borrowed(text),
+                Text::Unescaped(range) => Cow::Borrowed(unescaped.get(range)?),
+            },
+        })
+    });
+    Some(SubscriptionMessage {
+        message_type: message.message_type,
+        owner: message.owner,
+        log_group: message.log_group,
+        log_stream: message.log_stream,
+        log_events: log_events.collect::<Option<_>>()?,
+    })
 }
 
-struct Reader<'a> {
+struct Reader<'a, 'u> {
     json: &'a [u8],
     at: usize,
-    /// Where escaped strings are unescaped before being copied out at their own size.
-    scratch: Vec<u8>,
+    /// Where escaped log event messages are unescaped, one after another.
+    unescaped: &'u mut Vec<u8>,
 }
 
-impl<'a> Reader<'a> {
-    fn message(&mut self, max_events: usize) -> Option<SubscriptionMessage<'a>> {
+/// A log event message: borrowed from the payload, or unescaped at this range of the buffer.
+enum Text<'a> {
+    Plain(&'a str),
+    Unescaped(Range<usize>),
+}
+
+/// A log event read, its message maybe still in the buffer being filled.
+struct Event<'a> {
+    id: EventId<'a>,
+    timestamp: i64,
+    message: Text<'a>,
+}
+
+/// A subscription message read, its events' messages maybe still in the buffer being filled.
+struct Message<'a> {
+    message_type: Cow<'a, str>,
+    owner: Cow<'a, str>,
+    log_group: Cow<'a, str>,
+    log_stream: Cow<'a, str>,
+    log_events: Vec<Event<'a>>,
+}
+
+impl<'a> Reader<'a, '_> {
+    fn message(&mut self, max_events: usize) -> Option<Message<'a>> {
         let (mut message_type, mut owner, mut log_group, mut log_stream, mut log_events) =
             (None, None, None, None, None);
         let mut filters = false;
@@ -52,7 +102,7 @@ impl<'a> Reader<'a> {
             }
             _ => None,
         })?;
-        Some(SubscriptionMessage {
+        Some(Message {
             message_type: message_type?,
             owner: owner?,
             log_group: log_group?,
@@ -61,7 +111,7 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn log_events(&mut self, max_events: usize) -> Option<Vec<LogEvent<'a>>> {
+    fn log_events(&mut self, max_events: usize) -> Option<Vec<Event<'a>>> {
         let mut events = Vec::new();
         self.list(|reader| {
             if events.len() == max_events {
@@ -73,15 +123,15 @@ impl<'a> Reader<'a> {
         Some(events)
     }
 
-    fn log_event(&mut self) -> Option<LogEvent<'a>> {
+    fn log_event(&mut self) -> Option<Event<'a>> {
         let (mut id, mut timestamp, mut message) = (None, None, None);
         self.object(|reader, key| match key {
             b"id" => once(&mut id, EventId(reader.string()?)),
             b"timestamp" => once(&mut timestamp, reader.integer()?),
-            b"message" => once(&mut message, reader.string()?),
+            b"message" => once(&mut message, reader.message_text()?),
             _ => None,
         })?;
-        Some(LogEvent {
+        Some(Event {
             id: id?,
             timestamp: timestamp?,
             message: message?,
@@ -138,26 +188,46 @@ impl<'a> Reader<'a> {
 
     /// A string value, borrowed unless it holds escapes.
     fn string(&mut self) -> Option<Cow<'a, str>> {
+        let mut unescaped = Vec::new();
+        let text = self.string_into(&mut unescaped)?;
+        match text {
+            Some(plain) => Some(Cow::Borrowed(plain)),
+            None => simdutf8::basic::from_utf8(&unescaped)
+                .ok()
+                .map(|text| Cow::Owned(text.to_owned())),
+        }
+    }
+
+    /// A log event message, borrowed unless it holds escapes; then unescaped onto the buffer,
+    /// whose UTF-8 [`read`] checks at the end.
+    fn message_text(&mut self) -> Option<Text<'a>> {
+        let start = self.unescaped.len();
+        let mut unescaped = std::mem::take(self.unescaped);
+        let text = self.string_into(&mut unescaped);
+        *self.unescaped = unescaped;
+        Some(match text? {
+            Some(plain) => Text::Plain(plain),
+            None => Text::Unescaped(start..self.unescaped.len()),
+        })
+    }
+
+    /// A string value: `Some` of its text when it holds no escape, else `None` with its value's
+    /// bytes appended to `out`, their UTF-8 not checked yet.
+    fn string_into(&mut self, out: &mut Vec<u8>) -> Option<Option<&'a str>> {
         self.expect(b'"')?;
         let rest = self.json.get(self.at..)?;
         let first = memchr::memchr2(b'"', b'\\', rest)?;
-        if rest[first] == b'"' {
-            let text = &rest[..first];
-            if text.iter().any(|&b| b < 0x20) {
-                return None;
-            }
-            self.at += first + 1;
-            return std::str::from_utf8(text).ok().map(Cow::Borrowed);
-        }
         if rest[..first].iter().any(|&b| b < 0x20) {
             return None;
         }
-        self.scratch.clear();
-        self.scratch.extend_from_slice(&rest[..first]);
-        let read = unescape(&rest[first..], &mut self.scratch)?;
+        if rest[first] == b'"' {
+            self.at += first + 1;
+            return std::str::from_utf8(&rest[..first]).ok().map(Some);
+        }
+        out.extend_from_slice(&rest[..first]);
+        let read = unescape(&rest[first..], out)?;
         self.at += first + read;
-        let value = simdutf8::basic::from_utf8(&self.scratch).ok()?;
-        Some(Cow::Owned(value.to_owned()))
+        Some(None)
     }
 
     /// An integer that fits an `i64`, as JSON writes it: no fraction, exponent or leading zero.
@@ -227,7 +297,11 @@ mod tests {
 
     /// What the full parsers (sonic-rs, then serde_json) read `json` as, for comparison.
     fn reference(json: &[u8], max_events: usize) -> String {
-        format!("{:?}", with_reference(|| parse_messages(json, max_events)))
+        let mut unescaped = Vec::new();
+        format!(
+            "{:?}",
+            with_reference(|| parse_messages(json, &mut unescaped, max_events))
+        )
     }
 
     #[test]
@@ -243,7 +317,8 @@ mod tests {
             message(&event("7", EVENT)).replace(r#""owner":"123456789012""#, r#""owner":"12\u0033""#),
         ];
         for json in usual {
-            let read = read(json.as_bytes(), 10);
+            let mut unescaped = Vec::new();
+            let read = read(json.as_bytes(), &mut unescaped, 10);
             assert!(read.is_some(), "{json}");
             assert_eq!(
                 format!("{:?}", Ok::<_, ()>(vec![read.unwrap()])),
@@ -279,13 +354,14 @@ mod tests {
             one.replace("]}", ",]}"),
             one[..one.len() - 1].to_owned(),
         ];
+        let mut unescaped = Vec::new();
         for json in unusual {
-            assert!(read(json.as_bytes(), 1).is_none(), "{json}");
+            assert!(read(json.as_bytes(), &mut unescaped, 1).is_none(), "{json}");
         }
         let mut invalid_utf8 = one.clone().into_bytes();
         let at = one.find("Event").unwrap();
         invalid_utf8[at] = 0xff;
-        assert!(read(&invalid_utf8, 1).is_none());
+        assert!(read(&invalid_utf8, &mut unescaped, 1).is_none());
         assert!(reference(&invalid_utf8, 1).starts_with("Err"));
     }
 }
