@@ -113,14 +113,14 @@ fn put<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
 /// typical payload.
 pub(crate) fn needs_no_escaping(text: &str) -> bool {
     let mut chunks = text.as_bytes().chunks_exact(64);
-    let chunks_plain = (&mut chunks).all(|chunk| {
+    let chunks_plain = chunks.all(|chunk| {
         chunk
             .iter()
             .fold(true, |ok, &b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\'))
     });
     let mut words = chunks.remainder().chunks_exact(8);
     chunks_plain
-        && (&mut words).all(|word| !word_needs_escaping(word.try_into().expect("eight bytes")))
+        && words.all(|word| !word_needs_escaping(word.try_into().expect("eight bytes")))
         && words
             .remainder()
             .iter()
