@@ -17,7 +17,7 @@ use crate::audit::{
     Text, Texts, UserExtra, UserInfo,
 };
 use crate::envelope::unescape::unescape;
-use crate::single_pass::{string, ws};
+use crate::single_pass::{string, string_escapes, ws};
 
 /// Annotations whose keys are checked for duplicates one by one; past these, by a set.
 const FEW_ANNOTATIONS: usize = 16;
@@ -25,8 +25,16 @@ const FEW_ANNOTATIONS: usize = 16;
 /// One member of a JSON object: its key's text between the quotes, and its value's text.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Member {
-    pub key: Range<usize>,
-    pub value: Range<usize>,
+    pub key: Span,
+    pub value: Span,
+}
+
+/// Where a piece of JSON text is, and whether it is or holds a string written with escapes, as
+/// the walk that found it saw: no second search for a backslash.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Span {
+    pub range: Range<usize>,
+    pub escaped: bool,
 }
 
 /// The event whose top-level members the scan found in `text`, when sure to read it as serde
@@ -79,8 +87,8 @@ struct Reader<'t> {
 }
 
 impl<'t> Reader<'t> {
-    fn first_byte(self, value: &Range<usize>) -> u8 {
-        self.text.as_bytes()[value.start]
+    fn first_byte(self, value: &Span) -> u8 {
+        self.text.as_bytes()[value.range.start]
     }
 
     /// The reader again, the first time field `bit` is seen; `None` the second time, since
@@ -94,39 +102,35 @@ impl<'t> Reader<'t> {
     }
 
     /// A key; `None` when written with escapes, which serde would match after unescaping.
-    fn key(self, key: Range<usize>) -> Option<&'t str> {
-        let key = &self.text[key];
-        (!key.as_bytes().contains(&b'\\')).then_some(key)
+    fn key(self, key: Span) -> Option<&'t str> {
+        (!key.escaped).then(|| &self.text[key.range])
     }
 
     /// A string value's text, borrowed when it holds no escape. Escapes are common enough
     /// (every authorization reason quotes its binding) that they are not left to serde_json.
-    fn string(self, value: Range<usize>) -> Option<Cow<'t, str>> {
-        let inner = &self.text[value.start + 1..value.end - 1];
-        if !inner.as_bytes().contains(&b'\\') {
-            return Some(Cow::Borrowed(inner));
+    fn string(self, value: Span) -> Option<Cow<'t, str>> {
+        let Range { start, end } = value.range;
+        if !value.escaped {
+            return Some(Cow::Borrowed(&self.text[start + 1..end - 1]));
         }
-        let mut unescaped = Vec::with_capacity(inner.len());
-        unescape(
-            &self.text.as_bytes()[value.start + 1..value.end],
-            &mut unescaped,
-        )?;
+        let mut unescaped = Vec::with_capacity(end - start);
+        unescape(&self.text.as_bytes()[start + 1..end], &mut unescaped)?;
         String::from_utf8(unescaped).ok().map(Cow::Owned)
     }
 
-    fn text(self, value: Range<usize>) -> Option<Text<'t>> {
+    fn text(self, value: Span) -> Option<Text<'t>> {
         if self.first_byte(&value) != b'"' {
             return Some(Text(None));
         }
         Some(Text(Some(self.string(value)?)))
     }
 
-    fn texts(self, value: Range<usize>) -> Option<Texts<'t>> {
+    fn texts(self, value: Span) -> Option<Texts<'t>> {
         let mut texts = Texts::default();
         if self.first_byte(&value) != b'[' {
             return Some(texts);
         }
-        for item in Walk::new(self.text, value.start) {
+        for item in Walk::new(self.text, value.range.start) {
             let item = item?.value;
             if self.first_byte(&item) == b'"' {
                 texts.0.push(self.string(item)?);
@@ -137,37 +141,33 @@ impl<'t> Reader<'t> {
 
     /// An integer as serde_json reads one: the plain digits by hand, any other number by
     /// serde_json itself (a sign, a fraction, an exponent, `-0`, beyond `i64`).
-    fn integer(self, value: Range<usize>) -> Option<Integer> {
-        let digits = &self.text[value.clone()];
+    fn integer(self, value: Span) -> Option<Integer> {
+        let digits = &self.text[value.range];
         if digits.len() <= 18 && digits.bytes().all(|b| b.is_ascii_digit()) {
             return Some(Integer(digits.parse().ok()));
         }
         serde_json::from_str(digits).ok()
     }
 
-    fn body(self, value: Range<usize>) -> Option<JsonText<'t>> {
-        let value = &self.text[value];
+    fn body(self, value: Span) -> Option<JsonText<'t>> {
+        let value = &self.text[value.range];
         // As serde reads an `Option`: a `null` body is no body.
         (value != "null").then(|| JsonText::validated(value))
     }
 
     /// An object read by `read`; absent when the value is not an object.
-    fn object<T>(
-        self,
-        value: Range<usize>,
-        read: fn(Self, Range<usize>) -> Option<T>,
-    ) -> Option<Lenient<T>> {
+    fn object<T>(self, value: Span, read: fn(Self, Span) -> Option<T>) -> Option<Lenient<T>> {
         if self.first_byte(&value) != b'{' {
             return Some(Lenient(None));
         }
         Some(Lenient(Some(read(self, value)?)))
     }
 
-    fn members(self, object: Range<usize>) -> Walk<'t> {
-        Walk::new(self.text, object.start)
+    fn members(self, object: Span) -> Walk<'t> {
+        Walk::new(self.text, object.range.start)
     }
 
-    fn user(self, object: Range<usize>) -> Option<UserInfo<'t>> {
+    fn user(self, object: Span) -> Option<UserInfo<'t>> {
         let mut user = UserInfo::default();
         let mut seen = 0;
         for member in self.members(object) {
@@ -183,7 +183,7 @@ impl<'t> Reader<'t> {
         Some(user)
     }
 
-    fn extra(self, object: Range<usize>) -> Option<UserExtra<'t>> {
+    fn extra(self, object: Span) -> Option<UserExtra<'t>> {
         let mut extra = UserExtra::default();
         let mut seen = 0;
         for member in self.members(object) {
@@ -200,7 +200,7 @@ impl<'t> Reader<'t> {
         Some(extra)
     }
 
-    fn object_ref(self, object: Range<usize>) -> Option<ObjectReference<'t>> {
+    fn object_ref(self, object: Span) -> Option<ObjectReference<'t>> {
         let mut object_ref = ObjectReference::default();
         let mut seen = 0;
         for member in self.members(object) {
@@ -221,7 +221,7 @@ impl<'t> Reader<'t> {
         Some(object_ref)
     }
 
-    fn status(self, object: Range<usize>) -> Option<Status<'t>> {
+    fn status(self, object: Span) -> Option<Status<'t>> {
         let mut status = Status::default();
         let mut seen = 0;
         for member in self.members(object) {
@@ -237,7 +237,7 @@ impl<'t> Reader<'t> {
         Some(status)
     }
 
-    fn annotations(self, object: Range<usize>) -> Option<Annotations<'t>> {
+    fn annotations(self, object: Span) -> Option<Annotations<'t>> {
         let mut annotations = Annotations::default();
         // The keys seen: a few are compared one by one, more go to a set, as an event may
         // carry any number of annotations.
@@ -298,21 +298,30 @@ impl<'t> Walk<'t> {
         if matches!(b.get(at)?, b'}' | b']') {
             return Some(None);
         }
-        let mut key = at..at;
+        let mut key = Span {
+            range: at..at,
+            escaped: false,
+        };
         if self.is_object {
-            let end = string(b, at + 1)?;
-            key = at + 1..end - 1;
+            let (end, escaped) = string_escapes(b, at + 1)?;
+            key = Span {
+                range: at + 1..end - 1,
+                escaped,
+            };
             at = ws(b, end);
             if *b.get(at)? != b':' {
                 return None;
             }
             at = ws(b, at + 1);
         }
-        let end = skip_value(b, at)?;
+        let (end, escaped) = skip_value(b, at)?;
         self.at = end;
         Some(Some(Member {
             key,
-            value: at..end,
+            value: Span {
+                range: at..end,
+                escaped,
+            },
         }))
     }
 }
@@ -338,10 +347,10 @@ impl Iterator for Walk<'_> {
     }
 }
 
-/// Past the value at `at` of validated JSON text.
-fn skip_value(b: &[u8], at: usize) -> Option<usize> {
+/// Past the value at `at` of validated JSON text, and for a string whether it holds escapes.
+fn skip_value(b: &[u8], at: usize) -> Option<(usize, bool)> {
     match *b.get(at)? {
-        b'"' => string(b, at + 1),
+        b'"' => string_escapes(b, at + 1),
         b'{' | b'[' => {
             let mut depth = 0usize;
             let mut at = at;
@@ -355,7 +364,7 @@ fn skip_value(b: &[u8], at: usize) -> Option<usize> {
                     b'}' | b']' => {
                         depth = depth.checked_sub(1)?;
                         if depth == 0 {
-                            return Some(at + 1);
+                            return Some((at + 1, false));
                         }
                     }
                     _ => {}
@@ -368,7 +377,7 @@ fn skip_value(b: &[u8], at: usize) -> Option<usize> {
                 .iter()
                 .position(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
                 .unwrap_or(b.len() - at);
-            Some(at + len)
+            Some((at + len, false))
         }
     }
 }

@@ -10,10 +10,8 @@
 //! their reasons stay exactly as they were. The golden comparison (`src/golden.rs`) checks
 //! both paths against each other.
 
-use std::ops::Range;
-
 use crate::audit::AuditEvent;
-use crate::audit_reader::{self, Member};
+use crate::audit_reader::{self, Member, Span};
 use crate::strict_json::{self, hex4};
 use crate::string_stops::first_string_stop;
 
@@ -52,7 +50,9 @@ pub(crate) fn scan(text: &str, max_depth: usize, members: &mut Vec<Member>) -> O
     let mut objects: u128 = 0;
     let mut depth = 0usize;
     // The top-level member whose value is being read: its key, its value's start.
-    let mut member: Option<(Range<usize>, usize)> = None;
+    let mut member: Option<(Span, usize)> = None;
+    // Whether the last string value read holds escapes.
+    let mut escaped = false;
     let mut at = ws(b, 0);
     if b.get(at) != Some(&b'{') {
         return None;
@@ -83,7 +83,7 @@ pub(crate) fn scan(text: &str, max_depth: usize, members: &mut Vec<Member>) -> O
                 at += 1;
                 depth -= 1;
             }
-            b'"' => at = string(b, at + 1)?,
+            b'"' => (at, escaped) = string_escapes(b, at + 1)?,
             b'-' | b'0'..=b'9' => at = number(text, at)?,
             b't' => at = literal(b, at, b"true")?,
             b'f' => at = literal(b, at, b"false")?,
@@ -95,9 +95,14 @@ pub(crate) fn scan(text: &str, max_depth: usize, members: &mut Vec<Member>) -> O
             if depth == 1
                 && let Some((key, start)) = member.take()
             {
+                // Only a string value ends right after its quote.
+                let escaped = escaped && b[at - 1] == b'"';
                 members.push(Member {
                     key,
-                    value: start..at,
+                    value: Span {
+                        range: start..at,
+                        escaped,
+                    },
                 });
             }
             if depth == 0 {
@@ -135,29 +140,35 @@ pub(crate) fn ws(b: &[u8], mut at: usize) -> usize {
 }
 
 /// A key at `at` and its colon; past the colon. At the top level, notes the member begun.
-fn key(
-    b: &[u8],
-    at: usize,
-    depth: usize,
-    member: &mut Option<(Range<usize>, usize)>,
-) -> Option<usize> {
+fn key(b: &[u8], at: usize, depth: usize, member: &mut Option<(Span, usize)>) -> Option<usize> {
     if *b.get(at)? != b'"' {
         return None;
     }
-    let end = string(b, at + 1)?;
+    let (end, escaped) = string_escapes(b, at + 1)?;
     let after = ws(b, end);
     if *b.get(after)? != b':' {
         return None;
     }
     if depth == 1 {
-        *member = Some((at + 1..end - 1, ws(b, after + 1)));
+        let key = Span {
+            range: at + 1..end - 1,
+            escaped,
+        };
+        *member = Some((key, ws(b, after + 1)));
     }
     Some(after + 1)
 }
 
 /// From just inside an opening quote to just past the closing one: no control characters,
 /// only JSON's escapes, surrogate escapes in pairs.
-pub(crate) fn string(b: &[u8], mut at: usize) -> Option<usize> {
+#[inline]
+pub(crate) fn string(b: &[u8], at: usize) -> Option<usize> {
+    string_escapes(b, at).map(|(end, _)| end)
+}
+
+/// [`string`], and whether the string holds escapes.
+pub(crate) fn string_escapes(b: &[u8], mut at: usize) -> Option<(usize, bool)> {
+    let mut escaped = false;
     loop {
         // Sixteen bytes at a time to the next quote, backslash or control character: most
         // strings are short, where a call to memchr costs more than it saves.
@@ -175,8 +186,8 @@ pub(crate) fn string(b: &[u8], mut at: usize) -> Option<usize> {
             at += 1;
         }
         match *b.get(at)? {
-            b'"' => return Some(at + 1),
-            b'\\' => {}
+            b'"' => return Some((at + 1, escaped)),
+            b'\\' => escaped = true,
             _ => return None,
         }
         match *b.get(at + 1)? {
@@ -255,7 +266,7 @@ mod tests {
     fn scanned(text: &str, max_depth: usize) -> Option<Vec<(&str, &str)>> {
         let mut members = Vec::new();
         scan(text, max_depth, &mut members)?;
-        let text_of = |m: &Member| (&text[m.key.clone()], &text[m.value.clone()]);
+        let text_of = |m: &Member| (&text[m.key.range.clone()], &text[m.value.range.clone()]);
         Some(members.iter().map(text_of).collect())
     }
 
