@@ -53,9 +53,10 @@ fuzz_target!(|input: &[u8]| {
     if !was_gzip {
         assert_eq!(payload, original, "plain JSON is passed through untouched");
     }
-    let mut unescaped = Vec::new();
+    let (mut unescaped, mut reference_unescaped) = (Vec::new(), Vec::new());
     let parsed = parse_messages(&payload, &mut unescaped, max_events);
-    let reference = with_reference(|| parse_messages(&payload, &mut Vec::new(), max_events));
+    let (json, buffer) = (&payload, &mut reference_unescaped);
+    let reference = with_reference(move || parse_messages(json, buffer, max_events));
     assert_eq!(format!("{parsed:?}"), format!("{reference:?}"));
     if let Ok(messages) = parsed {
         assert!(!messages.is_empty());
