@@ -13,7 +13,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use clap::{ArgGroup, Args, Parser, Subcommand};
 use eks_audit_core::InputLimits;
-use eks_audit_core::batch::reingest;
 use eks_audit_core::detect::rules;
 use eks_audit_core::detect::{Detector, testing};
 use eks_audit_core::filter::DEFAULT_SUBSCRIPTION_PATTERN;
@@ -21,7 +20,7 @@ use eks_audit_forwarder::Settings;
 use eks_audit_forwarder::collect::{Collector, Options, Progress};
 use eks_audit_forwarder::config::{BYTES_CEILING, SettingsArgs, limit, region_from_env};
 use eks_audit_forwarder::detection;
-use eks_audit_forwarder::handler::{Handler, Response};
+use eks_audit_forwarder::handler::Handler;
 use eks_audit_forwarder::reconcile::window::When;
 use eks_audit_forwarder::reconcile::{Reconciler, Request, Window, parse_when};
 use eks_audit_forwarder::sink::ObjectStore;
@@ -308,17 +307,30 @@ async fn invoke(event_file: &Path, settings: SettingsArgs) -> Result<ExitCode> {
         .handle(&event)
         .await
         .with_context(|| format!("{}", event_file.display()))?;
-    // One write that ends in a line break: stdout's line buffering searches each write from its
-    // end for one, and the response's megabytes of base64 hold none (6.8 M instructions a
-    // typical event, written piece by piece). Sized up front, as growing it copies megabytes.
-    let mut json = Vec::with_capacity(match &response {
-        Response::Firehose(firehose) => reingest::response_size(&firehose.records) * 5 / 4,
-        _ => 0,
-    });
-    serde_json::to_writer_pretty(&mut json, &response)?;
-    json.push(b'\n');
-    std::io::stdout().lock().write_all(&json)?;
+    let mut out = response_output()?;
+    serde_json::to_writer_pretty(&mut out, &response)?;
+    writeln!(out)?;
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where `invoke` writes its response: standard output, but not through its line buffering,
+/// which searches each write for a line break, and the response's megabytes of base64 hold
+/// none (6.8 M instructions on the typical event). A buffer of its own instead, which passes
+/// large writes straight through.
+#[cfg(unix)]
+fn response_output() -> std::io::Result<impl Write> {
+    use std::os::fd::AsFd;
+    let stdout = std::io::stdout().as_fd().try_clone_to_owned()?;
+    Ok(std::io::BufWriter::with_capacity(
+        64 << 10,
+        std::fs::File::from(stdout),
+    ))
+}
+
+#[cfg(not(unix))]
+fn response_output() -> std::io::Result<impl Write> {
+    Ok(std::io::stdout().lock())
 }
 
 /// The input of `transform` and `detect`: a file, or stdin for `-`.
