@@ -132,7 +132,16 @@ pub(crate) fn scan(text: &str, max_depth: usize, members: &mut Vec<Member>) -> O
     }
 }
 
-pub(crate) fn ws(b: &[u8], mut at: usize) -> usize {
+#[inline]
+pub(crate) fn ws(b: &[u8], at: usize) -> usize {
+    // Audit events are compact JSON: the usual answer is `at`, told by one comparison.
+    match b.get(at) {
+        Some(&c) if c > b' ' => at,
+        _ => ws_run(b, at),
+    }
+}
+
+fn ws_run(b: &[u8], mut at: usize) -> usize {
     while let Some(b' ' | b'\t' | b'\n' | b'\r') = b.get(at) {
         at += 1;
     }
