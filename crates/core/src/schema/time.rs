@@ -35,8 +35,34 @@ pub(crate) fn from_epoch_millis(ms: i64) -> Option<OffsetDateTime> {
         .and_then(in_utc)
 }
 
-/// RFC 3339 in UTC with microseconds, the precision of Kubernetes audit timestamps.
+/// RFC 3339 in UTC with microseconds, the precision of Kubernetes audit timestamps:
+/// `2024-05-21T10:00:00.123456Z`. Written digit by digit: the `time` crate's formatter took
+/// ~1,500 instructions, once per event.
 pub fn rfc3339_utc(time: OffsetDateTime) -> String {
+    let time = time.to_offset(UtcOffset::UTC);
+    let Some(year) = u32::try_from(time.year()).ok().filter(|&y| y <= 9999) else {
+        return formatted(time);
+    };
+    let mut text = *b"0000-00-00T00:00:00.000000Z";
+    let mut put = |at: usize, width: usize, mut value: u32| {
+        for digit in text[at..at + width].iter_mut().rev() {
+            *digit = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    put(0, 4, year);
+    put(5, 2, u32::from(u8::from(time.month())));
+    put(8, 2, u32::from(time.day()));
+    put(11, 2, u32::from(time.hour()));
+    put(14, 2, u32::from(time.minute()));
+    put(17, 2, u32::from(time.second()));
+    put(20, 6, time.microsecond());
+    text.iter().map(|&b| char::from(b)).collect()
+}
+
+/// [`rfc3339_utc`] by the `time` crate's formatter: the reference, and the answer for years
+/// RFC 3339 cannot write, which callers never pass.
+fn formatted(time: OffsetDateTime) -> String {
     let format =
         format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
     time.to_offset(UtcOffset::UTC)
@@ -91,6 +117,27 @@ mod tests {
             "2023-07-31T01:58:11.743000Z"
         );
         assert_eq!(event_time(&neither, None), None);
+    }
+
+    #[test]
+    fn written_by_hand_as_the_time_crate_writes_it() {
+        // Times spread over years 0 to 9999, nanoseconds included, from a fixed LCG.
+        let (first, last) = (-62_167_219_200_i64, 253_402_300_799_i64);
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..20_000 {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            let seconds = first + (state >> 8) as i64 % (last - first + 1);
+            let nanos = (state % 1_000_000_000) as i128;
+            let time = OffsetDateTime::from_unix_timestamp_nanos(
+                i128::from(seconds) * 1_000_000_000 + nanos,
+            )
+            .unwrap();
+            assert_eq!(rfc3339_utc(time), formatted(time), "{time}");
+        }
+        let offset = parse_utc(Some("2024-03-01T01:30:00.5+02:00")).unwrap();
+        assert_eq!(rfc3339_utc(offset), "2024-02-29T23:30:00.500000Z");
     }
 
     #[test]
