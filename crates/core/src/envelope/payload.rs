@@ -152,32 +152,59 @@ pub fn decompress(bytes: Vec<u8>, limit: usize) -> Result<Vec<u8>, DecodeError> 
 fn gunzip(bytes: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<usize, DecodeError> {
     // One byte past the limit tells a payload over it.
     let cap = limit.saturating_add(1);
-    let expected = inflated_size_hint(bytes).min(cap);
-    if out.len() < expected {
-        out.resize(expected, 0);
-    }
+    grow_exactly(out, inflated_size_hint(bytes).min(cap));
     let mut decoder = MultiGzDecoder::new(bytes);
+    let read = |decoder: &mut MultiGzDecoder<&[u8]>, into: &mut [u8]| loop {
+        match decoder.read(into) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            read => return read.map_err(|e| DecodeError::CorruptGzip(e.to_string())),
+        }
+    };
     let mut filled = 0;
     loop {
         let end = out.len().min(cap);
-        if filled == end {
-            if end == cap {
-                break;
+        if filled < end {
+            match read(&mut decoder, &mut out[filled..end])? {
+                0 => break,
+                more => filled += more,
             }
-            out.resize(end.saturating_mul(2).max(64 << 10).min(cap), 0);
             continue;
         }
-        match decoder.read(&mut out[filled..end]) {
-            Ok(0) => break,
-            Ok(read) => filled += read,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(DecodeError::CorruptGzip(e.to_string())),
+        if end == cap {
+            break;
         }
+        // Full at the size expected: whether the data goes on is asked with a few bytes
+        // first, so that a right hint never grows (and zeroes) the buffer.
+        let mut probe = [0u8; 32];
+        let room = probe.len().min(cap - filled);
+        let more = read(&mut decoder, &mut probe[..room])?;
+        if more == 0 {
+            break;
+        }
+        grow_exactly(
+            out,
+            end.saturating_mul(2)
+                .max(64 << 10)
+                .min(cap)
+                .max(filled + more),
+        );
+        out[filled..filled + more].copy_from_slice(&probe[..more]);
+        filled += more;
     }
     if filled > limit {
         return Err(DecodeError::TooLarge { limit });
     }
     Ok(filled)
+}
+
+/// `out` zero-filled to `len` when shorter, its capacity grown to exactly that: `resize` alone
+/// would double it, and a payload one byte past a hint that was right would hold twice the
+/// memory it needs.
+fn grow_exactly(out: &mut Vec<u8>, len: usize) {
+    if let Some(more) = len.checked_sub(out.len()).filter(|&more| more > 0) {
+        out.reserve_exact(more);
+        out.resize(len, 0);
+    }
 }
 
 /// The inflated size of `bytes`' last gzip member, from its trailer (ISIZE, the size modulo
@@ -535,6 +562,26 @@ mod tests {
             &big[..]
         );
         assert_eq!(buffers.decode(&encode(&gzip(json)), 1 << 20).unwrap(), json);
+        // A right hint is the buffer's whole size: nothing grows to find where the data ends,
+        // not even for a payload of exactly the limit, and one byte past it costs one byte.
+        let mut exact = DecodeBuffers::default();
+        let one_mib = vec![b' '; 1 << 20];
+        assert_eq!(
+            exact
+                .decode(&encode(&gzip(&one_mib)), 1 << 20)
+                .unwrap()
+                .len(),
+            1 << 20
+        );
+        assert_eq!(exact.payload.capacity(), 1 << 20);
+        let mut over = DecodeBuffers::default();
+        assert_eq!(
+            over.decode(&encode(&gzip(&one_mib)), (1 << 20) - 1),
+            Err(DecodeError::TooLarge {
+                limit: (1 << 20) - 1
+            })
+        );
+        assert_eq!(over.payload.capacity(), 1 << 20);
         // Past the 64 KiB first growth, with no trailer hint: grows until the data ends.
         let mut no_hint = gzip(&big);
         no_hint.extend(gzip(b""));
