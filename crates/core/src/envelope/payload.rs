@@ -88,10 +88,8 @@ pub struct DecodeBuffers {
 impl DecodeBuffers {
     /// [`decode_base64`] then [`decompress`], into these buffers: the returned payload borrows them.
     pub fn decode(&mut self, data: &str, limit: usize) -> Result<&[u8], DecodeError> {
-        Ok(match self.inflate(data, limit)? {
-            Some(inflated) => &self.payload[..inflated],
-            None => &self.compressed,
-        })
+        let inflated = self.inflate(data, limit)?;
+        Ok(decoded(&self.compressed, &self.payload, inflated))
     }
 
     /// [`decode`](Self::decode) then [`parse_messages`], into these buffers: the size of the
@@ -103,10 +101,7 @@ impl DecodeBuffers {
         max_events: usize,
     ) -> Result<(usize, Vec<SubscriptionMessage<'_>>), DecodeError> {
         let inflated = self.inflate(data, limit)?;
-        let json = match inflated {
-            Some(inflated) => &self.payload[..inflated],
-            None => &self.compressed,
-        };
+        let json = decoded(&self.compressed, &self.payload, inflated);
         let messages = parse_messages(json, &mut self.unescaped, max_events)?;
         Ok((json.len(), messages))
     }
@@ -123,6 +118,12 @@ impl DecodeBuffers {
         check_plain_json(bytes, limit)?;
         Ok(None)
     }
+}
+
+/// The decoded payload [`DecodeBuffers::inflate`] left: the inflated bytes, or the base64-decoded
+/// ones when they were plain JSON.
+fn decoded<'b>(compressed: &'b [u8], payload: &'b [u8], inflated: Option<usize>) -> &'b [u8] {
+    inflated.map_or(compressed, |inflated| &payload[..inflated])
 }
 
 /// Whether `bytes` start like a gzip stream (RFC 1952 magic number).
