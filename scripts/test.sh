@@ -11,20 +11,22 @@ echo "== cargo fmt --check (workspace and the fuzz crate)"
 cargo fmt --all --check
 (cd fuzz && cargo fmt --check)
 
-# Clippy type-checks the dependencies in its own (metadata-only) mode, which cargo cannot share
-# with the test build. With the security-lake feature on, one run covers every target and the
-# Parquet code too.
-echo "== cargo clippy --workspace --all-targets --features security-lake -- -D warnings"
-cargo clippy --locked --workspace --all-targets --features security-lake -- -D warnings
+# A clean CI build gains nothing from incremental caches, which only take disk and time.
+if [ -n "${CI:-}" ]; then
+    export CARGO_INCREMENTAL=0
+fi
 
-echo "== cargo test (unit, integration, emulator, CLI; benches compiled in test mode)"
-cargo test --locked --workspace --all-targets
+# Every cargo command below builds the same feature set (the workspace, all targets, feature
+# security-lake), so each dependency is compiled once for checking and once for testing, never
+# again for another combination. Clippy type-checks in its own (metadata-only) mode, which cargo
+# cannot share with the test build.
+features=(--locked --workspace --all-targets --features security-lake)
 
-echo "== Security Lake Parquet output (cargo feature security-lake; only its own test binary)"
-cargo test --locked --features security-lake --test security_lake
-# The golden comparison of the single-pass path ran in the stage above; the feature does not
-# touch the per-event path it compares.
-cargo test --locked -p eks-audit-core --features security-lake --lib -- --skip golden::
+echo "== cargo clippy ${features[*]} -- -D warnings"
+cargo clippy "${features[@]}" -- -D warnings
+
+echo "== cargo test ${features[*]} (unit, golden, integration, emulator, CLI, Security Lake Parquet; benches in test mode)"
+cargo test "${features[@]}"
 
 echo "== the Lambda binary under the real runtime interface (cargo lambda watch/invoke)"
 scripts/lambda-runtime-test.sh
