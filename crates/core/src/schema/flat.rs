@@ -31,10 +31,13 @@ pub(crate) fn write(
         .str_field("ClusterName", context.cluster)
         .str_field("Verb", event.verb.as_deref())
         .str_field("User", user.and_then(|u| u.username.as_deref()))
-        .field("SourceIPs", &*event.source_ips)
+        .str_list_field("SourceIPs", &event.source_ips)
         .str_field("UserAgent", event.user_agent.as_deref())
-        .field("ObjectRef", &object_ref.and_then(ObjectPath::of))
-        .field("ResponseCode", &status.and_then(|s| s.code.0))
+        .path_field(
+            "ObjectRef",
+            object_ref.and_then(ObjectPath::of).map(ObjectPath::parts),
+        )
+        .int_field("ResponseCode", status.and_then(|s| s.code.0))
         .str_field("Stage", event.stage.as_deref())
         .str_field(
             "AuthDecision",
@@ -60,7 +63,7 @@ pub(crate) fn write(
             object_ref.and_then(|o| o.subresource.as_deref()),
         )
         .str_field("Name", object_ref.and_then(|o| o.name.as_deref()))
-        .field("UserGroups", user.map(|u| &*u.groups).unwrap_or_default())
+        .str_list_field("UserGroups", user.map(|u| &*u.groups).unwrap_or_default())
         .str_field("UserArn", user_arn(event))
         .str_field(
             "ImpersonatedUser",
@@ -119,23 +122,9 @@ impl<'e> ObjectPath<'e> {
             .any(Option::is_some)
             .then_some(ObjectPath(parts))
     }
-}
 
-impl std::fmt::Display for ObjectPath<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        for (i, part) in self.0.iter().flatten().enumerate() {
-            if i > 0 {
-                f.write_str("/")?;
-            }
-            f.write_str(part)?;
-        }
-        Ok(())
-    }
-}
-
-impl serde::Serialize for ObjectPath<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+    fn parts(self) -> impl Iterator<Item = &'e str> + Clone {
+        self.0.into_iter().flatten()
     }
 }
 
@@ -167,8 +156,13 @@ mod tests {
         ] {
             let event = AuditEvent::parse(json).unwrap();
             let object_ref = event.object_ref().unwrap();
-            let written = ObjectPath::of(object_ref).map(|p| serde_json::to_string(&p).unwrap());
-            assert_eq!(written.as_deref(), expected, "{json}");
+            let mut written = Vec::new();
+            ObjectWriter::start(&mut written)
+                .path_field("P", ObjectPath::of(object_ref).map(ObjectPath::parts))
+                .end();
+            let written = String::from_utf8(written).unwrap();
+            let written = written.strip_prefix(r#"{"P":"#).unwrap().strip_suffix('}');
+            assert_eq!(written, Some(expected.unwrap_or("null")), "{json}");
             let joined = object_path(object_ref).map(|p| serde_json::to_string(&p).unwrap());
             assert_eq!(joined.as_deref(), expected, "{json}");
         }

@@ -57,7 +57,9 @@ pub fn rfc3339_utc(time: OffsetDateTime) -> String {
     put(14, 2, u32::from(time.minute()));
     put(17, 2, u32::from(time.second()));
     put(20, 6, time.microsecond());
-    text.iter().map(|&b| char::from(b)).collect()
+    std::str::from_utf8(&text)
+        .expect("ASCII digits and separators")
+        .to_owned()
 }
 
 /// [`rfc3339_utc`] by the `time` crate's formatter: the reference, and the answer for years

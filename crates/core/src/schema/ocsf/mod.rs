@@ -615,7 +615,7 @@ impl<'e> Writer<'e> {
         }
         let mut unmapped = line.object("unmapped");
         for (key, value) in &entries {
-            unmapped.field(key, value);
+            unmapped.field_any_key(key, value);
         }
         unmapped.end();
     }
