@@ -12,7 +12,9 @@
 //! replaces rsigma's candidate index on this path: on the typical workload most events are
 //! reads that no rule's gate admits, and the index probed a few dozen fields to find that out.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rsigma_eval::event::{Event, EventValue};
 use rsigma_eval::matcher::ascii_lowercase_cow;
@@ -22,19 +24,48 @@ use rsigma_parser::{ConditionExpr, Quantifier, SelectorPattern};
 use super::view::is_parsed_field;
 
 /// The gates of every rule, in the engine's rule order.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Gates {
     /// Distinct gate items, shared by the rules that require them.
     items: Vec<CompiledDetectionItem>,
-    /// For each rule, its clauses: each a set of literals (an index into `items`, and whether
-    /// the item holds or fails), one of which is true on every event the rule matches.
-    rules: Vec<Vec<Vec<(usize, bool)>>>,
+    /// The items grouped by field, at most 64 a group: an event's field is read once for all
+    /// of them, and their verdicts are the bits of one word.
+    groups: Vec<Group>,
+    /// For each rule, its clauses: each true when one of its literals is, and one true on
+    /// every event the rule matches.
+    rules: Vec<Vec<Vec<Literal>>>,
+    /// Tells these gates' remembered verdicts ([`SEEN`]) from another detector's.
+    id: u64,
 }
 
-/// One event's verdicts on the gate items, each computed at most once.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    group: usize,
+    bit: u64,
+}
+
+#[derive(Debug)]
+struct Group {
+    field: String,
+    items: Vec<usize>,
+    /// Whether the verdicts depend on the field's value alone, so that those on a value seen
+    /// before can be reused (false when a matcher reads another field of the event).
+    by_value: bool,
+}
+
+/// Items of one group of which one must hold (`holds`) or fail (`fails`): a clause's literals
+/// on that group, tested with one word operation.
+#[derive(Debug, Clone, Copy)]
+struct Literal {
+    group: usize,
+    holds: u64,
+    fails: u64,
+}
+
+/// One event's verdicts on the gate items, a group of them at a time, each computed at most
+/// once.
 pub(super) struct Verdicts {
-    known: u64,
-    value: u64,
+    groups: Vec<Option<u64>>,
 }
 
 /// Literals (an item, and whether it must hold or fail) of which at least one is true on every
@@ -44,8 +75,10 @@ type Clause<'r> = Vec<(&'r CompiledDetectionItem, bool)>;
 impl Gates {
     /// The gates of `rules`.
     pub(super) fn new(rules: &[CompiledRule]) -> Gates {
-        let mut gates = Gates::default();
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+        let mut items: Vec<CompiledDetectionItem> = Vec::new();
         let mut by_key: HashMap<String, usize> = HashMap::new();
+        let mut gate_rules = Vec::with_capacity(rules.len());
         for rule in rules {
             let mut clauses: Vec<Vec<(usize, bool)>> = Vec::new();
             for clause in necessary_clauses(rule) {
@@ -55,8 +88,8 @@ impl Gates {
                         let key =
                             format!("{:?}\0{:?}\0{:?}", item.field, item.exists, item.matcher);
                         let index = *by_key.entry(key).or_insert_with(|| {
-                            gates.items.push(item.clone());
-                            gates.items.len() - 1
+                            items.push(item.clone());
+                            items.len() - 1
                         });
                         (index, holds)
                     })
@@ -69,14 +102,31 @@ impl Gates {
             }
             // Single items first: they are the cheapest to refute.
             clauses.sort_by_key(Vec::len);
-            gates.rules.push(clauses);
+            gate_rules.push(clauses);
         }
-        gates
+        let (slots, groups) = group_by_field(&items);
+        let rules = gate_rules
+            .iter()
+            .map(|clauses| {
+                clauses
+                    .iter()
+                    .map(|clause| literals_by_group(clause, &slots))
+                    .collect()
+            })
+            .collect();
+        Gates {
+            items,
+            groups,
+            rules,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        }
     }
 
     /// A blank slate for one event.
     pub(super) fn verdicts(&self) -> Verdicts {
-        Verdicts { known: 0, value: 0 }
+        Verdicts {
+            groups: vec![None; self.groups.len()],
+        }
     }
 
     /// Whether rule `rule` (its index in the engine) may match `event`: false only when one of
@@ -86,37 +136,132 @@ impl Gates {
             return true;
         };
         clauses.iter().all(|clause| {
-            clause
-                .iter()
-                .any(|&(index, holds)| self.holds(index, event, verdicts) == holds)
+            clause.iter().any(|literal| {
+                let bits = self.group_bits(literal.group, event, verdicts);
+                bits & literal.holds != 0 || !bits & literal.fails != 0
+            })
         })
     }
 
-    fn holds(&self, index: usize, event: &impl Event, verdicts: &mut Verdicts) -> bool {
-        let bit = 1u64.checked_shl(index as u32).unwrap_or(0);
-        if verdicts.known & bit != 0 {
-            return verdicts.value & bit != 0;
+    fn group_bits(&self, group: usize, event: &impl Event, verdicts: &mut Verdicts) -> u64 {
+        match verdicts.groups[group] {
+            Some(bits) => bits,
+            None => {
+                let bits = self.group_verdicts(group, event);
+                verdicts.groups[group] = Some(bits);
+                bits
+            }
         }
-        let holds = item_matches(&self.items[index], event);
-        verdicts.known |= bit;
-        if holds {
-            verdicts.value |= bit;
+    }
+
+    /// The verdicts of a group's items on `event`, a bit each: remembered for a value seen
+    /// before, evaluated otherwise.
+    fn group_verdicts(&self, group: usize, event: &impl Event) -> u64 {
+        let Group {
+            field,
+            items,
+            by_value,
+        } = &self.groups[group];
+        let value = event.get_field(field);
+        let evaluate = || {
+            items
+                .iter()
+                .enumerate()
+                .filter(|&(_, &item)| item_holds(&self.items[item], value.as_ref(), event))
+                .fold(0, |bits, (bit, _)| bits | 1 << bit)
+        };
+        if !by_value {
+            return evaluate();
         }
-        holds
+        SEEN.with(|seen| {
+            let mut seen = seen.borrow_mut();
+            let (values, key) = seen.of(self.id, self.groups.len(), group);
+            values.verdicts(value.as_ref(), key, evaluate)
+        })
     }
 }
 
-/// A detection item as rsigma evaluates it (`eval_detection_item_with_bloom` without a bloom).
-fn item_matches(item: &CompiledDetectionItem, event: &impl Event) -> bool {
-    let Some(field) = &item.field else {
-        // Never a gate item; a keyword item would need every string of the event.
-        return true;
-    };
-    if let Some(expect_exists) = item.exists {
-        let exists = event.get_field(field).is_some_and(|v| !v.is_null());
-        return exists == expect_exists;
+/// Groups `items` by field, in order, 64 at most a group (a verdict is a bit of a `u64`).
+fn group_by_field(items: &[CompiledDetectionItem]) -> (Vec<Slot>, Vec<Group>) {
+    let mut slots = Vec::with_capacity(items.len());
+    let mut groups: Vec<Group> = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        // Gate items are on parsed fields (`of_detection`); a field-less one is never built.
+        let field = item.field.clone().unwrap_or_default();
+        let by_value = reads_only_its_value(&item.matcher);
+        let open = groups
+            .iter()
+            .position(|g| g.field == field && g.by_value == by_value && g.items.len() < 64);
+        let group = open.unwrap_or_else(|| {
+            groups.push(Group {
+                field,
+                items: Vec::new(),
+                by_value,
+            });
+            groups.len() - 1
+        });
+        slots.push(Slot {
+            group,
+            bit: 1 << groups[group].items.len(),
+        });
+        groups[group].items.push(index);
     }
-    match event.get_field(field) {
+    (slots, groups)
+}
+
+/// A clause's literals (item indices, and whether each must hold) as one [`Literal`] per group.
+fn literals_by_group(clause: &[(usize, bool)], slots: &[Slot]) -> Vec<Literal> {
+    let mut literals: Vec<Literal> = Vec::new();
+    for &(item, holds) in clause {
+        let Slot { group, bit } = slots[item];
+        let literal = match literals.iter_mut().find(|l| l.group == group) {
+            Some(literal) => literal,
+            None => {
+                literals.push(Literal {
+                    group,
+                    holds: 0,
+                    fails: 0,
+                });
+                literals.last_mut().expect("just pushed")
+            }
+        };
+        if holds {
+            literal.holds |= bit;
+        } else {
+            literal.fails |= bit;
+        }
+    }
+    literals
+}
+
+/// Whether `matcher`'s verdict depends on the value it is given alone: not on another field
+/// (`fieldref`, placeholders).
+fn reads_only_its_value(matcher: &CompiledMatcher) -> bool {
+    match matcher {
+        CompiledMatcher::FieldRef { .. } | CompiledMatcher::Expand { .. } => false,
+        CompiledMatcher::Not(inner) | CompiledMatcher::TimestampPart { inner, .. } => {
+            reads_only_its_value(inner)
+        }
+        CompiledMatcher::AnyOf(children)
+        | CompiledMatcher::AllOf(children)
+        | CompiledMatcher::CaseInsensitiveGroup { children, .. } => {
+            children.iter().all(reads_only_its_value)
+        }
+        _ => true,
+    }
+}
+
+/// A detection item as rsigma evaluates it (`eval_detection_item_with_bloom` without a bloom),
+/// given the value of its field.
+fn item_holds(
+    item: &CompiledDetectionItem,
+    value: Option<&EventValue<'_>>,
+    event: &impl Event,
+) -> bool {
+    if let Some(expect_exists) = item.exists {
+        return value.is_some_and(|v| !v.is_null()) == expect_exists;
+    }
+    match value {
         // rsigma's case-insensitive `Exact` lowercases into a new `String` for every
         // comparison; `ascii_lowercase_cow` lowercases the same way (`to_lowercase`, which is
         // ASCII lowercasing on ASCII) and borrows a string that is already lowercase, as the
@@ -125,12 +270,119 @@ fn item_matches(item: &CompiledDetectionItem, event: &impl Event) -> bool {
             CompiledMatcher::Exact {
                 value,
                 case_insensitive: true,
-            } => ascii_lowercase_cow(&text) == value.as_str(),
-            matcher => matcher.matches(&EventValue::Str(text), event),
+            } => ascii_lowercase_cow(text) == value.as_str(),
+            matcher => matcher.matches(&EventValue::Str(text.clone()), event),
         },
-        Some(value) => item.matcher.matches(&value, event),
+        Some(value) => item.matcher.matches(value, event),
         None => matches!(item.matcher, CompiledMatcher::Null),
     }
+}
+
+thread_local! {
+    /// Verdicts of the gate groups on values already seen. A workload repeats a few verbs,
+    /// resources and group lists thousands of times; evaluating a group's matchers costs tens
+    /// of times a lookup. Per thread, so that the engine is shared without a lock; for one
+    /// detector at a time (a second one's gates start afresh).
+    static SEEN: RefCell<Seen> = RefCell::new(Seen::default());
+}
+
+/// The longest value remembered (a string, or a list of strings with a length each), in bytes,
+/// and how many values a group remembers before it forgets them all: memory stays bounded
+/// whatever the values (user names, say, can be many).
+const SEEN_VALUE_MAX: usize = 512;
+const SEEN_VALUES_MAX: usize = 1024;
+
+/// foldhash rather than std's SipHash: a tenth of the cost on short keys, still seeded per
+/// process, so the values an attacker chooses cannot be made to collide on purpose.
+type Remembered<K> = HashMap<K, u64, foldhash::fast::RandomState>;
+
+#[derive(Default)]
+struct Seen {
+    gates: Option<u64>,
+    groups: Vec<SeenValues>,
+    /// A list's key, built here to be looked up without an allocation.
+    key: Vec<u8>,
+}
+
+#[derive(Default)]
+struct SeenValues {
+    strings: Remembered<Box<str>>,
+    /// Lists of strings, by their items' lengths and bytes.
+    lists: Remembered<Box<[u8]>>,
+    integers: Remembered<i64>,
+    /// Absent, null, false, true.
+    others: [Option<u64>; 4],
+}
+
+impl Seen {
+    fn of(&mut self, gates: u64, groups: usize, group: usize) -> (&mut SeenValues, &mut Vec<u8>) {
+        if self.gates != Some(gates) {
+            self.gates = Some(gates);
+            self.groups.clear();
+            self.groups.resize_with(groups, SeenValues::default);
+        }
+        (&mut self.groups[group], &mut self.key)
+    }
+}
+
+impl SeenValues {
+    /// The verdicts on `value`: remembered, or `evaluate`d (and remembered unless the value is
+    /// a float, a map, or too long).
+    fn verdicts(
+        &mut self,
+        value: Option<&EventValue<'_>>,
+        key: &mut Vec<u8>,
+        evaluate: impl FnOnce() -> u64,
+    ) -> u64 {
+        let slot = match value {
+            None => &mut self.others[0],
+            Some(EventValue::Null) => &mut self.others[1],
+            Some(EventValue::Bool(b)) => &mut self.others[2 + usize::from(*b)],
+            Some(EventValue::Int(n)) => return remember(&mut self.integers, n, evaluate),
+            Some(EventValue::Str(text)) if text.len() <= SEEN_VALUE_MAX => {
+                return remember(&mut self.strings, text.as_ref(), evaluate);
+            }
+            Some(EventValue::Array(items)) if list_key(items, key) => {
+                return remember(&mut self.lists, key.as_slice(), evaluate);
+            }
+            Some(_) => return evaluate(),
+        };
+        *slot.get_or_insert_with(evaluate)
+    }
+}
+
+/// The verdicts remembered for `key`, or `evaluate`d and remembered.
+fn remember<K, Q>(seen: &mut Remembered<K>, key: &Q, evaluate: impl FnOnce() -> u64) -> u64
+where
+    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq + From<Q::Owned>,
+    Q: std::hash::Hash + Eq + ToOwned + ?Sized,
+{
+    if let Some(&bits) = seen.get(key) {
+        return bits;
+    }
+    if seen.len() >= SEEN_VALUES_MAX {
+        seen.clear();
+    }
+    let bits = evaluate();
+    seen.insert(K::from(key.to_owned()), bits);
+    bits
+}
+
+/// Writes into `key` a list of strings as a key no other list shares (each item's length,
+/// then its bytes); false when the list holds anything else or is too long to remember.
+fn list_key(items: &[EventValue<'_>], key: &mut Vec<u8>) -> bool {
+    key.clear();
+    for item in items {
+        let EventValue::Str(text) = item else {
+            return false;
+        };
+        if key.len() + 4 + text.len() > SEEN_VALUE_MAX {
+            return false;
+        }
+        key.extend_from_slice(&(text.len() as u32).to_le_bytes());
+        key.extend_from_slice(text.as_bytes());
+    }
+    true
 }
 
 /// Clauses every match of `rule` satisfies, on parsed fields. A rule matches when any of its
@@ -265,8 +517,94 @@ mod tests {
     use serde_json::Value;
 
     use crate::audit::AuditEvent;
-    use crate::detect::rules::{default_pack, default_tests};
+    use crate::detect::rules::{RuleFile, default_pack, default_tests};
     use crate::detect::{AuditView, Detector};
+
+    fn rule(title: &str, selection: &str) -> RuleFile {
+        RuleFile {
+            name: format!("{title}.yml"),
+            text: format!(
+                "title: {title}\nlogsource:\n  product: kubernetes\n  service: audit\n\
+                 detection:\n  selection:\n{selection}  condition: selection\nlevel: high\n"
+            ),
+        }
+    }
+
+    fn fired(detector: &Detector, text: &str) -> Vec<String> {
+        let event = AuditEvent::parse(text).unwrap();
+        let mut keys: Vec<String> = detector
+            .matches(&event, text)
+            .into_iter()
+            .map(|m| m.rule.key.clone())
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// A verdict remembered for a value is the one evaluating it gives: the same event fires
+    /// the same rules after other values were seen, and a gate item that compares with another
+    /// field (`fieldref`) is evaluated again on each event, not reused for the same value.
+    #[test]
+    fn remembered_verdicts_depend_on_the_value_alone() {
+        let detector = Detector::load(&[
+            rule(
+                "Verb Named Like The Resource",
+                "    verb|fieldref: objectRef.resource\n",
+            ),
+            rule(
+                "Secret Deleted",
+                "    verb: delete\n    objectRef.resource: secrets\n",
+            ),
+        ])
+        .unwrap();
+        let event = |verb: &str, resource: &str| {
+            format!(
+                r#"{{"kind":"Event","verb":"{verb}","stage":"ResponseComplete","objectRef":{{"resource":"{resource}"}}}}"#
+            )
+        };
+        let verb_named = "Verb Named Like The Resource";
+        let deleted = "Secret Deleted";
+        for _ in 0..2 {
+            assert_eq!(fired(&detector, &event("delete", "delete")), [verb_named]);
+            assert!(fired(&detector, &event("delete", "pods")).is_empty());
+            assert_eq!(fired(&detector, &event("delete", "secrets")), [deleted]);
+            assert!(fired(&detector, &event("get", "secrets")).is_empty());
+            assert_eq!(fired(&detector, &event("get", "get")), [verb_named]);
+        }
+        // Another detector on the same thread starts from nothing it has not seen itself.
+        let other = Detector::load(&[rule("Get", "    verb: get\n")]).unwrap();
+        assert_eq!(fired(&other, &event("get", "pods")), ["Get"]);
+        assert!(fired(&other, &event("delete", "pods")).is_empty());
+        assert_eq!(fired(&detector, &event("delete", "secrets")), [deleted]);
+    }
+
+    /// Lists are remembered by their items, not by their text run together: `["a", "b"]` and
+    /// `["ab"]` are told apart.
+    #[test]
+    fn remembered_lists_are_told_apart_by_their_items() {
+        let detector = Detector::load(&[rule("Group AB", "    user.groups: ab\n")]).unwrap();
+        let event = |groups: &str| {
+            format!(r#"{{"kind":"Event","verb":"get","user":{{"groups":{groups}}}}}"#)
+        };
+        for _ in 0..2 {
+            for (groups, fires) in [
+                // A list the gate refuses first: were its key the same as the next one's, the
+                // next would be refused too, and could not fire.
+                (r#"["a","b"]"#, false),
+                (r#"["ab"]"#, true),
+                (r#"["a","b","ab"]"#, true),
+                (r#"["aba"]"#, false),
+                (r#"["ab","a"]"#, true),
+                (r#"[]"#, false),
+            ] {
+                assert_eq!(
+                    !fired(&detector, &event(groups)).is_empty(),
+                    fires,
+                    "{groups}"
+                );
+            }
+        }
+    }
 
     /// The gated path finds what the engine's own `evaluate` (candidate index, every rule it
     /// admits) finds, with the same selections, on every test event of the pack and on each
