@@ -20,7 +20,7 @@ use eks_audit_forwarder::Settings;
 use eks_audit_forwarder::collect::{Collector, Options, Progress};
 use eks_audit_forwarder::config::{BYTES_CEILING, SettingsArgs, limit, region_from_env};
 use eks_audit_forwarder::detection;
-use eks_audit_forwarder::handler::Handler;
+use eks_audit_forwarder::handler::{Handler, Response};
 use eks_audit_forwarder::reconcile::window::When;
 use eks_audit_forwarder::reconcile::{Reconciler, Request, Window, parse_when};
 use eks_audit_forwarder::sink::ObjectStore;
@@ -308,7 +308,10 @@ async fn invoke(event_file: &Path, settings: SettingsArgs) -> Result<ExitCode> {
         .await
         .with_context(|| format!("{}", event_file.display()))?;
     let mut out = response_output()?;
-    serde_json::to_writer_pretty(&mut out, &response)?;
+    match &response {
+        Response::Firehose(firehose) => firehose.write_pretty(&mut out)?,
+        other => serde_json::to_writer_pretty(&mut out, other)?,
+    }
     writeln!(out)?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)

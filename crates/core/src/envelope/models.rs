@@ -197,6 +197,55 @@ pub struct FirehoseResponse {
     pub records: Vec<FirehoseResponseRecord>,
 }
 
+impl FirehoseResponse {
+    /// The response as `serde_json::to_writer_pretty` writes it, byte for byte, except that
+    /// each record's `data`, megabytes of base64 this program produced, is copied as it is
+    /// rather than checked again by serde_json on the way out (a `RawValue` is validated when
+    /// made). `eks-audit invoke` prints with it; the Lambda runtime serializes the response
+    /// itself.
+    pub fn write_pretty(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        if self.records.is_empty() {
+            return out.write_all(b"{\n  \"records\": []\n}");
+        }
+        out.write_all(b"{\n  \"records\": [")?;
+        for (i, record) in self.records.iter().enumerate() {
+            out.write_all(if i == 0 { b"\n" } else { b",\n" })?;
+            out.write_all(b"    {\n      \"recordId\": ")?;
+            serde_json::to_writer(&mut *out, &record.record_id)?;
+            out.write_all(b",\n      \"result\": ")?;
+            serde_json::to_writer(&mut *out, &record.result)?;
+            out.write_all(b",\n      \"data\": ")?;
+            if needs_no_escaping(&record.data) {
+                out.write_all(b"\"")?;
+                out.write_all(record.data.as_bytes())?;
+                out.write_all(b"\"")?;
+            } else {
+                serde_json::to_writer(&mut *out, &record.data)?;
+            }
+            if let Some(metadata) = &record.metadata {
+                out.write_all(b",\n      \"metadata\": {\n        \"partitionKeys\": ")?;
+                let keys = &metadata.partition_keys;
+                if keys.is_empty() {
+                    out.write_all(b"{}")?;
+                } else {
+                    out.write_all(b"{")?;
+                    for (j, (key, value)) in keys.iter().enumerate() {
+                        out.write_all(if j == 0 { b"\n" } else { b",\n" })?;
+                        out.write_all(b"          ")?;
+                        serde_json::to_writer(&mut *out, key)?;
+                        out.write_all(b": ")?;
+                        serde_json::to_writer(&mut *out, value)?;
+                    }
+                    out.write_all(b"\n        }")?;
+                }
+                out.write_all(b"\n      }")?;
+            }
+            out.write_all(b"\n    }")?;
+        }
+        out.write_all(b"\n  ]\n}")
+    }
+}
+
 /// One record's answer: its `recordId`, `result`, `data` and, for `Ok`, partition keys.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -347,6 +396,66 @@ mod tests {
             result: FirehoseResult::ProcessingFailed,
             data: data.into(),
             metadata: None,
+        }
+    }
+
+    /// `write_pretty` writes what `serde_json::to_writer_pretty` writes: no records, one, many,
+    /// with and without partition keys, and strings that need escaping in every field.
+    #[test]
+    fn the_pretty_response_is_serde_jsons_byte_for_byte() {
+        let keys = |pairs: &[(&str, &str)]| ResponseMetadata {
+            partition_keys: pairs
+                .iter()
+                .map(|&(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        };
+        let entry = |id: &str, result, data: &str, metadata| FirehoseResponseRecord {
+            record_id: id.into(),
+            result,
+            data: data.into(),
+            metadata,
+        };
+        let records = [
+            entry(
+                "49546986683135544286507457936321625675700192471156785154",
+                FirehoseResult::Ok,
+                "eyJhIjoxfQo=",
+                Some(keys(&[
+                    ("cluster", "prod-east"),
+                    ("account", "123456789012"),
+                ])),
+            ),
+            entry("2", FirehoseResult::Dropped, "", None),
+            entry(
+                "id \"3\"",
+                FirehoseResult::ProcessingFailed,
+                "not \"base64\"\n",
+                None,
+            ),
+            entry("4", FirehoseResult::Ok, "", Some(keys(&[]))),
+            entry(
+                "5",
+                FirehoseResult::Ok,
+                "x",
+                Some(keys(&[("k\\", "caf\u{e9}\u{1}")])),
+            ),
+        ];
+        for n in [0, 1, 2, records.len()] {
+            let response = FirehoseResponse {
+                records: records
+                    .iter()
+                    .take(n)
+                    .map(|r| entry(&r.record_id, r.result, &r.data, r.metadata.clone()))
+                    .collect(),
+            };
+            let mut written = Vec::new();
+            response.write_pretty(&mut written).unwrap();
+            let expected = serde_json::to_vec_pretty(&response).unwrap();
+            assert_eq!(
+                String::from_utf8(written).unwrap(),
+                String::from_utf8(expected).unwrap(),
+                "{n} records"
+            );
         }
     }
 
