@@ -22,6 +22,10 @@ pub struct AuditView<'e, 'a> {
     tree: OnceCell<JsonEvent<'static>>,
     request: OnceCell<JsonEvent<'static>>,
     response: OnceCell<JsonEvent<'static>>,
+    /// Whether each body's text holds a `\u` escape, searched for once: rules read a body
+    /// several times, most often for keys it does not have.
+    request_escapes: OnceCell<bool>,
+    response_escapes: OnceCell<bool>,
 }
 
 impl<'e, 'a> AuditView<'e, 'a> {
@@ -33,6 +37,8 @@ impl<'e, 'a> AuditView<'e, 'a> {
             tree: OnceCell::new(),
             request: OnceCell::new(),
             response: OnceCell::new(),
+            request_escapes: OnceCell::new(),
+            response_escapes: OnceCell::new(),
         }
     }
 
@@ -53,6 +59,7 @@ impl<'e, 'a> AuditView<'e, 'a> {
     fn body_field<'s>(
         &'s self,
         cell: &'s OnceCell<JsonEvent<'static>>,
+        escapes: &OnceCell<bool>,
         body: Option<JsonText<'s>>,
         rest: &str,
     ) -> Option<EventValue<'s>> {
@@ -60,7 +67,9 @@ impl<'e, 'a> AuditView<'e, 'a> {
         if let Some(tree) = cell.get() {
             return tree.get_field(rest);
         }
-        match scalar_in_place(body.get(), rest) {
+        let escapes =
+            *escapes.get_or_init(|| memchr::memmem::find(body.get().as_bytes(), b"\\u").is_some());
+        match scalar_in_place(body.get(), rest, escapes) {
             Ok(value) => value,
             Err(NeedsTree) => cell.get_or_init(|| parse(body.get())).get_field(rest),
         }
@@ -107,9 +116,11 @@ impl<'e, 'a> AuditView<'e, 'a> {
             "timestamp" => text(&event.timestamp),
             _ => {
                 if let Some(rest) = path.strip_prefix("requestObject.") {
-                    self.body_field(&self.request, event.request_object, rest)
+                    let escapes = &self.request_escapes;
+                    self.body_field(&self.request, escapes, event.request_object, rest)
                 } else if let Some(rest) = path.strip_prefix("responseObject.") {
-                    self.body_field(&self.response, event.response_object, rest)
+                    let escapes = &self.response_escapes;
+                    self.body_field(&self.response, escapes, event.response_object, rest)
                 } else {
                     return Err(());
                 }
@@ -159,20 +170,23 @@ struct NeedsTree;
 /// The scalar at dotted `path` in the JSON object `json`, read in place with sonic-rs's lazy
 /// object iterator: the members off the path are skipped, not parsed. Answers as [`JsonEvent`]
 /// would: `None` when a key is missing or a scalar stands where the path goes on; of duplicate
-/// keys, the last (serde_json's map keeps the last).
+/// keys, the last (serde_json's map keeps the last). `escapes`: whether `json` holds a `\u`
+/// escape.
 ///
 /// Only iteration is used, never sonic-rs's `get`: a `get` that misses builds an error that
 /// counts lines up to the miss, tens of microseconds on a large body.
-fn scalar_in_place<'j>(json: &'j str, path: &str) -> Result<Option<EventValue<'j>>, NeedsTree> {
+fn scalar_in_place<'j>(
+    json: &'j str,
+    path: &str,
+    escapes: bool,
+) -> Result<Option<EventValue<'j>>, NeedsTree> {
     if path.contains(['[', '\\']) {
         return Err(NeedsTree);
     }
     // Most probes ask for keys the body does not have (the index probes every rule's fields on
     // every body): a key whose quoted name is nowhere in the text is not there. Only a `\u`
     // escape could spell a key otherwise.
-    if memchr::memmem::find(json.as_bytes(), b"\\u").is_none()
-        && path.split('.').any(|key| !holds_quoted(json, key))
-    {
+    if !escapes && path.split('.').any(|key| !holds_quoted(json, key)) {
         return Ok(None);
     }
     // Not an object at the top: JsonEvent fans out over an array, and a scalar body has no
