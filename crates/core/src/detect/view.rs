@@ -20,12 +20,17 @@ pub struct AuditView<'e, 'a> {
     /// The event's JSON text (for a salvaged event, the members before the cut).
     text: &'e str,
     tree: OnceCell<JsonEvent<'static>>,
-    request: OnceCell<JsonEvent<'static>>,
-    response: OnceCell<JsonEvent<'static>>,
-    /// Whether each body's text holds a `\u` escape, searched for once: rules read a body
-    /// several times, most often for keys it does not have.
-    request_escapes: OnceCell<bool>,
-    response_escapes: OnceCell<bool>,
+    request: BodyCells,
+    response: BodyCells,
+}
+
+/// What the view has learnt of one body: its tree, once a path needed one, and whether its text
+/// holds a `\u` escape, searched for once (rules read a body several times, most often for keys
+/// it does not have).
+#[derive(Default)]
+struct BodyCells {
+    tree: OnceCell<JsonEvent<'static>>,
+    escapes: OnceCell<bool>,
 }
 
 impl<'e, 'a> AuditView<'e, 'a> {
@@ -35,17 +40,17 @@ impl<'e, 'a> AuditView<'e, 'a> {
             event,
             text,
             tree: OnceCell::new(),
-            request: OnceCell::new(),
-            response: OnceCell::new(),
-            request_escapes: OnceCell::new(),
-            response_escapes: OnceCell::new(),
+            request: BodyCells::default(),
+            response: BodyCells::default(),
         }
     }
 
     /// Whether a JSON tree was built, of the event or of a body (for the profile: it should be
     /// rare).
     pub fn parsed_tree(&self) -> bool {
-        self.tree.get().is_some() || self.request.get().is_some() || self.response.get().is_some()
+        self.tree.get().is_some()
+            || self.request.tree.get().is_some()
+            || self.response.tree.get().is_some()
     }
 
     fn tree(&self) -> &JsonEvent<'static> {
@@ -58,20 +63,20 @@ impl<'e, 'a> AuditView<'e, 'a> {
     /// tree, once.
     fn body_field<'s>(
         &'s self,
-        cell: &'s OnceCell<JsonEvent<'static>>,
-        escapes: &OnceCell<bool>,
+        cells: &'s BodyCells,
         body: Option<JsonText<'s>>,
         rest: &str,
     ) -> Option<EventValue<'s>> {
         let body = body?;
-        if let Some(tree) = cell.get() {
+        if let Some(tree) = cells.tree.get() {
             return tree.get_field(rest);
         }
-        let escapes =
-            *escapes.get_or_init(|| memchr::memmem::find(body.get().as_bytes(), b"\\u").is_some());
+        let escapes = *cells
+            .escapes
+            .get_or_init(|| memchr::memmem::find(body.get().as_bytes(), b"\\u").is_some());
         match scalar_in_place(body.get(), rest, escapes) {
             Ok(value) => value,
-            Err(NeedsTree) => cell.get_or_init(|| parse(body.get())).get_field(rest),
+            Err(NeedsTree) => cells.tree.get_or_init(|| parse(body.get())).get_field(rest),
         }
     }
 
@@ -116,11 +121,9 @@ impl<'e, 'a> AuditView<'e, 'a> {
             "timestamp" => text(&event.timestamp),
             _ => {
                 if let Some(rest) = path.strip_prefix("requestObject.") {
-                    let escapes = &self.request_escapes;
-                    self.body_field(&self.request, escapes, event.request_object, rest)
+                    self.body_field(&self.request, event.request_object, rest)
                 } else if let Some(rest) = path.strip_prefix("responseObject.") {
-                    let escapes = &self.response_escapes;
-                    self.body_field(&self.response, escapes, event.response_object, rest)
+                    self.body_field(&self.response, event.response_object, rest)
                 } else {
                     return Err(());
                 }
