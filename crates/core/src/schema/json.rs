@@ -19,10 +19,7 @@ impl<'o> ObjectWriter<'o> {
     fn key(&mut self, key: &'static str) {
         debug_assert!(needs_no_escaping(key), "{key}");
         self.out.reserve(key.len() + 4);
-        if !self.empty {
-            self.out.push(b',');
-        }
-        self.empty = false;
+        separate(self.out, &mut self.empty);
         self.out.push(b'"');
         self.out.extend_from_slice(key.as_bytes());
         self.out.extend_from_slice(b"\":");
@@ -101,10 +98,7 @@ impl<'o> ObjectWriter<'o> {
     /// [`ObjectWriter::field`] under a key from the event (an annotation's name, say), escaped
     /// where JSON needs it.
     pub fn field_any_key<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> &mut Self {
-        if !self.empty {
-            self.out.push(b',');
-        }
-        self.empty = false;
+        separate(self.out, &mut self.empty);
         put_str(self.out, key);
         self.out.push(b':');
         put(self.out, value);
@@ -162,16 +156,21 @@ pub struct ArrayWriter<'o> {
 impl ArrayWriter<'_> {
     /// Starts the next item; finish it with [`ObjectWriter::end`].
     pub fn object(&mut self) -> ObjectWriter<'_> {
-        if !self.empty {
-            self.out.push(b',');
-        }
-        self.empty = false;
+        separate(self.out, &mut self.empty);
         ObjectWriter::start(self.out)
     }
 
     pub fn end(&mut self) {
         self.out.push(b']');
     }
+}
+
+/// The comma before a member or an item, unless it is the first.
+fn separate(out: &mut Vec<u8>, empty: &mut bool) {
+    if !*empty {
+        out.push(b',');
+    }
+    *empty = false;
 }
 
 /// Serializes a value that cannot fail to serialize: strings, numbers, options and lists of
