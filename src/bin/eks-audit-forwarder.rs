@@ -20,10 +20,20 @@ use serde_json::value::RawValue;
 #[cfg(feature = "panic-probe")]
 const PANIC_PROBE_MARKER: &str = "eks_audit_panic_probe";
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
+fn main() -> Result<(), Error> {
+    // Before the runtime's threads start: glibc reads these settings without a lock.
+    let retained = eks_audit_core::allocator::retain_freed_memory();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve(retained))
+}
+
+/// `retained`: whether the allocator keeps freed memory for the next invocation.
+async fn serve(retained: bool) -> Result<(), Error> {
     let on_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
     eks_audit_forwarder::telemetry::init(on_lambda);
+    tracing::debug!(retained, "freed memory kept for the next invocation");
     let settings = match SettingsArgs::from_env() {
         Ok(settings) => settings,
         Err(error) => {

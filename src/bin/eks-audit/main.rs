@@ -252,6 +252,8 @@ struct SubscribeArgs {
 }
 
 fn main() -> ExitCode {
+    // Before the runtime's threads start: glibc reads these settings without a lock.
+    eks_audit_core::allocator::retain_freed_memory();
     let cli = Cli::parse();
     eks_audit_forwarder::telemetry::init(false);
     let runtime = match tokio::runtime::Runtime::new() {
