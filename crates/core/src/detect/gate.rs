@@ -31,11 +31,85 @@ pub(super) struct Gates {
     /// The items grouped by field, at most 64 a group: an event's field is read once for all
     /// of them, and their verdicts are the bits of one word.
     groups: Vec<Group>,
-    /// For each rule, its clauses: each true when one of its literals is, and one true on
-    /// every event the rule matches.
-    rules: Vec<Vec<Vec<Literal>>>,
+    /// How many rules the gates are for.
+    rule_count: usize,
+    /// For each group, the clauses of one literal on it, the usual kind (a rule's `verb`, its
+    /// `objectRef.resource`): a group's word answers all of them, every rule at once.
+    singles: Vec<Vec<(usize, Literal)>>,
+    /// For each group, the rules with a clause of one literal on it: a group that no rule still
+    /// admitted needs is not read.
+    needed_by: Vec<RuleSet>,
+    /// Clauses of literals on several groups, with their rule.
+    compounds: Vec<(usize, Vec<Literal>)>,
+    /// The order groups are tested in: the one with the most single clauses first, as it
+    /// refutes most rules at once.
+    order: Vec<usize>,
     /// Tells these gates' remembered verdicts ([`SEEN`]) from another detector's.
     id: u64,
+}
+
+impl Literal {
+    fn is_true(&self, bits: u64) -> bool {
+        bits & self.holds != 0 || !bits & self.fails != 0
+    }
+}
+
+/// Rules by their index in the engine, a bit each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct RuleSet {
+    words: Vec<u64>,
+}
+
+impl RuleSet {
+    fn all(rules: usize) -> RuleSet {
+        let mut words = vec![u64::MAX; rules.div_ceil(64)];
+        if let Some(last) = words.last_mut()
+            && !rules.is_multiple_of(64)
+        {
+            *last = (1 << (rules % 64)) - 1;
+        }
+        RuleSet { words }
+    }
+
+    fn empty(rules: usize) -> RuleSet {
+        RuleSet {
+            words: vec![0; rules.div_ceil(64)],
+        }
+    }
+
+    fn insert(&mut self, rule: usize) {
+        self.words[rule / 64] |= 1 << (rule % 64);
+    }
+
+    fn remove(&mut self, rule: usize) {
+        self.words[rule / 64] &= !(1 << (rule % 64));
+    }
+
+    fn contains(&self, rule: usize) -> bool {
+        self.words[rule / 64] & 1 << (rule % 64) != 0
+    }
+
+    fn intersects(&self, other: &RuleSet) -> bool {
+        self.words.iter().zip(&other.words).any(|(a, b)| a & b != 0)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.words.iter().all(|&w| w == 0)
+    }
+
+    /// The rules, in ascending order.
+    pub(super) fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.words.iter().enumerate().flat_map(|(i, &word)| {
+            let mut rest = word;
+            std::iter::from_fn(move || {
+                (rest != 0).then(|| {
+                    let bit = rest.trailing_zeros() as usize;
+                    rest &= rest - 1;
+                    i * 64 + bit
+                })
+            })
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -105,19 +179,31 @@ impl Gates {
             gate_rules.push(clauses);
         }
         let (slots, groups) = group_by_field(&items);
-        let rules = gate_rules
-            .iter()
-            .map(|clauses| {
-                clauses
-                    .iter()
-                    .map(|clause| literals_by_group(clause, &slots))
-                    .collect()
-            })
-            .collect();
+        let mut singles = vec![Vec::new(); groups.len()];
+        let mut needed_by = vec![RuleSet::empty(rules.len()); groups.len()];
+        let mut compounds = Vec::new();
+        for (rule, clauses) in gate_rules.iter().enumerate() {
+            for clause in clauses {
+                match literals_by_group(clause, &slots).as_slice() {
+                    [] => {}
+                    &[literal] => {
+                        singles[literal.group].push((rule, literal));
+                        needed_by[literal.group].insert(rule);
+                    }
+                    literals => compounds.push((rule, literals.to_vec())),
+                }
+            }
+        }
+        let mut order: Vec<usize> = (0..groups.len()).collect();
+        order.sort_by_key(|&group| std::cmp::Reverse(singles[group].len()));
         Gates {
             items,
             groups,
-            rules,
+            rule_count: rules.len(),
+            singles,
+            needed_by,
+            compounds,
+            order,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         }
     }
@@ -129,18 +215,35 @@ impl Gates {
         }
     }
 
-    /// Whether rule `rule` (its index in the engine) may match `event`: false only when one of
-    /// its clauses has no true literal.
-    pub(super) fn admits(&self, rule: usize, event: &impl Event, verdicts: &mut Verdicts) -> bool {
-        let Some(clauses) = self.rules.get(rule) else {
-            return true;
-        };
-        clauses.iter().all(|clause| {
-            clause.iter().any(|literal| {
-                let bits = self.group_bits(literal.group, event, verdicts);
-                bits & literal.holds != 0 || !bits & literal.fails != 0
-            })
-        })
+    /// The rules (by index in the engine) that may match `event`: all but those with a clause
+    /// of which no literal is true. A group at a time, every rule's single clauses on it with
+    /// one word each, and no group read once no rule left needs it.
+    pub(super) fn admitted(&self, event: &impl Event, verdicts: &mut Verdicts) -> RuleSet {
+        let mut admitted = RuleSet::all(self.rule_count);
+        for &group in &self.order {
+            if !admitted.intersects(&self.needed_by[group]) {
+                continue;
+            }
+            let bits = self.group_bits(group, event, verdicts);
+            for &(rule, literal) in &self.singles[group] {
+                if !literal.is_true(bits) {
+                    admitted.remove(rule);
+                }
+            }
+            if admitted.is_empty() {
+                return admitted;
+            }
+        }
+        for (rule, literals) in &self.compounds {
+            if admitted.contains(*rule)
+                && !literals
+                    .iter()
+                    .any(|literal| literal.is_true(self.group_bits(literal.group, event, verdicts)))
+            {
+                admitted.remove(*rule);
+            }
+        }
+        admitted
     }
 
     fn group_bits(&self, group: usize, event: &impl Event, verdicts: &mut Verdicts) -> u64 {
@@ -578,6 +681,43 @@ mod tests {
         assert_eq!(fired(&detector, &event("delete", "secrets")), [deleted]);
     }
 
+    /// Rule sets span words: with more than 64 rules, each still answers for itself.
+    #[test]
+    fn rule_sets_hold_any_number_of_rules() {
+        let mut set = super::RuleSet::all(130);
+        assert_eq!(set.iter().count(), 130);
+        assert!(set.contains(129));
+        set.remove(0);
+        set.remove(64);
+        set.remove(129);
+        assert_eq!(set.iter().take(2).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(set.iter().count(), 127);
+        assert!(!set.contains(64));
+        let mut one = super::RuleSet::empty(130);
+        assert!(one.is_empty() && !one.intersects(&set));
+        one.insert(129);
+        assert!(!one.intersects(&set));
+        one.insert(65);
+        assert!(one.intersects(&set));
+        assert_eq!(one.iter().collect::<Vec<_>>(), [65, 129]);
+        assert_eq!(super::RuleSet::all(64).iter().count(), 64);
+    }
+
+    /// A pack of more than 64 rules: the gate admits the one rule whose verb the event has,
+    /// wherever it is in the pack.
+    #[test]
+    fn gates_admit_rules_past_the_first_word() {
+        let files: Vec<RuleFile> = (0..70)
+            .map(|i| rule(&format!("Verb {i:02}"), &format!("    verb: verb{i}\n")))
+            .collect();
+        let detector = Detector::load(&files).unwrap();
+        for i in [0, 63, 64, 69] {
+            let text = format!(r#"{{"kind":"Event","verb":"verb{i}","stage":"ResponseComplete"}}"#);
+            assert_eq!(fired(&detector, &text), [format!("Verb {i:02}")]);
+        }
+        assert!(fired(&detector, r#"{"kind":"Event","verb":"verb70"}"#).is_empty());
+    }
+
     /// Lists are remembered by their items, not by their text run together: `["a", "b"]` and
     /// `["ab"]` are told apart.
     #[test]
@@ -613,16 +753,14 @@ mod tests {
     #[test]
     fn gated_matches_are_the_engines_matches() {
         let detector = Detector::load(&default_pack()).unwrap().explain();
-        assert!(
-            detector
-                .gates
-                .rules
-                .iter()
-                .filter(|r| !r.is_empty())
-                .count()
-                > 20,
-            "most rules have a gate"
-        );
+        let gates = &detector.gates;
+        let gated = (0..gates.rule_count)
+            .filter(|&rule| {
+                gates.needed_by.iter().any(|rules| rules.contains(rule))
+                    || gates.compounds.iter().any(|(r, _)| *r == rule)
+            })
+            .count();
+        assert!(gated > 20, "most rules have a gate: {gated}");
         let mut texts = Vec::new();
         let tests = default_tests();
         // A correlation's test is a sequence: each of its events is a case of its own.

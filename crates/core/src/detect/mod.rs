@@ -239,13 +239,12 @@ impl Detector {
         // The engine's own per-rule evaluation, on the rules whose gate admits the event, in
         // the engine's order (`Engine::evaluate` answers in rule order too).
         let mut verdicts = self.gates.verdicts();
+        let rules = self.engine.rules();
         let results: Vec<_> = self
-            .engine
-            .rules()
+            .gates
+            .admitted(&view, &mut verdicts)
             .iter()
-            .enumerate()
-            .filter(|(index, _)| self.gates.admits(*index, &view, &mut verdicts))
-            .filter_map(|(_, rule)| rsigma_eval::evaluate_rule(rule, &view))
+            .filter_map(|index| rsigma_eval::evaluate_rule(&rules[index], &view))
             .collect();
         self.stats.events.fetch_add(1, Ordering::Relaxed);
         self.stats
