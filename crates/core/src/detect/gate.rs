@@ -55,20 +55,28 @@ impl Literal {
 }
 
 /// Rules by their index in the engine, a bit each.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub(super) struct RuleSet {
     words: Vec<u64>,
 }
 
 impl RuleSet {
+    #[cfg(test)]
     fn all(rules: usize) -> RuleSet {
-        let mut words = vec![u64::MAX; rules.div_ceil(64)];
-        if let Some(last) = words.last_mut()
+        let mut set = RuleSet::default();
+        set.fill(rules);
+        set
+    }
+
+    /// Every rule of `rules`, in the words already there.
+    fn fill(&mut self, rules: usize) {
+        self.words.clear();
+        self.words.resize(rules.div_ceil(64), u64::MAX);
+        if let Some(last) = self.words.last_mut()
             && !rules.is_multiple_of(64)
         {
             *last = (1 << (rules % 64)) - 1;
         }
-        RuleSet { words }
     }
 
     fn empty(rules: usize) -> RuleSet {
@@ -138,8 +146,21 @@ struct Literal {
 
 /// One event's verdicts on the gate items, a group of them at a time, each computed at most
 /// once.
-pub(super) struct Verdicts {
+#[derive(Default)]
+struct Verdicts {
     groups: Vec<Option<u64>>,
+}
+
+/// What the gate works in for one event, kept per thread from one event to the next so that
+/// nothing is allocated per event.
+#[derive(Default)]
+struct Scratch {
+    verdicts: Verdicts,
+    admitted: RuleSet,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
 /// Literals (an item, and whether it must hold or fail) of which at least one is true on every
@@ -208,18 +229,29 @@ impl Gates {
         }
     }
 
-    /// A blank slate for one event.
-    pub(super) fn verdicts(&self) -> Verdicts {
-        Verdicts {
-            groups: vec![None; self.groups.len()],
-        }
+    /// `then` of the rules (by index in the engine) that may match `event`: all but those with
+    /// a clause of which no literal is true.
+    pub(super) fn with_admitted<R>(
+        &self,
+        event: &impl Event,
+        then: impl FnOnce(&RuleSet) -> R,
+    ) -> R {
+        SCRATCH.with(|scratch| {
+            // Busy only if `then` asked again: that call works in a scratch of its own.
+            let mut fresh = Scratch::default();
+            let mut kept = scratch.try_borrow_mut().ok();
+            let Scratch { verdicts, admitted } = kept.as_deref_mut().unwrap_or(&mut fresh);
+            verdicts.groups.clear();
+            verdicts.groups.resize(self.groups.len(), None);
+            admitted.fill(self.rule_count);
+            self.admit(event, verdicts, admitted);
+            then(admitted)
+        })
     }
 
-    /// The rules (by index in the engine) that may match `event`: all but those with a clause
-    /// of which no literal is true. A group at a time, every rule's single clauses on it with
-    /// one word each, and no group read once no rule left needs it.
-    pub(super) fn admitted(&self, event: &impl Event, verdicts: &mut Verdicts) -> RuleSet {
-        let mut admitted = RuleSet::all(self.rule_count);
+    /// Removes from `admitted` the rules `event` refutes: a group at a time, every rule's single
+    /// clauses on it with one word each, and no group read once no rule left needs it.
+    fn admit(&self, event: &impl Event, verdicts: &mut Verdicts, admitted: &mut RuleSet) {
         for &group in &self.order {
             if !admitted.intersects(&self.needed_by[group]) {
                 continue;
@@ -231,7 +263,7 @@ impl Gates {
                 }
             }
             if admitted.is_empty() {
-                return admitted;
+                return;
             }
         }
         for (rule, literals) in &self.compounds {
@@ -243,7 +275,6 @@ impl Gates {
                 admitted.remove(*rule);
             }
         }
-        admitted
     }
 
     fn group_bits(&self, group: usize, event: &impl Event, verdicts: &mut Verdicts) -> u64 {

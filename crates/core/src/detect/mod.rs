@@ -238,14 +238,13 @@ impl Detector {
         let view = AuditView::new(event, text);
         // The engine's own per-rule evaluation, on the rules whose gate admits the event, in
         // the engine's order (`Engine::evaluate` answers in rule order too).
-        let mut verdicts = self.gates.verdicts();
         let rules = self.engine.rules();
-        let results: Vec<_> = self
-            .gates
-            .admitted(&view, &mut verdicts)
-            .iter()
-            .filter_map(|index| rsigma_eval::evaluate_rule(&rules[index], &view))
-            .collect();
+        let results: Vec<_> = self.gates.with_admitted(&view, |admitted| {
+            admitted
+                .iter()
+                .filter_map(|index| rsigma_eval::evaluate_rule(&rules[index], &view))
+                .collect()
+        });
         self.stats.events.fetch_add(1, Ordering::Relaxed);
         self.stats
             .trees
