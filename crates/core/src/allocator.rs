@@ -8,8 +8,10 @@
 //! 2,500 page faults, a quarter of the handler's wall-clock time (README "Performance").
 //!
 //! [`retain_freed_memory`] keeps what was freed for the next allocation instead. A warm Lambda
-//! holds its high-water mark, which its configured memory already reserves; the peak does not
-//! grow, because freed memory is reused before the heap extends. The binaries call it first
+//! holds its high-water mark, which its configured memory already reserves; freed memory is
+//! reused before the heap extends. A long-running `eks-audit collect` keeps its high-water mark
+//! too, within the bound its options set (`--concurrency` objects of `--max-object-bytes`);
+//! objects over the mmap threshold are still given back when freed. The binaries call it first
 //! thing, and the benches too, so that they measure what ships.
 
 /// glibc's own ceiling for its dynamic mmap threshold on 64-bit targets
