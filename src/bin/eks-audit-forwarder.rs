@@ -33,7 +33,10 @@ fn main() -> Result<(), Error> {
 async fn serve(retained: bool) -> Result<(), Error> {
     let on_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
     eks_audit_forwarder::telemetry::init(on_lambda);
-    tracing::debug!(retained, "allocator asked to keep freed memory for the next invocation");
+    tracing::debug!(
+        retained,
+        "allocator asked to keep freed memory for the next invocation"
+    );
     let settings = match SettingsArgs::from_env() {
         Ok(settings) => settings,
         Err(error) => {
