@@ -48,12 +48,6 @@ pub(super) struct Gates {
     id: u64,
 }
 
-impl Literal {
-    fn is_true(&self, bits: u64) -> bool {
-        bits & self.holds != 0 || !bits & self.fails != 0
-    }
-}
-
 /// Rules by their index in the engine, a bit each.
 #[derive(Debug, Clone, Default)]
 pub(super) struct RuleSet {
@@ -142,6 +136,13 @@ struct Literal {
     group: usize,
     holds: u64,
     fails: u64,
+}
+
+impl Literal {
+    /// Whether the literal holds, given its group's verdicts on the event.
+    fn is_true(&self, bits: u64) -> bool {
+        bits & self.holds != 0 || !bits & self.fails != 0
+    }
 }
 
 /// One event's verdicts on the gate items, a group of them at a time, each computed at most
