@@ -282,11 +282,9 @@ pub struct ResponseMetadata {
 }
 
 /// Serializes `data` (megabytes of base64 per response) without serde_json's byte-by-byte
-/// escape scan, the largest single cost of answering Firehose: text that needs no escaping is
-/// quoted and handed over as a [`RawValue`](serde_json::value::RawValue), which serde_json
-/// validates with its fast unescaped-run scan and copies verbatim. Anything else (an original
-/// record's data may hold any character) is serialized as usual. Either way the JSON value is
-/// the same string.
+/// escape scan, the largest single cost of answering Firehose. Text that needs no escaping is
+/// quoted and written as it is ([`Verbatim`]); anything else (an original record's data may
+/// hold any character) is serialized as usual. Either way the JSON value is the same string.
 fn plain_json_string<S: serde::Serializer>(data: &str, serializer: S) -> Result<S::Ok, S::Error> {
     if !needs_no_escaping(data) {
         return serializer.serialize_str(data);
@@ -295,9 +293,29 @@ fn plain_json_string<S: serde::Serializer>(data: &str, serializer: S) -> Result<
     quoted.push('"');
     quoted.push_str(data);
     quoted.push('"');
-    let raw =
-        serde_json::value::RawValue::from_string(quoted).map_err(serde::ser::Error::custom)?;
-    raw.serialize(serializer)
+    Verbatim(&quoted).serialize(serializer)
+}
+
+/// JSON text that serde_json writes out as it is, as it writes a
+/// [`RawValue`](serde_json::value::RawValue), without validating it again: a `RawValue` can
+/// only be made by parsing its text, a pass over every byte of a response whose text this
+/// program has just produced (half the time of serializing a typical response). This is how
+/// `RawValue` itself serializes: a struct under serde_json's name for raw values, that text
+/// its one field. The name is serde_json's, not a public API, so `data_is_written_verbatim`
+/// checks that serde_json still writes the text as it is (a renamed token would make it an
+/// object). Only for text known to be one valid JSON value.
+struct Verbatim<'a>(&'a str);
+
+/// serde_json's name for a raw value (`serde_json::raw::TOKEN`, which is private).
+const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
+
+impl Serialize for Verbatim<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut raw = serializer.serialize_struct(RAW_VALUE_TOKEN, 1)?;
+        raw.serialize_field(RAW_VALUE_TOKEN, self.0)?;
+        raw.end()
+    }
 }
 
 /// A value read and thrown away, nested at most [`Skipped::MAX_DEPTH`] levels, instead of with
@@ -457,6 +475,19 @@ mod tests {
                 "{n} records"
             );
         }
+    }
+
+    /// Plain data goes out through [`Verbatim`]: if serde_json stopped writing its raw-value
+    /// token's text as it is, `data` would become an object holding the quoted text.
+    #[test]
+    fn data_is_written_verbatim() {
+        let json = serde_json::to_string(&record("eyJhIjoxfQ==")).unwrap();
+        assert_eq!(
+            json,
+            r#"{"recordId":"1","result":"ProcessingFailed","data":"eyJhIjoxfQ=="}"#
+        );
+        let value = serde_json::to_value(record("eyJhIjoxfQ==")).unwrap();
+        assert_eq!(value["data"], "eyJhIjoxfQ==");
     }
 
     #[test]
