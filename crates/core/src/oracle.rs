@@ -1,5 +1,6 @@
 //! The reference path, kept as the oracle of the single-pass one (issue 15): tests switch a
-//! thread into it and check that both paths give the same bytes. It reads subscription
+//! thread into it and check that both paths give the same bytes. It inflates gzip with flate2
+//! alone rather than with libdeflate first (`envelope::one_member`), reads subscription
 //! messages with sonic-rs rather than by hand (`envelope::usual_message`), and audit events
 //! with the strict check and serde_json rather than `single_pass`. Compiled only for tests and
 //! under the `oracle` feature, never in a deployed build.

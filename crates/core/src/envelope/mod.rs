@@ -1,6 +1,7 @@
 //! From a Lambda event to CloudWatch Logs subscription messages: event kinds, base64, gzip.
 
 pub mod models;
+mod one_member;
 pub mod payload;
 pub(crate) mod unescape;
 mod usual_message;

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
 use super::models::{LogEvent, Skipped, SubscriptionMessage};
+use super::one_member;
 
 /// Why a record's data could not be read as subscription messages. The record is returned to
 /// Firehose as `ProcessingFailed` with its original data, or fails a direct invocation.
@@ -151,9 +152,17 @@ pub fn decompress(bytes: Vec<u8>, limit: usize) -> Result<Vec<u8>, DecodeError> 
 /// of output; returns how many bytes it wrote. `out` is grown, zeroed, only where it is not
 /// long enough yet, and never shortened, so buffers reused across records are zeroed once.
 fn gunzip(bytes: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<usize, DecodeError> {
+    let hint = inflated_size_hint(bytes);
+    // The usual payload: one member, as large as its trailer says.
+    if hint <= limit {
+        grow_exactly(out, hint);
+        if one_member::inflate(bytes, &mut out[..hint]) {
+            return Ok(hint);
+        }
+    }
     // One byte past the limit tells a payload over it.
     let cap = limit.saturating_add(1);
-    grow_exactly(out, inflated_size_hint(bytes).min(cap));
+    grow_exactly(out, hint.min(cap));
     let mut decoder = MultiGzDecoder::new(bytes);
     let read = |decoder: &mut MultiGzDecoder<&[u8]>, into: &mut [u8]| loop {
         match decoder.read(into) {
