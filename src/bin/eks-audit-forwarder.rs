@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use eks_audit_core::allocator;
 use eks_audit_forwarder::config::{SettingsArgs, region_from_env};
 use eks_audit_forwarder::handler::{Handler, HandlerError, Response};
 use eks_audit_forwarder::sink::ObjectStore;
@@ -21,21 +22,25 @@ use serde_json::value::RawValue;
 const PANIC_PROBE_MARKER: &str = "eks_audit_panic_probe";
 
 fn main() -> Result<(), Error> {
-    // Before the runtime's threads start: glibc reads these settings without a lock.
-    let retained = eks_audit_core::allocator::retain_freed_memory();
+    // Before the runtime's threads start: glibc reads these settings without a lock, and the
+    // handler runs on this thread (`block_on`), from the heap advised here.
+    let retained = allocator::retain_freed_memory();
+    let huge_pages = allocator::reserve_heap_in_huge_pages(allocator::HUGE_PAGE_HEAP);
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(serve(retained))
+        .block_on(serve(retained, huge_pages))
 }
 
-/// `retained`: whether the allocator keeps freed memory for the next invocation.
-async fn serve(retained: bool) -> Result<(), Error> {
+/// `retained`: whether the allocator keeps freed memory for the next invocation; `huge_pages`:
+/// whether the kernel took the advice to back the heap with huge pages.
+async fn serve(retained: bool, huge_pages: bool) -> Result<(), Error> {
     let on_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
     eks_audit_forwarder::telemetry::init(on_lambda);
     tracing::debug!(
         retained,
-        "allocator asked to keep freed memory for the next invocation"
+        huge_pages,
+        "allocator asked to keep freed memory for the next invocation, heap advised into huge pages"
     );
     let settings = match SettingsArgs::from_env() {
         Ok(settings) => settings,
