@@ -139,8 +139,8 @@ impl Detector {
         let mut names = HashMap::new();
         let mut correlations = Vec::new();
         let mut errors = Vec::new();
-        for file in files {
-            let collection = match rules::parse(file, &mapping) {
+        for (file, parsed) in files.iter().zip(rules::parse_all(files, &mapping)) {
+            let collection = match parsed {
                 Ok(collection) => collection,
                 Err(mut file_errors) => {
                     errors.append(&mut file_errors);
