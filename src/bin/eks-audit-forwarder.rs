@@ -40,7 +40,8 @@ async fn serve(retained: bool, huge_pages: bool) -> Result<(), Error> {
     tracing::debug!(
         retained,
         huge_pages,
-        "allocator asked to keep freed memory for the next invocation, heap advised into huge pages"
+        "allocator asked to keep freed memory for the next invocation and to back the heap \
+         with huge pages"
     );
     let settings = match SettingsArgs::from_env() {
         Ok(settings) => settings,
