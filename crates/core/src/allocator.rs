@@ -19,7 +19,10 @@
 //! process. [`reserve_heap_in_huge_pages`] asks the kernel to back the heap's next megabytes
 //! with transparent huge pages, a fault per 2 MiB instead of per 4 KiB, as glibc does for its
 //! whole heap when told by `GLIBC_TUNABLES=glibc.malloc.hugetlb=1`, which a process can only be
-//! given by whoever starts it.
+//! given by whoever starts it. The price: a process holds whole huge pages (a couple of MB more
+//! at its peak), and on a host whose memory is fragmented a fault may wait while the kernel
+//! compacts memory for a huge page (THP `defrag` in `madvise` mode); a Lambda's fresh
+//! execution environment has free huge pages.
 
 /// glibc's own ceiling for its dynamic mmap threshold on 64-bit targets
 /// (`DEFAULT_MMAP_THRESHOLD_MAX`): blocks below it come from the heap and are reused; larger
