@@ -24,22 +24,20 @@ const PANIC_PROBE_MARKER: &str = "eks_audit_panic_probe";
 fn main() -> Result<(), Error> {
     // Before the runtime's threads start: glibc reads these settings without a lock, and the
     // handler runs on this thread (`block_on`), from the heap advised here.
-    let retained = allocator::retain_freed_memory();
-    let huge_pages = allocator::reserve_heap_in_huge_pages(allocator::HUGE_PAGE_HEAP);
+    let memory = allocator::configure();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(serve(retained, huge_pages))
+        .block_on(serve(memory))
 }
 
-/// `retained`: whether the allocator keeps freed memory for the next invocation; `huge_pages`:
-/// whether the kernel took the advice to back the heap with huge pages.
-async fn serve(retained: bool, huge_pages: bool) -> Result<(), Error> {
+/// `memory`: what the allocator settings obtained, for the log.
+async fn serve(memory: allocator::Configured) -> Result<(), Error> {
     let on_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
     eks_audit_forwarder::telemetry::init(on_lambda);
     tracing::debug!(
-        retained,
-        huge_pages,
+        retained = memory.retained,
+        huge_pages = memory.huge_pages,
         "allocator asked to keep freed memory for the next invocation and to back the heap \
          with huge pages"
     );

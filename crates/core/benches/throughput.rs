@@ -53,10 +53,7 @@ use workload::{Size, Workload};
 
 fn main() {
     // As the Lambda and the CLI do at start, so that the handler is measured as it ships.
-    eks_audit_core::allocator::retain_freed_memory();
-    eks_audit_core::allocator::reserve_heap_in_huge_pages(
-        eks_audit_core::allocator::HUGE_PAGE_HEAP,
-    );
+    eks_audit_core::allocator::configure();
     if bench_mode() {
         for size in sizes() {
             eprintln!("workload {size}: {}", workload(size).summary());

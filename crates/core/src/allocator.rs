@@ -11,8 +11,7 @@
 //! holds its high-water mark, which its configured memory already reserves; freed memory is
 //! reused before the heap extends. A long-running `eks-audit collect` keeps its high-water mark
 //! too, within the bound its options set (`--concurrency` objects of `--max-object-bytes`);
-//! objects over the mmap threshold are still given back when freed. The binaries call it first
-//! thing, and the benches too, so that they measure what ships.
+//! objects over the mmap threshold are still given back when freed.
 //!
 //! A fresh process still faults in every page it first touches: `eks-audit invoke` on the
 //! typical event takes ~3,200 faults, most of the ~10 ms between a warm handler and the whole
@@ -23,6 +22,31 @@
 //! at its peak), and on a host whose memory is fragmented a fault may wait while the kernel
 //! compacts memory for a huge page (THP `defrag` in `madvise` mode); a Lambda's fresh
 //! execution environment has free huge pages.
+//!
+//! The binaries make both settings first thing, in that order, through [`configure`], and the
+//! benches too, so that they measure what ships.
+
+/// What [`configure`] obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Configured {
+    /// Whether the allocator keeps freed memory ([`retain_freed_memory`]).
+    pub retained: bool,
+    /// Whether the kernel took the advice to back the heap with huge pages
+    /// ([`reserve_heap_in_huge_pages`]).
+    pub huge_pages: bool,
+}
+
+/// [`retain_freed_memory`], then [`reserve_heap_in_huge_pages`] for [`HUGE_PAGE_HEAP`]: the
+/// order the second needs. Call it on the thread the handler will run on, before any other
+/// thread starts.
+pub fn configure() -> Configured {
+    let retained = retain_freed_memory();
+    let huge_pages = reserve_heap_in_huge_pages(HUGE_PAGE_HEAP);
+    Configured {
+        retained,
+        huge_pages,
+    }
+}
 
 /// glibc's own ceiling for its dynamic mmap threshold on 64-bit targets
 /// (`DEFAULT_MMAP_THRESHOLD_MAX`): blocks below it come from the heap and are reused; larger

@@ -18,8 +18,8 @@
 //! goes through steps 3–5 flagged as truncated, its original text quarantined as well.
 //!
 //! [`ProcessOptions`] is all the configuration the core reads. [`eks`] holds the EKS naming
-//! rules; [`transform`] serves `eks-audit transform` on any saved input; [`allocator`] is the
-//! one process-wide setting the binaries make at start.
+//! rules; [`transform`] serves `eks-audit transform` on any saved input; [`allocator`] holds
+//! the process-wide allocator settings the binaries make at start.
 //!
 //! The API is what this file exports: the modules below, and at the root the types most
 //! callers need.

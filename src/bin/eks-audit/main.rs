@@ -254,10 +254,7 @@ struct SubscribeArgs {
 fn main() -> ExitCode {
     // Before the runtime's threads start: glibc reads these settings without a lock, and
     // commands run on this thread (`block_on`), from the heap advised here.
-    eks_audit_core::allocator::retain_freed_memory();
-    eks_audit_core::allocator::reserve_heap_in_huge_pages(
-        eks_audit_core::allocator::HUGE_PAGE_HEAP,
-    );
+    eks_audit_core::allocator::configure();
     let cli = Cli::parse();
     eks_audit_forwarder::telemetry::init(false);
     let runtime = match tokio::runtime::Runtime::new() {
