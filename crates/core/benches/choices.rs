@@ -12,18 +12,22 @@
 //!   (`Message` here: the core reads it with a seed that counts events, not a derived type), and
 //!   `parse_messages_by_hand`, the core's own `parse_messages`. Before timing, all three must
 //!   read every event of the workload to the same value.
+//! - `gzip_objects/*`: the flat NDJSON of every payload gzipped at levels 6 and 8 by flate2's
+//!   zlib-rs backend and by libdeflate (`batch::gzip`, what direct mode's objects use), MB/s of
+//!   NDJSON; each candidate's compressed size is printed first, and checked to read back.
 
 #[path = "workload.rs"]
 mod workload;
 
 use std::borrow::Cow;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::sync::OnceLock;
 
 use divan::counter::{BytesCount, ItemsCount};
 use divan::{Bencher, black_box};
-use eks_audit_core::AuditEvent;
+use eks_audit_core::batch::gzip;
 use eks_audit_core::envelope::parse_messages;
+use eks_audit_core::{AuditEvent, Origin, ProcessOptions, process_messages};
 use workload::{Size, Workload};
 
 /// A CloudWatch Logs subscription message, as serde_json and sonic-rs read it here.
@@ -234,5 +238,69 @@ fn check_parsers_agree() {
                 "serde_json and parse_messages disagree on a message"
             );
         }
+    });
+}
+
+/// Each payload's flat NDJSON, as direct mode gzips it into objects.
+fn ndjson_bodies() -> &'static [Vec<u8>] {
+    static BODIES: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    BODIES.get_or_init(|| {
+        let origin = Origin {
+            region: Some(workload::REGION),
+        };
+        workload()
+            .payloads
+            .iter()
+            .map(|payload| {
+                let mut unescaped = Vec::new();
+                let messages =
+                    parse_messages(payload, &mut unescaped, usize::MAX).expect("messages");
+                process_messages(&messages, origin, &ProcessOptions::default()).ndjson
+            })
+            .collect()
+    })
+}
+
+fn gzip_flate2(level: u32, body: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
+    encoder.write_all(body).expect("into a Vec");
+    encoder.finish().expect("into a Vec")
+}
+
+fn gzip_libdeflate(level: u32, body: &[u8]) -> Vec<u8> {
+    gzip::gzip_at(level, &[body])
+}
+
+#[divan::bench(
+    name = "gzip_objects",
+    args = [("zlib_rs", 6), ("zlib_rs", 8), ("libdeflate", 6), ("libdeflate", 8)]
+)]
+fn gzip_objects(bencher: Bencher, (engine, level): (&str, u32)) {
+    let compress = if engine == "zlib_rs" {
+        gzip_flate2
+    } else {
+        gzip_libdeflate
+    };
+    let bodies = ndjson_bodies();
+    let ndjson: usize = bodies.iter().map(Vec::len).sum();
+    let mut gzipped = 0;
+    for body in bodies {
+        let member = compress(level, body);
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(member.as_slice())
+            .read_to_end(&mut back)
+            .expect("reads back");
+        assert!(back == *body, "{engine} level {level} reads back");
+        gzipped += member.len();
+    }
+    eprintln!(
+        "{engine} level {level}: {ndjson} bytes of NDJSON -> {gzipped} bytes ({:.1}%)",
+        100.0 * gzipped as f64 / ndjson as f64
+    );
+    bencher.counter(BytesCount::new(ndjson)).bench_local(|| {
+        bodies
+            .iter()
+            .map(|b| compress(level, black_box(b)).len())
+            .sum::<usize>()
     });
 }

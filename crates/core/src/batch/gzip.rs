@@ -1,29 +1,33 @@
-//! gzip bodies of objects, each level with one deflate state per thread, reset before each
-//! use: setting up a fresh state (some 300 KB allocated and zeroed) cost more than compressing
-//! the few findings of a record, and a Firehose invocation builds one findings object per
-//! record that has any.
+//! gzip bodies of objects, compressed by libdeflate with one compressor per level and thread:
+//! setting up a fresh state (hundreds of KB allocated) cost more than compressing the few
+//! findings of a record, and a Firehose invocation builds one findings object per record that
+//! has any.
 
 use std::cell::RefCell;
 
-use flate2::{Compress, Compression, Crc, FlushCompress, Status};
+use libdeflater::{CompressionLvl, Compressor};
 
-/// The deflate level of event and quarantine objects (direct mode, contract §6): zlib's
-/// default. Measured on the typical workload's 5.85 MB of flat NDJSON (`cargo bench --bench
-/// throughput -- gzip_level`): level 1 compresses at 461 MB/s to 25.2%, 2 at 268 MB/s to 19.5%,
-/// 4 at 148 MB/s to 17.2%, 6 at 104 MB/s to 16.4%, 9 at 69 MB/s to 16.7%. Level 1 would save
-/// 7.4 ms of Lambda time per MB of NDJSON, but the objects are kept (365 days by default in
-/// template.yaml) and Sentinel reads them across the internet: at list prices, storing and
-/// sending 54% more bytes costs several hundred times what that time saves (README
-/// "Performance").
+/// The deflate level of event and quarantine objects (direct mode, contract §6), libdeflate's
+/// scale. Measured on the typical workload's 5.85 MB of flat NDJSON (`cargo bench --bench
+/// throughput -- gzip_level`; zlib-rs's rows from `--bench choices`): libdeflate level 6
+/// compresses to 16.4% at 124 MB/s where zlib-rs's level 6 reached the same 16.4% at 105 MB/s.
+/// Lower levels are faster and larger (level 1: 19.1% at 331 MB/s), higher ones smaller and
+/// slower (8: 16.0% at 69 MB/s). Objects are kept (365 days by default in template.yaml) and
+/// Sentinel reads them across the internet, so bytes cost more than the Lambda time a low level
+/// saves (README "Performance").
 pub const EVENT_OBJECT_LEVEL: u32 = 6;
 
-/// A gzip member's header as RFC 1952 lays it out: magic, deflate, no flags, no time, no
-/// extra flags, "unknown" operating system (what `flate2`'s encoder writes too).
-const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+/// libdeflate's highest level: higher requests are clamped to it.
+const MAX_LEVEL: u32 = 12;
 
 thread_local! {
-    /// Raw deflate states by level, each set up on first use.
-    static STATES: RefCell<[Option<Compress>; 10]> = const { RefCell::new([const { None }; 10]) };
+    /// Compressors by level, each set up on first use.
+    static COMPRESSORS: RefCell<[Option<Compressor>; MAX_LEVEL as usize + 1]> =
+        const { RefCell::new([const { None }; MAX_LEVEL as usize + 1]) };
+    /// Where an object's lines are joined: libdeflate compresses one contiguous input.
+    static JOINED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// Where bodies are compressed before they are copied out at their size.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// `parts` concatenated, as one gzip member at [`EVENT_OBJECT_LEVEL`]: event and quarantine
@@ -37,54 +41,47 @@ pub(crate) fn gzip_small(parts: &[&[u8]]) -> Vec<u8> {
     gzip_at(1, parts)
 }
 
-/// `parts` concatenated, as one gzip member at deflate `level` (0 to 9, higher is clamped),
-/// with this thread's reused state for that level. Each part is compressed where it is: the
-/// lines of an object are never copied into one buffer first.
+/// `parts` concatenated, as one gzip member at deflate `level` (0 to 12, higher is clamped),
+/// with this thread's compressor for that level. The parts are joined in a buffer the thread
+/// keeps: copying is a hundredth of compressing them.
 pub fn gzip_at(level: u32, parts: &[&[u8]]) -> Vec<u8> {
-    let level = level.min(9);
-    STATES.with(|cell| {
-        let mut states = cell.borrow_mut();
-        let compress = states[level as usize]
-            .get_or_insert_with(|| Compress::new(Compression::new(level), false));
-        compress.reset();
-        let size: usize = parts.iter().map(|p| p.len()).sum();
-        let mut out = Vec::with_capacity(HEADER.len() + size / 4 + 64);
-        out.extend_from_slice(&HEADER);
-        let mut crc = Crc::new();
-        for part in parts {
-            crc.update(part);
-            let mut input = *part;
-            while !input.is_empty() {
-                make_room(&mut out);
-                let before = compress.total_in();
-                compress
-                    .compress_vec(input, &mut out, FlushCompress::None)
-                    .expect("deflate into a Vec with room cannot fail");
-                // Bounded by `input.len()`, so the cast cannot truncate.
-                input = &input[(compress.total_in() - before) as usize..];
+    let level = level.min(MAX_LEVEL);
+    match parts {
+        [one] => compress(level, one),
+        _ => JOINED.with(|joined| {
+            let mut joined = joined.borrow_mut();
+            joined.clear();
+            for part in parts {
+                joined.extend_from_slice(part);
             }
-        }
-        loop {
-            make_room(&mut out);
-            let status = compress
-                .compress_vec(&[], &mut out, FlushCompress::Finish)
-                .expect("deflate into a Vec with room cannot fail");
-            if status == Status::StreamEnd {
-                break;
-            }
-        }
-        out.extend_from_slice(&crc.sum().to_le_bytes());
-        // ISIZE: the input's length modulo 2^32, as RFC 1952 says.
-        out.extend_from_slice(&crc.amount().to_le_bytes());
-        out
-    })
+            compress(level, &joined)
+        }),
+    }
 }
 
-/// `compress_vec` writes only into spare capacity: keep some, so every call makes progress.
-fn make_room(out: &mut Vec<u8>) {
-    if out.capacity() - out.len() < 4096 {
-        out.reserve(out.capacity().max(4096));
-    }
+/// `input` as one gzip member at `level` (at most [`MAX_LEVEL`]), compressed into a buffer the
+/// thread keeps and copied out at its size: a body sized for libdeflate's bound would hold
+/// about six times its bytes while it waits to be stored.
+fn compress(level: u32, input: &[u8]) -> Vec<u8> {
+    COMPRESSORS.with(|cell| {
+        let mut compressors = cell.borrow_mut();
+        let compressor = compressors[level as usize].get_or_insert_with(|| {
+            let level =
+                CompressionLvl::new(level as i32).expect("levels up to MAX_LEVEL are libdeflate's");
+            Compressor::new(level)
+        });
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let bound = compressor.gzip_compress_bound(input.len());
+            if scratch.len() < bound {
+                scratch.resize(bound, 0);
+            }
+            let size = compressor
+                .gzip_compress(input, &mut scratch[..bound])
+                .expect("the bound libdeflate gives always has room");
+            scratch[..size].to_vec()
+        })
+    })
 }
 
 #[cfg(test)]
@@ -121,7 +118,7 @@ mod tests {
                 assert_eq!(body[..2], [0x1f, 0x8b], "a gzip member");
                 assert_eq!(gunzip(&body), parts.concat());
                 assert_eq!(gunzip(&gzip(parts)), parts.concat());
-                for level in [0, 2, 6, 9, 12] {
+                for level in [0, 2, 6, 9, 12, 13] {
                     assert_eq!(gunzip(&gzip_at(level, parts)), parts.concat(), "{level}");
                 }
             }
